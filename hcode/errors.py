@@ -1,0 +1,37 @@
+"""The errors hcode raises on purpose. The CLI turns each into a message and an exit code."""
+
+from __future__ import annotations
+
+
+class HcodeError(Exception):
+    """A failure the user can act on; the message says what is wrong."""
+
+    exit_code = 1
+
+
+class UsageError(HcodeError):
+    exit_code = 2
+
+
+class WarehouseMissing(HcodeError):
+    pass
+
+
+class WrongKey(HcodeError):
+    pass
+
+
+class WarehouseBusy(HcodeError):
+    pass
+
+
+class FileRejected(HcodeError):
+    """A whole input file is refused (missing columns, unreadable, wrong types)."""
+
+
+class RulesetError(HcodeError):
+    """A ruleset does not load or does not type-check; the message names file, line and rule."""
+
+
+class UnknownRun(HcodeError):
+    pass

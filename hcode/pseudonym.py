@@ -1,0 +1,72 @@
+"""Keyed pseudonyms: `person_key` = lower-case hex HMAC-SHA256(key text, id number).
+
+Python's `hmac` module is the reference (`person_key`). The bulk path computes the same
+RFC 2104 construction inside DuckDB with two `sha256` calls per distinct id, which is
+about twice as fast as a `hashlib` loop and never leaves the database engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import duckdb
+import polars as pl
+
+BLOCK = 64  # SHA-256 block size in bytes
+
+
+def normalise_id(id_number: str) -> str:
+    """ASCII white space trimmed, upper-cased: the message that is hashed."""
+    return id_number.strip(" \t\n\r\f\v").upper()
+
+
+def person_key(id_number: str, key: str) -> str:
+    """The reference: Python's `hmac` over one id number."""
+    return hmac.new(key.encode("utf-8"), normalise_id(id_number).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _pads(key: str) -> tuple[bytes, bytes]:
+    k = key.encode("utf-8")
+    if len(k) > BLOCK:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+def person_keys(ids: pl.Series, key: str, con: duckdb.DuckDBPyConnection | None = None) -> pl.Series:
+    """HMAC every (already normalised) id of `ids`, vectorised in DuckDB; order kept."""
+    ipad, opad = _pads(key)
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        frame = pl.DataFrame({"id": ids.cast(pl.String)})
+        con.register("_hcode_ids", frame)
+        out = con.sql(
+            "SELECT sha256(?::BLOB || unhex(sha256(?::BLOB || id::BLOB))) AS person_key FROM _hcode_ids",
+            params=[opad, ipad],
+        ).pl()["person_key"]
+        con.unregister("_hcode_ids")
+    finally:
+        if own:
+            con.close()
+    return out.alias("person_key")
+
+
+def mask_id(raw: str | None) -> str | None:
+    """What quarantine keeps of an id: first 6 and last 2 characters, the rest `*`."""
+    if raw is None:
+        return None
+    if len(raw) <= 8:
+        return "*" * len(raw)
+    return raw[:6] + "*" * (len(raw) - 8) + raw[-2:]
+
+
+def mask_expr(col: pl.Expr) -> pl.Expr:
+    """Vectorised `mask_id`."""
+    n = col.str.len_chars()
+    return (
+        pl.when(n <= 8)
+        .then(pl.lit("*").repeat_by(n).list.join(""))
+        .otherwise(col.str.head(6) + pl.lit("*").repeat_by(n - 8).list.join("") + col.str.tail(2))
+    )

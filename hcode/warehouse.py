@@ -1,0 +1,210 @@
+"""The DuckDB warehouse: where it lives, its schema, its key, and how to open it.
+
+Tables (all created by `init`, idempotently):
+
+- `meta(k, v)`: schema version, the key's SHA-256 fingerprint.
+- `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
+  HMAC of the id number (see `hcode.pseudonym`); `pid` is a compact integer surrogate
+  that every other table uses, so joins and group-bys run on 4-byte integers.
+- `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
+  retraction).
+- `quarantine`: one row per bad input row: load, file, line, the failing columns with
+  reasons, and the raw contract values (id masked).
+- `feed_<name>`: one table per feed of `hcode.feeds.FEEDS`: `pid` (for person feeds),
+  the contract columns except the id number, and `load_id`.
+- `runs` and `codes`: evaluation runs and one code per person per run.
+- `audit`: the hash-chained audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from .errors import WarehouseBusy, WarehouseMissing, WrongKey
+from .feeds import FEEDS
+
+SCHEMA_VERSION = "1"
+DEFAULT_DB = "hcode.duckdb"
+
+
+def db_path(db: str | os.PathLike | None = None) -> Path:
+    """The warehouse file: `--db`, else `$HCODE_DB`, else `./hcode.duckdb`."""
+    return Path(db or os.environ.get("HCODE_DB") or DEFAULT_DB)
+
+
+def key_path(db: Path) -> Path:
+    return Path(str(db) + ".key")
+
+
+def fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def read_key(db: Path) -> str:
+    """The key text: `$HCODE_KEY` when set, else the stripped content of `<db>.key`."""
+    env = os.environ.get("HCODE_KEY")
+    if env:
+        return env
+    kp = key_path(db)
+    if not kp.exists():
+        raise WarehouseMissing(f"no key: set HCODE_KEY or run `hcode init --db {db}` to create {kp}")
+    return kp.read_text(encoding="utf-8").strip()
+
+
+def _feed_ddl() -> list[str]:
+    out = []
+    for feed in FEEDS.values():
+        cols = ["pid INTEGER NOT NULL"] if feed.has_person else []
+        cols += [f"{c.name} {c.sql_type}" for c in feed.stored_columns]
+        cols.append("load_id INTEGER NOT NULL")
+        out.append(f"CREATE TABLE IF NOT EXISTS {feed.table} ({', '.join(cols)})")
+    return out
+
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS loads (
+        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL,
+        rows_new BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
+        loaded_at TIMESTAMP NOT NULL, clock TIMESTAMP NOT NULL, batch_date DATE,
+        operator VARCHAR, retracted_at TIMESTAMP, retract_reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+        line BIGINT NOT NULL, errors STRUCT("column" VARCHAR, reason VARCHAR)[] NOT NULL,
+        raw VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id INTEGER NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        ruleset_hash VARCHAR NOT NULL, as_of DATE NOT NULL, cutoff TIMESTAMP NOT NULL,
+        created_at TIMESTAMP NOT NULL, max_load_id INTEGER NOT NULL, persons BIGINT NOT NULL,
+        colors VARCHAR NOT NULL, overrides_applied BIGINT NOT NULL,
+        overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
+        published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS codes (
+        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR,
+        matched_rules VARCHAR[] NOT NULL,
+        evidence STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)[],
+        override STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR,
+                        reason VARCHAR, issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN),
+        explanation VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ruleset_texts (
+        ruleset_hash VARCHAR NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        text VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER NOT NULL, happened_at TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
+        operator VARCHAR, detail VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
+        entry_hash VARCHAR NOT NULL)""",
+    *_feed_ddl(),
+]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    db: Path
+    key_file: Path | None
+    created_db: bool
+    created_key: bool
+    fingerprint: str
+
+
+def init(db: str | os.PathLike | None = None) -> InitResult:
+    """Create the warehouse and its key file; harmless when both exist.
+
+    The key is `$HCODE_KEY` when set (no file is written then), else `<db>.key`
+    (64 random hex characters, mode 0600). Its fingerprint is recorded once; a later
+    `init` with another key fails rather than splitting persons in two.
+    """
+    path = db_path(db)
+    created_db = not path.exists()
+    created_key = False
+    kp = key_path(path)
+    if not os.environ.get("HCODE_KEY") and not kp.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        created_key = True
+    key = read_key(path)
+    con = _connect(path)
+    try:
+        con.execute("BEGIN")
+        for stmt in DDL:
+            con.execute(stmt)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", [fingerprint(key)])
+        con.execute("COMMIT")
+        _check_key(con, path, key)
+    finally:
+        con.close()
+    return InitResult(path, None if os.environ.get("HCODE_KEY") else kp, created_db, created_key, fingerprint(key))
+
+
+def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            raise WarehouseBusy(
+                f"the warehouse {path} is busy: another hcode process has it open ({msg.splitlines()[0]}); "
+                "try again when it has finished"
+            ) from exc
+        raise
+
+
+def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
+    row = con.execute("SELECT v FROM meta WHERE k = 'key_fingerprint'").fetchone()
+    if row and row[0] != fingerprint(key):
+        raise WrongKey(
+            f"the pseudonymisation key does not match the one {path} was created with "
+            f"(fingerprint {fingerprint(key)[:12]}… vs recorded {row[0][:12]}…); "
+            "check HCODE_KEY and the key file: mixing keys would split one person in two"
+        )
+
+
+class Warehouse:
+    """An open warehouse: a DuckDB connection plus the checked pseudonymisation key."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, key: str):
+        self.path = path
+        self.con = con
+        self.key = key
+
+    @classmethod
+    def open(cls, db: str | os.PathLike | None = None, read_only: bool = False) -> Warehouse:
+        path = db_path(db)
+        if not path.exists():
+            raise WarehouseMissing(f"no warehouse at {path}: run `hcode init --db {path}` first")
+        key = read_key(path)
+        con = _connect(path, read_only=read_only)
+        _check_key(con, path, key)
+        return cls(path, con, key)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commit when the block ends, roll back when it raises."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
