@@ -1,14 +1,18 @@
 """The `hcode` command: a thin Typer shell over the library.
 
-Each area registers its commands from its own module (`hcode/cli_*.py`); this file only
-assembles them. Every command's help ends with an example (tests/test_cli_docs.py checks).
+Each area registers its commands from its own module (`hcode/cli_<area>.py`, a
+`register(app)` function); this file only assembles them. Every command's help ends with
+an example (tests/test_cli_docs.py checks).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
-from . import cli_warehouse
+import hcode
 
 app = typer.Typer(
     name="hcode",
@@ -20,15 +24,11 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Explainable health codes from department exports: load, evaluate, diff, publish."""
 
 
-for module in (cli_warehouse,):
-    module.register(app)
-
-
-def main() -> None:  # pragma: no cover
-    app()
+for _info in sorted(pkgutil.iter_modules(hcode.__path__), key=lambda m: m.name):
+    if _info.name.startswith("cli_") and _info.name != "cli_common":
+        importlib.import_module(f"hcode.{_info.name}").register(app)

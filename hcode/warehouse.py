@@ -90,7 +90,8 @@ DDL = [
         overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
         published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS codes (
-        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR,
+        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, district_code VARCHAR,
+        color VARCHAR NOT NULL, rule VARCHAR,
         matched_rules VARCHAR[] NOT NULL,
         evidence STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)[],
         override STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR,
