@@ -1,0 +1,284 @@
+"""What changed between two sets of codes, as data: the auditor's and the night shift's diff.
+
+A *side* is one set of codes (a stored run, or a ruleset evaluated without storing) with
+its metadata. `diff(before, after)` compares two sides person by person and returns a
+`Diff`: the transition matrix over every person compared, one explained row per person
+whose colour changed or who is in only one side, the persons whose deciding rule changed
+with the same colour (listed apart: they are not colour changes), per-rule started/stopped
+counts and colour changes per district. Rendering lives in `hcode.report`.
+
+Why it is shaped like this: at 10M persons per side the full outer join is the only step
+that touches everyone, so it carries just `person_key`, `color` and `rule`. The heavy
+columns (matched rules, evidence, overrides) are fetched only for the ~2 % of persons
+that are listed, and the per-rule counts come from anti-joins of (person, rule) pairs,
+which exist only for persons that match at least one rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from .diff_explain import explain
+
+ABSENT = "absent"
+
+EVIDENCE_DTYPE = pl.List(
+    pl.Struct({"rule": pl.String, "feed": pl.String, "time": pl.Datetime("us"), "detail": pl.String})
+)
+OVERRIDE_DTYPE = pl.Struct(
+    {
+        "color": pl.String,
+        "authority": pl.String,
+        "basis": pl.String,
+        "operator": pl.String,
+        "reason": pl.String,
+        "issued_at": pl.Datetime("us"),
+        "expires_at": pl.Datetime("us"),
+        "applied": pl.Boolean,
+    }
+)
+CODES_SCHEMA: dict[str, pl.DataType] = {
+    "person_key": pl.String(),
+    "district_code": pl.String(),
+    "color": pl.String(),
+    "rule": pl.String(),
+    "matched_rules": pl.List(pl.String),
+    "evidence": EVIDENCE_DTYPE,
+    "override": OVERRIDE_DTYPE,
+    "explanation": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class SideMeta:
+    """Everything about a side except its codes (what a `Diff` keeps and reports show)."""
+
+    label: str
+    run_id: int | None
+    ruleset: str
+    version: str
+    as_of: dt.date
+    palette: tuple[str, ...]
+    rule_titles: Mapping[str, Mapping[str, str]]
+
+    def title(self, rule: str, lang: str = "en") -> str:
+        titles = self.rule_titles.get(rule) or {}
+        return titles.get(lang) or titles.get("en") or ""
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "run_id": self.run_id,
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "as_of": self.as_of.isoformat(),
+            "palette": list(self.palette),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Side(SideMeta):
+    """One set of codes to compare: `codes` has the columns of `CODES_SCHEMA`."""
+
+    codes: pl.DataFrame
+
+    def meta(self) -> SideMeta:
+        return SideMeta(self.label, self.run_id, self.ruleset, self.version, self.as_of,
+                        tuple(self.palette), self.rule_titles)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The comparison of two sides. Frames are small (listed persons, rules, districts)."""
+
+    before: SideMeta
+    after: SideMeta
+    lang: str
+    palette: tuple[str, ...]  # the matrix's colour order, least severe first, without "absent"
+    persons_compared: int
+    changes: pl.DataFrame  # one row per colour change or one-sided person
+    rule_changes: pl.DataFrame  # same colour, different deciding rule
+    matrix: dict[str, dict[str, int]]  # before -> after -> persons, palette order + "absent"
+    rules: pl.DataFrame  # rule, title, started, stopped (ruleset order)
+    districts: pl.DataFrame  # district_code, changes, more_severe, less_severe, appeared, disappeared
+    only_before: int
+    only_after: int
+
+    @property
+    def n_changes(self) -> int:
+        return self.changes.height
+
+
+def merged_palette(before: tuple[str, ...], after: tuple[str, ...]) -> tuple[str, ...]:
+    """Both palettes in one severity order: the after side's, with before-only colours
+    placed right after their less severe neighbour in the before palette."""
+    out = list(after)
+    for i, c in enumerate(before):
+        if c in out:
+            continue
+        prev = next((p for p in reversed(before[:i]) if p in out), None)
+        out.insert(out.index(prev) + 1 if prev is not None else 0, c)
+    return tuple(out)
+
+
+def normalise_codes(codes: pl.DataFrame) -> pl.DataFrame:
+    """The codes with every `CODES_SCHEMA` column (missing optional ones as nulls)."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in CODES_SCHEMA.items()
+               if name not in codes.columns]
+    if "person_key" not in codes.columns or "color" not in codes.columns:
+        raise ValueError("a side's codes need at least person_key and color")
+    return codes.with_columns(missing).select(
+        [pl.col(name).cast(dtype) for name, dtype in CODES_SCHEMA.items()]
+    )
+
+
+def _rule_pairs(codes: pl.LazyFrame) -> pl.LazyFrame:
+    """(person_key, rule, pos) for every matching rule; pos keeps the ruleset order."""
+    return (
+        codes.select("person_key", "matched_rules")
+        .filter(pl.col("matched_rules").list.len() > 0)
+        .with_columns(pos=pl.int_ranges(pl.col("matched_rules").list.len(), dtype=pl.Int32))
+        .explode("matched_rules", "pos")
+        .rename({"matched_rules": "rule"})
+    )
+
+
+def _rule_order(before: SideMeta, after: SideMeta) -> list[str]:
+    order = list(before.rule_titles)
+    order += [r for r in after.rule_titles if r not in order]
+    return order
+
+
+def diff(before: Side, after: Side, lang: str = "en") -> Diff:
+    """Compare `before` and `after` person by person (A = before, B = after)."""
+    if lang not in ("en", "zh"):
+        raise ValueError(f"unknown language {lang!r}: en or zh")
+    b_codes = normalise_codes(before.codes).lazy()
+    a_codes = normalise_codes(after.codes).lazy()
+
+    joined = (
+        b_codes.select("person_key", before=pl.col("color"), rule_before=pl.col("rule"))
+        .join(a_codes.select("person_key", after=pl.col("color"), rule_after=pl.col("rule")),
+              on="person_key", how="full", coalesce=True)
+    )
+    color_changed = pl.col("before").ne_missing(pl.col("after"))
+    rule_changed = pl.col("before").is_not_null() & ~color_changed & pl.col("rule_before").ne_missing(
+        pl.col("rule_after"))
+    transitions_lf = joined.group_by("before", "after").agg(persons=pl.len())
+    listed_lf = joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed)
+    pairs_b, pairs_a = _rule_pairs(b_codes), _rule_pairs(a_codes)
+    started_lf = pairs_a.join(pairs_b, on=["person_key", "rule"], how="anti")
+    stopped_lf = pairs_b.join(pairs_a, on=["person_key", "rule"], how="anti")
+    transitions, listed, started, stopped = pl.collect_all(
+        [transitions_lf, listed_lf, started_lf, stopped_lf], engine="streaming"
+    )
+
+    palette = merged_palette(tuple(before.palette), tuple(after.palette))
+    seen = set(transitions["before"].drop_nulls()) | set(transitions["after"].drop_nulls())
+    palette += tuple(sorted(seen - set(palette) - {ABSENT}))
+    axis = [*palette, ABSENT]
+    matrix = {r: dict.fromkeys(axis, 0) for r in axis}
+    for row in transitions.fill_null(ABSENT).iter_rows(named=True):
+        matrix[row["before"]][row["after"]] += row["persons"]
+    persons = int(transitions["persons"].sum())
+
+    rules = _rule_counts(before.meta(), after.meta(), started, stopped, lang)
+    listed_rows = _listed_details(listed, b_codes, a_codes, started, stopped)
+    listed_rows = explain(listed_rows, b_codes, a_codes, before.meta(), after.meta(), lang)
+    listed_rows = listed_rows.sort("district_code", "person_key", nulls_last=True)
+    cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
+            "rules_before", "rules_after", "rules_started", "rules_stopped",
+            "override_before", "override_after", "explanation"]
+    changes = listed_rows.filter(pl.col("is_change")).select(cols)
+    rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
+    return Diff(
+        before=before.meta(), after=after.meta(), lang=lang, palette=palette,
+        persons_compared=persons, changes=changes, rule_changes=rule_changes, matrix=matrix,
+        rules=rules, districts=_district_counts(changes, palette),
+        only_before=sum(matrix[c][ABSENT] for c in palette),
+        only_after=sum(matrix[ABSENT][c] for c in palette),
+    )
+
+
+def _listed_details(listed: pl.DataFrame, b_codes: pl.LazyFrame, a_codes: pl.LazyFrame,
+                    started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
+    """Attach the heavy columns of both sides and started/stopped lists to listed persons."""
+    keys = listed.lazy().select("person_key")
+    heavy = ["person_key", "district_code", "matched_rules", "override"]
+
+    def side(codes: pl.LazyFrame, suffix: str) -> pl.LazyFrame:
+        return codes.join(keys, on="person_key", how="semi").select(heavy).rename(
+            {c: f"{c}_{suffix}" for c in heavy[1:]})
+
+    def as_lists(pairs: pl.DataFrame, name: str) -> pl.LazyFrame:
+        return (pairs.lazy().join(keys, on="person_key", how="semi")
+                .group_by("person_key").agg(pl.col("rule").sort_by("pos").alias(name)))
+
+    out = (
+        listed.lazy()
+        .join(side(b_codes, "before"), on="person_key", how="left")
+        .join(side(a_codes, "after"), on="person_key", how="left")
+        .join(as_lists(started, "rules_started"), on="person_key", how="left")
+        .join(as_lists(stopped, "rules_stopped"), on="person_key", how="left")
+        .with_columns(
+            district_code=pl.coalesce("district_code_after", "district_code_before"),
+            rules_before=pl.when(pl.col("before").is_not_null())
+            .then(pl.col("matched_rules_before").fill_null([])),
+            rules_after=pl.when(pl.col("after").is_not_null())
+            .then(pl.col("matched_rules_after").fill_null([])),
+            rules_started=pl.col("rules_started").fill_null([]),
+            rules_stopped=pl.col("rules_stopped").fill_null([]),
+        )
+        .drop("district_code_after", "district_code_before", "matched_rules_before",
+              "matched_rules_after")
+    )
+    return out.collect()
+
+
+def _rule_counts(before: SideMeta, after: SideMeta, started: pl.DataFrame, stopped: pl.DataFrame,
+                 lang: str) -> pl.DataFrame:
+    """Per rule, persons that started and stopped matching it (absent side = no rules)."""
+    order = _rule_order(before, after)
+    counts = (
+        started.group_by("rule").agg(started=pl.len())
+        .join(stopped.group_by("rule").agg(stopped=pl.len()), on="rule", how="full", coalesce=True)
+    )
+    extra = sorted(set(counts["rule"]) - set(order))
+    order += extra
+    frame = pl.DataFrame(
+        {
+            "rule": order,
+            "title": [after.title(r, lang) or before.title(r, lang) for r in order],
+            "order": list(range(len(order))),
+        },
+        schema={"rule": pl.String, "title": pl.String, "order": pl.Int32},
+    )
+    return (
+        frame.join(counts, on="rule", how="left")
+        .with_columns(pl.col("started", "stopped").fill_null(0).cast(pl.Int64))
+        .sort("order")
+        .drop("order")
+    )
+
+
+def _district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
+    """Colour changes per district, split by direction (more or less severe, appeared, gone)."""
+    rank = {c: i for i, c in enumerate(palette)}
+    rb = pl.col("before").replace_strict(rank, default=None, return_dtype=pl.Int32)
+    ra = pl.col("after").replace_strict(rank, default=None, return_dtype=pl.Int32)
+    return (
+        changes.group_by(pl.col("district_code").fill_null("unknown"))
+        .agg(
+            changes=pl.len(),
+            more_severe=(ra > rb).sum(),
+            less_severe=(ra < rb).sum(),
+            appeared=pl.col("before").is_null().sum(),
+            disappeared=pl.col("after").is_null().sum(),
+        )
+        .with_columns(pl.exclude("district_code").cast(pl.Int64))
+        .sort(["changes", "district_code"], descending=[True, False])
+    )

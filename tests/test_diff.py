@@ -1,0 +1,210 @@
+"""The diff as data: who changed, why, and the counts that reconcile with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from diff_fixtures import (
+    OVERRIDE,
+    PALETTE,
+    TITLES,
+    background,
+    key,
+    nightly_pair,
+    row,
+    ruleset_pair,
+    side,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcode.diff import ABSENT, Side, diff, merged_palette
+
+
+def explanation_of(d, name: str, frame: str = "changes") -> str:
+    rows = getattr(d, frame).filter(pl.col("person_key") == key(name))
+    assert rows.height == 1, f"{name} listed {rows.height} times in {frame}"
+    return rows["explanation"][0]
+
+
+def test_every_colour_change_listed_once_with_explanation():
+    before, after = ruleset_pair()
+    d = diff(before, after)
+    b = dict(zip(before.codes["person_key"], before.codes["color"], strict=True))
+    a = dict(zip(after.codes["person_key"], after.codes["color"], strict=True))
+    expected = {k for k in b.keys() | a.keys() if b.get(k) != a.get(k)}
+    assert sorted(d.changes["person_key"]) == sorted(expected)
+    assert d.changes["person_key"].is_unique().all()
+    assert (d.changes["explanation"].str.len_chars() > 0).all()
+    assert d.n_changes == 6
+
+
+def test_explanations_name_rules_evidence_and_override():
+    d = diff(*ruleset_pair())
+    assert explanation_of(d, "moved-yellow") == (
+        "red → yellow: SH-R-03 Close contact no longer matches under 2022.06.28 "
+        "(contacts, identified 2022-06-18 10:00); SH-Y-03 Close contact, home health monitoring "
+        "matches under 2022.06.28 (contacts, identified 2022-06-18 10:00)"
+    )
+    assert explanation_of(d, "override").startswith(
+        "red → green: override by Shanghai Health Commission, basis Notice 2022-47, operator op-0193"
+    )
+    assert explanation_of(d, "newcomer") == "absent → green: newly registered"
+    assert explanation_of(d, "gone") == "yellow → absent: no longer registered"
+
+
+def test_matrix_sums_to_persons_compared_in_palette_order():
+    before, after = ruleset_pair()
+    d = diff(before, after)
+    union = set(before.codes["person_key"]) | set(after.codes["person_key"])
+    assert d.persons_compared == len(union)
+    assert sum(sum(r.values()) for r in d.matrix.values()) == d.persons_compared
+    assert list(d.matrix) == ["green", "yellow", "red", ABSENT]
+    assert all(list(r) == ["green", "yellow", "red", ABSENT] for r in d.matrix.values())
+    assert d.matrix["green"]["green"] == 24
+    assert d.matrix["red"]["yellow"] == 1
+    off_diagonal = sum(n for b, r in d.matrix.items() for a, n in r.items() if a != b)
+    assert off_diagonal == d.n_changes
+
+
+def test_diff_of_a_side_with_itself_is_empty():
+    before, _ = ruleset_pair()
+    d = diff(before, before)
+    assert d.changes.is_empty() and d.rule_changes.is_empty()
+    assert d.only_before == d.only_after == 0
+    assert (d.rules["started"] == 0).all() and (d.rules["stopped"] == 0).all()
+    assert d.districts.is_empty()
+    assert sum(d.matrix[c][c] for c in d.matrix) == d.persons_compared == before.codes.height
+
+
+def test_absent_on_either_side():
+    d = diff(*ruleset_pair())
+    assert (d.only_before, d.only_after) == (1, 1)
+    gone = d.changes.filter(pl.col("person_key") == key("gone"))
+    assert gone["after"][0] is None and gone["rules_after"][0] is None
+    assert gone["rules_before"][0].to_list() == ["NR-Y-01"]
+    new = d.changes.filter(pl.col("person_key") == key("newcomer"))
+    assert new["before"][0] is None and new["rules_before"][0] is None
+    assert new["district_code"][0] == "310115"
+
+
+def test_rule_only_changes_are_listed_apart():
+    d = diff(*ruleset_pair())
+    assert key("rule-only") not in set(d.changes["person_key"])
+    text = explanation_of(d, "rule-only", "rule_changes")
+    assert text.startswith("red, deciding rule SH-R-03 → SH-R-04: SH-R-03 Close contact no longer matches")
+    assert "SH-R-04 Entry personnel (Macau excluded) still matches (entries, entered from HK" in text
+
+
+def test_rule_counts_and_districts():
+    d = diff(*ruleset_pair())
+    counts = {r["rule"]: (r["started"], r["stopped"]) for r in d.rules.iter_rows(named=True)}
+    assert counts["SH-R-03"] == (0, 3)
+    assert counts["SH-Y-03"] == (1, 0)
+    assert counts["NR-Y-01"] == (0, 1)  # the person who left
+    assert list(d.rules["rule"][:3]) == ["SH-R-01", "SH-R-02", "SH-R-03"]  # ruleset order
+    districts = {r["district_code"]: r for r in d.districts.iter_rows(named=True)}
+    assert districts["310115"]["changes"] == 3
+    assert districts["310115"]["more_severe"] == 1
+    assert districts["310104"]["disappeared"] == 1
+    assert d.districts["changes"].sum() == d.n_changes
+
+
+def test_later_date_same_ruleset_says_released_with_evidence():
+    d = diff(*nightly_pair())
+    assert explanation_of(d, "released") == (
+        "red → green: SH-R-03 Close contact no longer matches as of 2022-06-15: released or window "
+        "passed (contacts, identified 2022-06-01 10:00, 14 days before)"
+    )
+    assert explanation_of(d, "new-contact") == (
+        "green → red: SH-R-03 Close contact started matching (contacts, identified 2022-06-18 10:00)"
+    )
+
+
+def test_chinese_explanations():
+    d = diff(*ruleset_pair(), lang="zh")
+    assert explanation_of(d, "moved-yellow").startswith("红码 → 黄码：SH-R-03 密切接触者 在 2022.06.28 下不再匹配（密接，")
+    assert explanation_of(d, "newcomer") == "无记录 → 绿码：新登记"
+    assert "人工转码：Shanghai Health Commission" in explanation_of(d, "override")
+
+
+def test_override_ended_and_not_applied():
+    as_of = dt.date(2022, 6, 26)
+    expired = {**OVERRIDE, "expires_at": dt.datetime(2022, 6, 25)}
+    purple = {**OVERRIDE, "color": "purple", "applied": False}
+    before = side("a", "2022.05.23", as_of, [
+        row("ended", "310101", "green", "override", ["SH-R-02"], [], expired),
+        row("purple", "310101", "green"),
+    ])
+    after = side("b", "2022.05.23", dt.date(2022, 6, 27), [
+        row("ended", "310101", "red", "SH-R-02", ["SH-R-02"], []),
+        row("purple", "310101", "red", "NR-R-01", ["NR-R-01"], [], purple),
+    ])
+    d = diff(before, after)
+    assert explanation_of(d, "ended") == (
+        "green → red: override by Shanghai Health Commission expired 2022-06-25 00:00; "
+        "SH-R-02 Confirmed, asymptomatic or suspected case still matches"
+    )
+    assert explanation_of(d, "purple").startswith(
+        "green → red: override by Shanghai Health Commission to purple not applied")
+
+
+def test_missing_evidence_and_unknown_rules_still_explained():
+    as_of = dt.date(2022, 6, 26)
+    before = side("a", "1", as_of, [row("x", "310101", "green"), row("y", "310101", "yellow", "ZZ-9", ["ZZ-9"])])
+    after = side("b", "2", as_of, [row("x", "310101", "red", "ZZ-1", ["ZZ-1"]), row("y", "310101", "red")])
+    d = diff(before, after)
+    assert explanation_of(d, "x") == "green → red: ZZ-1 matches under 2"
+    assert explanation_of(d, "y") == "yellow → red: ZZ-9 no longer matches under 2"
+    assert set(d.rules["rule"]) >= {"ZZ-1", "ZZ-9"}
+
+
+def test_wider_palette_is_merged_in_severity_order():
+    assert merged_palette(("green", "yellow", "red"), ("green", "yellow", "orange", "red")) == (
+        "green", "yellow", "orange", "red")
+    assert merged_palette(("green", "yellow", "orange", "red"), ("green", "red")) == (
+        "green", "yellow", "orange", "red")
+
+
+def test_empty_sides():
+    empty = side("a", "1", dt.date(2022, 6, 1), [])
+    d = diff(empty, empty)
+    assert d.persons_compared == 0 and d.changes.is_empty()
+    d = diff(empty, side("b", "1", dt.date(2022, 6, 1), background(3)))
+    assert d.only_after == 3 and d.n_changes == 3
+
+
+RULES = ["SH-R-01", "SH-R-03", "SH-Y-03", "NR-Y-01"]
+person = st.tuples(st.sampled_from(PALETTE), st.lists(st.sampled_from(RULES), unique=True, max_size=3))
+side_strategy = st.dictionaries(st.sampled_from([f"p{i}" for i in range(25)]), person, max_size=25)
+
+
+def build(persons: dict, as_of: dt.date) -> Side:
+    rows = [row(n, f"31010{len(n) % 3}", c, m[0] if m else None, sorted(m, key=RULES.index)) for n, (c, m) in
+            persons.items()]
+    return side("s", "2022.05.23", as_of, rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(side_strategy, side_strategy, st.sampled_from(["en", "zh"]))
+def test_property_random_sides(b_persons, a_persons, lang):
+    d = diff(build(b_persons, dt.date(2022, 6, 1)), build(a_persons, dt.date(2022, 6, 2)), lang=lang)
+    b = {key(n): v for n, v in b_persons.items()}
+    a = {key(n): v for n, v in a_persons.items()}
+    color = {k: v[0] for k, v in b.items()}, {k: v[0] for k, v in a.items()}
+    changed = {k for k in b.keys() | a.keys() if color[0].get(k) != color[1].get(k)}
+    assert sorted(d.changes["person_key"]) == sorted(changed)
+    assert d.persons_compared == len(b.keys() | a.keys())
+    assert sum(sum(r.values()) for r in d.matrix.values()) == d.persons_compared
+    assert (d.changes["explanation"].str.len_chars() > 0).all()
+    assert (d.rule_changes["explanation"].str.len_chars() > 0).all()
+    assert not set(d.rule_changes["person_key"]) & changed
+    for r in d.rules.iter_rows(named=True):
+        started = sum(1 for k in a if r["rule"] in a[k][1] and r["rule"] not in b.get(k, (None, []))[1])
+        stopped = sum(1 for k in b if r["rule"] in b[k][1] and r["rule"] not in a.get(k, (None, []))[1])
+        assert (r["started"], r["stopped"]) == (started, stopped)
+
+
+def test_titles_fixture_covers_before_rules():
+    assert set(TITLES) <= set(diff(*ruleset_pair()).rules["rule"])
