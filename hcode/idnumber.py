@@ -32,7 +32,7 @@ def divisions() -> pl.DataFrame:
     from stdnum import numdb
 
     rows: list[tuple[str, int, int]] = []
-    for _len, low, high, props, children in numdb.get("cn/loc").prefixes:
+    for _len, low, high, _props, children in numdb.get("cn/loc").prefixes:
         for _clen, clow, chigh, cprops, _cchildren in children:
             county = cprops.get("county")
             if county is None:

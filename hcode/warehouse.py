@@ -59,6 +59,13 @@ def read_key(db: Path) -> str:
     return kp.read_text(encoding="utf-8").strip()
 
 
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, or None. (DuckDB 2.0 refuses further work on a connection
+    whose last result was not fetched to the end, so never use `fetchone()` here.)"""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
 def _feed_ddl() -> list[str]:
     out = []
     for feed in FEEDS.values():
@@ -163,7 +170,7 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
-    row = con.execute("SELECT v FROM meta WHERE k = 'key_fingerprint'").fetchone()
+    row = one(con, "SELECT v FROM meta WHERE k = 'key_fingerprint'")
     if row and row[0] != fingerprint(key):
         raise WrongKey(
             f"the pseudonymisation key does not match the one {path} was created with "

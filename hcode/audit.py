@@ -1,0 +1,120 @@
+"""The tamper-evident audit log: every load, retraction, run, publish and purge appends an
+entry chained by hash to the previous one.
+
+An entry is `(seq, happened_at, action, operator, detail)`; `detail` is JSON holding what
+happened, its counts, and the content hashes of the data it wrote. `entry_hash` =
+SHA-256(prev_hash + canonical JSON of the entry). `verify` recomputes the chain and the
+content hashes of the data that must still be there, and names the first entry that no
+longer matches.
+
+Content hashes are order-independent digests computed inside DuckDB: the XOR of the MD5
+of each row's text (rows of one load, or one run's codes, are distinct, so nothing
+cancels).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .feeds import FEEDS
+from .warehouse import one
+
+GENESIS = "0" * 64
+
+
+def _row_digest(con, table: str, columns: list[str], where: str, params: list) -> str:
+    cols = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in columns)
+    row = one(
+        con,
+        f"SELECT count(*), coalesce(bit_xor(md5_number(concat_ws(chr(31), {cols}))), 0) FROM {table} WHERE {where}",
+        params,
+    )
+    return f"{row[0]}:{int(row[1]):032x}"
+
+
+def load_digest(con, feed: str, load_id: int) -> str:
+    """Digest of a load's stored rows plus its quarantine rows."""
+    f = FEEDS[feed]
+    cols = (["pid"] if f.has_person else []) + [c.name for c in f.stored_columns]
+    rows = _row_digest(con, f.table, cols, "load_id = ?", [load_id])
+    quarantine = _row_digest(con, "quarantine", ["line", "errors", "raw"], "load_id = ?", [load_id])
+    return f"{rows}/{quarantine}"
+
+
+def run_digest(con, run_id: int) -> str:
+    """Digest of a run's codes (and its summary row)."""
+    codes = _row_digest(con, "codes", ["pid", "district_code", "color", "rule", "matched_rules", "explanation"],
+                        "run_id = ?", [run_id])
+    meta = _row_digest(con, "runs", ["run_id", "province", "version", "ruleset_hash", "as_of", "persons", "colors"],
+                       "run_id = ?", [run_id])
+    return f"{codes}/{meta}"
+
+
+def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None, detail: str) -> str:
+    body = json.dumps([seq, at, action, operator, detail], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
+
+
+def record(con, action: str, operator: str | None, detail: dict) -> int:
+    """Append an entry inside the caller's transaction. For `load` entries the content
+    digest of the load is added here; for `run` entries, the run's."""
+    detail = dict(detail)
+    if action == "load":
+        detail["content"] = load_digest(con, detail["feed"], detail["load_id"])
+    elif action in ("run", "publish"):
+        detail["content"] = run_digest(con, detail["run_id"])
+    last = one(con, "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1")
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+    h = _entry_hash(prev, seq, at.isoformat(sep=" "), action, operator, text)
+    con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)", [seq, at, action, operator, text, prev, h])
+    return seq
+
+
+@dataclass(frozen=True)
+class Verification:
+    entries: int
+    ok: bool
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def verify(con) -> Verification:
+    """Recompute the chain, then the content digests that must still hold."""
+    rows = con.execute(
+        "SELECT seq, happened_at, action, operator, detail, prev_hash, entry_hash FROM audit ORDER BY seq"
+    ).fetchall()
+    prev = GENESIS
+    expected_loads: dict[int, tuple[int, str, str]] = {}  # load_id -> (seq, feed, digest)
+    expected_runs: dict[int, tuple[int, str]] = {}
+    for seq, at, action, operator, text, prev_hash, entry_hash in rows:
+        if prev_hash != prev or _entry_hash(prev, seq, at.isoformat(sep=" "), action, operator, text) != entry_hash:
+            return Verification(len(rows), False, seq, f"entry {seq} ({action}) does not match its hash chain")
+        prev = entry_hash
+        d = json.loads(text)
+        if action == "load":
+            expected_loads[d["load_id"]] = (seq, d["feed"], d["content"])
+        elif action == "retract":
+            expected_loads.pop(d["load_id"], None)
+        elif action == "purge":
+            for load_id, digest in d.get("loads_after", {}).items():
+                if int(load_id) in expected_loads:
+                    s, feed, _ = expected_loads[int(load_id)]
+                    expected_loads[int(load_id)] = (seq, feed, digest)
+        elif action in ("run", "publish"):
+            expected_runs[d["run_id"]] = (seq, d["content"])
+    problems = []
+    for load_id, (seq, feed, digest) in expected_loads.items():
+        if load_digest(con, feed, load_id) != digest:
+            problems.append((seq, f"entry {seq}: the rows of load {load_id} ({feed}) no longer match their hash"))
+    for run_id, (seq, digest) in expected_runs.items():
+        if run_digest(con, run_id) != digest:
+            problems.append((seq, f"entry {seq}: the codes of run {run_id} no longer match their hash"))
+    if problems:
+        seq, msg = min(problems)
+        return Verification(len(rows), False, seq, msg)
+    return Verification(len(rows), True)

@@ -1,0 +1,236 @@
+"""Load department exports into the warehouse: read, validate, pseudonymise, store.
+
+One file = one transaction: either its good rows, its quarantine rows and its `loads`
+record are all written, or nothing is. Rows read = rows loaded + rows quarantined, always.
+A row identical (in every kept column) to a stored one is the same event and stored once;
+the same bytes loaded twice are a no-op reported as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import io
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from . import audit
+from .errors import FileRejected
+from .feeds import FEEDS, Feed, feed_for_file
+from .normalise import parquet_type_ok, validate
+from .pseudonym import _pads, mask_expr
+from .warehouse import Warehouse, one
+
+CST = zoneinfo.ZoneInfo("Asia/Shanghai")
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def now_cst() -> dt.datetime:
+    """The current moment in China Standard Time, naive (as every stored timestamp)."""
+    return dt.datetime.now(CST).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    feed: str | None
+    file: str
+    sha256: str | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    duplicate: bool = False
+    rejected: bool = False
+    error: str | None = None
+    load_id: int | None = None
+    rows_new: int = 0
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d.pop("rows_new")
+        return d
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders as their export files (sorted by name, not recursive)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def _decode_csv(data: bytes) -> bytes:
+    """UTF-8 (with or without BOM) or GBK → UTF-8 bytes without BOM."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"not UTF-8 or GBK text (byte {exc.start})") from None
+
+
+def read_export(path: Path, data: bytes, feed: Feed) -> tuple[pl.DataFrame, pl.Series]:
+    """The contract columns as read (extra columns dropped) and each row's location:
+    its CSV line (header = line 1) or its Parquet row index (from 0)."""
+    is_parquet = path.suffix.lower() in (".parquet", ".pq") or data[:4] == b"PAR1"
+    try:
+        if is_parquet:
+            frame = pl.from_arrow(pq.read_table(io.BytesIO(data)))
+        else:
+            frame = pl.read_csv(io.BytesIO(_decode_csv(data)), infer_schema=False, has_header=True)
+    except FileRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
+        raise FileRejected(f"cannot read {'Parquet' if is_parquet else 'CSV'}: {exc}".splitlines()[0]) from None
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns if c.strip().lower() not in frame.columns})
+    missing = [c.name for c in feed.columns if c.name not in frame.columns]
+    if missing:
+        raise FileRejected(
+            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"for feed {feed.name} (found: {', '.join(frame.columns) or 'none'})"
+        )
+    frame = frame.select([c.name for c in feed.columns])
+    if is_parquet:
+        wrong = [f"{c.name} ({frame.schema[c.name]})" for c in feed.columns
+                 if not parquet_type_ok(frame.schema[c.name], c)]
+        if wrong:
+            raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
+        location = pl.int_range(0, frame.height, eager=True, dtype=pl.Int64)
+    else:
+        location = pl.int_range(2, frame.height + 2, eager=True, dtype=pl.Int64)
+    return frame, location.alias("line")
+
+
+def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
+           now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
+           on_file: Callable[[Path], None] | None = None) -> list[LoadResult]:
+    """Load every file of `paths`; files are independent (a rejected file does not stop the others)."""
+    now = now or now_cst()
+    operator = operator or getpass.getuser()
+    results = []
+    for path in expand(paths):
+        if on_file:
+            on_file(path)
+        results.append(ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator))
+    return results
+
+
+def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
+                batch_date: dt.date | None = None, operator: str | None = None) -> LoadResult:
+    name = path.name
+    feed_name = feed or feed_for_file(name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return LoadResult(feed_name, str(path), None, rejected=True, error=f"cannot read file: {exc.strerror}")
+    sha = hashlib.sha256(data).hexdigest()
+    if feed_name not in FEEDS:
+        msg = (f"unknown feed {feed_name!r}" if feed else
+               f"cannot tell the feed from the file name {name!r}: name it <feed>.csv "
+               f"(one of {', '.join(FEEDS)}) or pass --feed")
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=msg)
+    contract = FEEDS[feed_name]
+    prior = one(wh.con,
+        "SELECT load_id FROM loads WHERE sha256 = ? AND retracted_at IS NULL ORDER BY load_id LIMIT 1", [sha]
+    )
+    if prior:
+        return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
+    try:
+        raw, location = read_export(path, data, contract)
+    except FileRejected as exc:
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
+    checked = validate(raw, contract, now)
+    bad = checked.bad
+    with wh.transaction() as con:
+        load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
+        n_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
+        good = checked.values.filter(~bad)
+        n_new = _write_rows(con, wh.key, good, contract, load_id)
+        con.execute(
+            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            [load_id, feed_name, name, sha, raw.height, good.height, n_new, n_bad,
+             now_cst(), now, batch_date, operator],
+        )
+        result = LoadResult(feed_name, str(path), sha, raw.height, good.height, n_bad, load_id=load_id, rows_new=n_new)
+        audit.record(con, "load", operator, {
+            "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": raw.height,
+            "rows_loaded": good.height, "rows_new": n_new, "rows_quarantined": n_bad,
+        })
+    assert result.rows_read == result.rows_loaded + result.rows_quarantined
+    return result
+
+
+def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location: pl.Series,
+                      feed: Feed, load_id: int, name: str) -> int:
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return 0
+    reasons = checked.reasons.filter(bad)
+    raw_bad = raw.filter(bad).with_columns(pl.all().cast(pl.String))
+    if "id_number" in raw_bad.columns:
+        raw_bad = raw_bad.with_columns(mask_expr(pl.col("id_number").str.strip_chars()).alias("id_number"))
+    errors = pl.concat_list(
+        [pl.struct(pl.lit(c).alias("column"), pl.col(c).alias("reason")) for c in reasons.columns]
+    ).list.eval(pl.element().filter(pl.element().struct.field("reason").is_not_null()))
+    q = pl.DataFrame({
+        "load_id": pl.Series([load_id] * n_bad, dtype=pl.Int32),
+        "feed": [feed.name] * n_bad,
+        "file_name": [name] * n_bad,
+        "line": location.filter(bad),
+        "errors": reasons.select(errors.alias("errors")).to_series(),
+        "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+    })
+    con.register("_hcode_quarantine", q)
+    con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
+    con.unregister("_hcode_quarantine")
+    return n_bad
+
+
+def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> int:
+    """Insert the rows not already stored; returns how many were new."""
+    cols = [c.name for c in feed.stored_columns]
+    collist = ", ".join(cols)
+    before = one(con, f"SELECT count(*) FROM {feed.table}")[0]
+    con.register("_hcode_good", good)
+    try:
+        if feed.has_person:
+            ipad, opad = _pads(key)
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _hcode_keys AS SELECT id, "
+                "sha256(?::BLOB || unhex(sha256(?::BLOB || id::BLOB))) AS person_key "
+                "FROM (SELECT DISTINCT id_number AS id FROM _hcode_good)",
+                [opad, ipad],
+            )
+            con.execute(
+                "INSERT INTO persons SELECT (SELECT coalesce(max(pid), 0) FROM persons) "
+                "+ row_number() OVER (ORDER BY person_key), person_key "
+                "FROM (SELECT person_key FROM _hcode_keys EXCEPT SELECT person_key FROM persons)"
+            )
+            source = (f"SELECT p.pid, {', '.join('g.' + c for c in cols)} FROM _hcode_good g "
+                      "JOIN _hcode_keys k ON k.id = g.id_number JOIN persons p ON p.person_key = k.person_key")
+            keycols = f"pid, {collist}"
+        else:
+            source = f"SELECT {collist} FROM _hcode_good"
+            keycols = collist
+        con.execute(
+            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM "
+            f"({source} EXCEPT SELECT {keycols} FROM {feed.table})"
+        )
+    finally:
+        con.unregister("_hcode_good")
+        con.execute("DROP TABLE IF EXISTS _hcode_keys")
+    return one(con, f"SELECT count(*) FROM {feed.table}")[0] - before

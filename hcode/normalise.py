@@ -1,0 +1,182 @@
+"""Parse and validate one export's columns against its feed contract, vectorised.
+
+`validate(frame, feed, now)` takes the contract columns as read (strings from CSV; strings
+or typed columns from Parquet) and returns, per column, the normalised value and the reason
+it is bad (null when good). Nothing here touches the warehouse; `hcode.ingest` writes.
+
+Cheap paths first (perf-notes.md): a column that is already clean is not re-normalised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from . import idnumber
+from .feeds import Column, Feed, Kind
+
+ASCII_WS = " \t\n\r\x0b\x0c"
+TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+COLOR_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Normalised contract columns (`values`) and per-column reasons (`reasons`, null = good)."""
+
+    values: pl.DataFrame
+    reasons: pl.DataFrame
+
+    @property
+    def bad(self) -> pl.Series:
+        if not self.reasons.columns:
+            return pl.Series("bad", [False] * self.values.height)
+        return self.reasons.select(pl.any_horizontal(pl.all().is_not_null()).alias("bad")).to_series()
+
+
+def _strip(s: pl.Series) -> pl.Series:
+    return s.str.strip_chars(ASCII_WS)
+
+
+def _empty_to_null(s: pl.Series) -> pl.Series:
+    return pl.select(pl.when(s == "").then(None).otherwise(s)).to_series().alias(s.name)
+
+
+def _text(s: pl.Series) -> pl.Series:
+    return _empty_to_null(_strip(s))
+
+
+def parse_timestamps(s: pl.Series) -> pl.Series:
+    """Strings in the accepted formats → Datetime("us"); unparseable → null. Tries the
+    common format on everything and the others only on what is left."""
+    out = s.str.to_datetime(TIMESTAMP_FORMATS[0], strict=False, time_unit="us")
+    for fmt in TIMESTAMP_FORMATS[1:]:
+        missing = out.is_null() & s.is_not_null()
+        if not missing.any():
+            break
+        alt = s.str.to_datetime(fmt, strict=False, time_unit="us")
+        out = pl.select(pl.when(missing).then(alt).otherwise(out)).to_series()
+    return out.alias(s.name)
+
+
+def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
+    if s.dtype == pl.String:
+        raw = _text(s)
+        val = parse_timestamps(raw)
+        unparsed = raw.is_not_null() & val.is_null()
+    else:
+        raw = None
+        if isinstance(s.dtype, pl.Datetime) and s.dtype.time_zone is not None:
+            s = s.dt.convert_time_zone("Asia/Shanghai").dt.replace_time_zone(None)
+        val = s.cast(pl.Datetime("us"))
+        unparsed = pl.Series([False] * len(s))
+    late = now + dt.timedelta(days=1)
+    reason = pl.select(
+        pl.when(unparsed).then(pl.lit("not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])"))
+        .when(val.is_null() & (not col.nullable)).then(pl.lit("empty"))
+        .when((val > late) & (not col.future_ok)).then(pl.lit("more than a day after the moment of loading"))
+    ).to_series()
+    return val.alias(col.name), reason.alias(col.name)
+
+
+def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
+    s = s.cast(pl.String)
+    values = list(col.values)
+    if not s.is_in(values).all():  # normalise only when something is not already clean
+        s = _text(s).str.to_lowercase()
+    reason = pl.select(
+        pl.when(s.is_null()).then(pl.lit("empty"))
+        .when(~s.is_in(values)).then(pl.lit("not one of " + ", ".join(values)))
+    ).to_series()
+    return s.alias(col.name), reason.alias(col.name)
+
+
+def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
+    if s.dtype == pl.Boolean:
+        return s, pl.select(pl.when(s.is_null()).then(pl.lit("empty"))).to_series().alias(col.name)
+    text = _text(s.cast(pl.String)).str.to_lowercase()
+    val = text.replace_strict({"true": True, "1": True, "false": False, "0": False}, default=None,
+                              return_dtype=pl.Boolean)
+    reason = pl.select(
+        pl.when(text.is_null()).then(pl.lit("empty"))
+        .when(val.is_null()).then(pl.lit("not a boolean (true/false/1/0)"))
+    ).to_series()
+    return val.alias(col.name), reason.alias(col.name)
+
+
+def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | None) -> tuple[pl.Series, pl.Series]:
+    val = _text(s.cast(pl.String))
+    if case == "upper":
+        val = val.str.to_uppercase()
+    elif case == "lower":
+        val = val.str.to_lowercase()
+    reason = pl.select(
+        pl.when(val.is_null()).then(pl.lit("empty"))
+        .when(~val.str.contains(pattern)).then(pl.lit(what))
+    ).to_series()
+    return val.alias(col.name), reason.alias(col.name)
+
+
+def _id(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
+    if s.dtype.is_integer():
+        s = s.cast(pl.String)
+    val = _empty_to_null(_strip(s).str.to_uppercase())
+    reason = idnumber.invalid_reason(val, now)
+    reason = pl.select(pl.when(val.is_null()).then(pl.lit("empty")).otherwise(reason)).to_series()
+    return val.alias(col.name), reason.alias(col.name)
+
+
+def validate_column(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
+    """(normalised values, reasons) for one contract column."""
+    if s.dtype == pl.Null:
+        s = s.cast(pl.String)
+    if s.dtype == pl.Categorical or isinstance(s.dtype, pl.Enum):
+        s = s.cast(pl.String)
+    k = col.kind
+    if k is Kind.ID_NUMBER:
+        return _id(s, col, now)
+    if k is Kind.TIMESTAMP:
+        return _timestamp(s, col, now)
+    if k is Kind.ENUM:
+        return _enum(s, col)
+    if k is Kind.BOOL:
+        return _bool(s, col)
+    if k is Kind.CODE6:
+        return _pattern(s, col, r"^[0-9]{6}$", "not a 6-digit code", None)
+    if k is Kind.CODE2:
+        return _pattern(s.cast(pl.String).str.zfill(2) if s.dtype.is_integer() else s, col,
+                        r"^[0-9]{2}$", "not a 2-digit province code", None)
+    if k is Kind.COLOR:
+        return _pattern(s, col, COLOR_PATTERN, "not a colour word", "lower")
+    if k is Kind.ORIGIN:
+        return _pattern(s, col, r"^[A-Z]{2}$", "not a two-letter country code", "upper")
+    if k is Kind.TEXT:
+        val = _text(s.cast(pl.String))
+        return val, pl.select(pl.when(val.is_null()).then(pl.lit("empty"))).to_series().alias(col.name)
+    raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
+
+
+def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime) -> Validated:
+    """Validate every contract column of `frame` (which holds exactly those columns)."""
+    values, reasons = [], []
+    for col in feed.columns:
+        v, r = validate_column(frame.get_column(col.name), col, now)
+        values.append(v.alias(col.name))
+        reasons.append(r.cast(pl.String).alias(col.name))
+    return Validated(pl.DataFrame(values), pl.DataFrame(reasons))
+
+
+# Parquet physical types that can hold each kind of contract value (others reject the file).
+def parquet_type_ok(dtype: pl.DataType, col: Column) -> bool:
+    if dtype in (pl.String, pl.Null, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return True
+    k = col.kind
+    if k is Kind.TIMESTAMP:
+        return isinstance(dtype, pl.Datetime) or dtype == pl.Date
+    if k is Kind.BOOL:
+        return dtype == pl.Boolean or dtype.is_integer()
+    if k in (Kind.ID_NUMBER, Kind.CODE6, Kind.CODE2):
+        return dtype.is_integer()
+    return False
