@@ -1,0 +1,234 @@
+"""The Polars engine: every registered person's code, the rules that matched, and why.
+
+The plan follows docs/rulesets.md and perf-notes: feeds are cut at C = as_of + 1 day;
+each fact is one group-by on the Int32 `pid` (facts that read other facts first reduce the
+big feed to the few persons who have those facts); the rules are boolean columns over the
+*touched* persons (anyone with a fact or an active override, a few percent); the colour is
+the highest palette rank among matched rules; matched rules, evidence and explanations are
+built only for those persons, and every untouched person gets the constant result of a
+person with no events. Overrides are applied here, not by rules (rules.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
+from .explain_text import color_label, explanation_exprs
+from .feeds import FEEDS, Kind
+from .ruleset import Ruleset
+
+EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TS, "detail": pl.String})
+OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
+                      "reason": pl.String, "issued_at": TS, "expires_at": TS, "applied": pl.Boolean})
+CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String, "rule": pl.String,
+                "matched_rules": pl.List(pl.String), "evidence": pl.List(EVIDENCE), "override": OVERRIDE,
+                "explanation": pl.String}
+STREAMING = "streaming"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    codes: pl.DataFrame
+    persons: int
+    colors: dict[str, int]
+    overrides_applied: int
+    overrides_not_applied: int
+    ruleset: Ruleset
+    as_of: dt.date
+    cutoff: dt.datetime
+
+
+def cutoff_of(as_of: dt.date) -> dt.datetime:
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+
+
+def dtype_of(kind: Kind) -> pl.DataType:
+    return {Kind.TIMESTAMP: TS, Kind.BOOL: pl.Boolean}.get(kind, pl.String)
+
+
+def feed_schema(name: str) -> dict[str, pl.DataType]:
+    feed = FEEDS[name]
+    head = {"pid": pl.Int32} if feed.has_person else {}
+    return head | {c.name: dtype_of(c.kind) for c in feed.stored_columns}
+
+
+def feed_rows(frames: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, cutoff: dt.datetime) -> pl.LazyFrame:
+    """The feed's rows before the cut-off, with exactly the contract's columns and types."""
+    schema = feed_schema(name)
+    f = frames.get(name)
+    lf = pl.LazyFrame(schema=schema) if f is None else f.lazy()
+    have = lf.collect_schema()
+    lf = lf.select([pl.col(c).cast(t) if have.get(c) != t else pl.col(c) for c, t in schema.items()])
+    return lf.filter(pl.col(FEEDS[name].event_time) < pl.lit(cutoff, dtype=TS))
+
+
+def population(regs: pl.LazyFrame) -> pl.LazyFrame:
+    """Every distinct pid registered before C, with the district of its latest registration
+    (ties: the greatest district code)."""
+    return (regs.sort(["pid", "registered_at", "district_code"])
+            .unique(subset="pid", keep="last", maintain_order=True)
+            .select("pid", "district_code"))
+
+
+def compute_facts(rs: Ruleset, rows: Mapping[str, pl.LazyFrame], ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
+    """Every fact as a small per-person DataFrame, level by level (a fact's level is one more
+    than its deepest dependency), all facts of a level collected together."""
+    done: dict[str, pl.DataFrame] = {}
+    level = {n: 0 for n in rs.facts}
+    for n, f in rs.facts.items():  # dependency order
+        level[n] = 1 + max((level[d] for d in f.deps), default=-1)
+    for lv in sorted(set(level.values())):
+        names = [n for n in rs.facts if level[n] == lv]
+        reduced = _reduce_feeds(rs, names, rows, done)
+        plans = []
+        for n in names:
+            f = rs.facts[n]
+            deps, inner = _deps_frame(rs, f, done)
+            src = reduced.get(f.feed, rows[f.feed]) if inner else rows[f.feed]
+            plans.append(compile_fact(n, f.expr, src, deps, inner, rows["risk_areas"],
+                                      f.evidence.get(lang, f.evidence["en"]), ctx))
+        for n, df in zip(names, pl.collect_all(plans, engine=STREAMING), strict=True):
+            done[n] = df
+    return done
+
+
+def _inner(rs: Ruleset, f) -> bool:
+    return bool(f.deps) and all(rs.facts[d].type == "timestamp" and null_rejecting(f.expr.where, d)
+                                for d in f.deps)
+
+
+def _deps_frame(rs: Ruleset, f, done) -> tuple[pl.LazyFrame | None, bool]:
+    if not f.deps:
+        return None, False
+    inner = _inner(rs, f)
+    frames = [done[d].lazy().select("pid", d) for d in f.deps]
+    out = frames[0]
+    for fr in frames[1:]:
+        out = out.join(fr, on="pid", how="inner" if inner else "full", coalesce=True)
+    if not inner:
+        out = out.with_columns([_fill(rs, d) for d in f.deps])
+    return out, inner
+
+
+def _fill(rs: Ruleset, name: str) -> pl.Expr:
+    typ = rs.facts[name].type
+    return pl.col(name).fill_null(False if typ == "bool" else 0) if typ in ("bool", "number") else pl.col(name)
+
+
+def _reduce_feeds(rs: Ruleset, names, rows, done) -> dict[str, pl.LazyFrame]:
+    """Per feed, its rows restricted to persons having the trigger facts that the level's
+    dependent facts need: one semi-join of the big feed, shared by those facts."""
+    keep: dict[str, list[pl.LazyFrame]] = {}
+    for n in names:
+        f = rs.facts[n]
+        if _inner(rs, f):
+            keep.setdefault(f.feed, []).extend(done[d].lazy().select("pid") for d in f.deps)
+    out = {}
+    for feed, pids in keep.items():
+        who = pl.concat(pids).unique()
+        out[feed] = rows[feed].join(who, on="pid", how="semi").collect(engine=STREAMING).lazy()
+    return out
+
+
+def active_overrides(ov: pl.LazyFrame, rs: Ruleset, cutoff: dt.datetime) -> pl.DataFrame:
+    """Per person the active override (issued before C, not expired at C; the latest; ties: the
+    most severe colour, then the texts) and whether its colour is in the palette."""
+    return (ov.filter(pl.col("expires_at").is_null() | (pl.col("expires_at") >= pl.lit(cutoff, dtype=TS)))
+            .with_columns(severity("color", rs.palette).alias("__sev"))
+            .sort(["pid", "issued_at", "__sev", "color", "authority", "basis", "operator", "reason", "expires_at"],
+                  nulls_last=False)
+            .unique(subset="pid", keep="last", maintain_order=True)
+            .with_columns(pl.col("color").is_in(list(rs.palette)).alias("applied"))
+            .select("pid", pl.struct(*OVERRIDE.to_schema().keys()).alias("override"))
+            .collect())
+
+
+def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.LazyFrame:
+    """Rule booleans, colour, deciding rule, matched rules, evidence and explanation, as columns."""
+    ms = [compile_expr(r.condition, ctx).fill_null(False) for r in rs.rules]
+    rank = pl.max_horizontal([pl.when(m).then(pl.lit(rs.rank(r.color), pl.Int16)) for m, r in zip(ms, rs.rules,
+                                                                                                 strict=True)])
+    rank = rank.fill_null(0) if rs.rules else pl.lit(0, pl.Int16)
+    frame = frame.with_columns([m.alias(f"__m_{i}") for i, m in enumerate(ms)]).with_columns(rank.alias("__rank"))
+    m = [pl.col(f"__m_{i}") for i in range(len(rs.rules))]
+    decider = pl.coalesce([pl.when(mi & (pl.col("__rank") == rs.rank(r.color))).then(pl.lit(r.id))
+                           for mi, r in zip(m, rs.rules, strict=True)] + [pl.lit(None, pl.String)])
+    matched = (pl.concat_list([pl.when(mi).then(pl.lit(r.id)) for mi, r in zip(m, rs.rules, strict=True)])
+               .list.drop_nulls() if rs.rules else pl.lit([], pl.List(pl.String)))
+    ev = []
+    for mi, r in zip(m, rs.rules, strict=True):
+        for fname in r.evidence_facts:
+            f = rs.facts[fname]
+            detail = pl.col(f"__d_{fname}") if f"__d_{fname}" in frame.collect_schema() else \
+                pl.lit(f.evidence.get(lang, f.evidence["en"]))
+            ev.append(pl.when(mi & pl.col(f"__t_{fname}").is_not_null()).then(
+                pl.struct(rule=pl.lit(r.id), feed=pl.lit(f.feed), time=pl.col(f"__t_{fname}"), detail=detail)))
+    evidence = pl.concat_list(ev).list.drop_nulls() if ev else pl.lit([], pl.List(EVIDENCE))
+    rule_color = pl.col("__rank").replace_strict(list(range(len(rs.palette))), list(rs.palette),
+                                                 return_dtype=pl.String)
+    applied = pl.col("override").struct.field("applied").fill_null(False)
+    frame = frame.with_columns(decider.alias("__decider"), matched.alias("matched_rules"),
+                               evidence.alias("evidence"), rule_color.alias("__rule_color"))
+    frame = frame.with_columns(
+        pl.when(applied).then(pl.col("override").struct.field("color")).otherwise(pl.col("__rule_color")).alias("color"),
+        pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"),
+    )
+    frame = frame.with_columns(explanation_exprs(rs, m, lang, set(frame.collect_schema().names())).alias("explanation"))
+    return frame.select("pid", "color", "rule", "matched_rules", "evidence", "override", "explanation")
+
+
+def _null_person(rs: Ruleset, facts: Mapping[str, pl.DataFrame]) -> pl.LazyFrame:
+    cols = {"pid": pl.Series([None], dtype=pl.Int32)}
+    for _n, df in facts.items():
+        for c in df.columns[1:]:
+            cols[c] = pl.Series([None], dtype=df.schema[c])
+    cols["override"] = pl.Series([None], dtype=OVERRIDE)
+    return pl.DataFrame(cols).lazy().with_columns([_fill(rs, n) for n in facts])
+
+
+def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame], as_of: dt.date,
+             lang: str = "en") -> Evaluation:
+    """Every registered person's code as of `as_of` (events before as_of + 1 day 00:00)."""
+    rs = ruleset
+    cutoff = cutoff_of(as_of)
+    ctx = Ctx(cutoff, rs.palette)
+    needed = {"registrations", "overrides", "risk_areas", *(f.feed for f in rs.facts.values())}
+    rows = {n: feed_rows(frames, n, cutoff) for n in needed}
+    pop = population(rows["registrations"]).collect(engine=STREAMING)
+    facts = compute_facts(rs, rows, ctx, lang)
+    ov = active_overrides(rows["overrides"], rs, cutoff)
+
+    default = decide(_null_person(rs, facts), rs, ctx, lang).collect()
+    everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
+    touched = pop.select("pid") if everyone else (
+        pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")])
+        .unique().join(pop.select("pid"), on="pid", how="semi"))
+    frame = touched.lazy()
+    for _n, df in facts.items():
+        frame = frame.join(df.lazy(), on="pid", how="left")
+    frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
+    res = decide(frame, rs, ctx, lang).collect()
+
+    d = default.row(0, named=True)
+    codes = (pop.lazy().join(res.lazy(), on="pid", how="left", maintain_order="left")
+             .with_columns(pl.col("color").fill_null(d["color"]),
+                           pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
+                           pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
+                           pl.col("explanation").fill_null(d["explanation"]))
+             .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()])
+             .sort("pid").collect())
+    counts = dict(codes.group_by("color").len().iter_rows())
+    applied = ov.filter(pl.col("override").struct.field("applied")).join(pop, on="pid", how="semi").height
+    return Evaluation(
+        codes=codes, persons=codes.height, colors={c: counts.get(c, 0) for c in rs.palette},
+        overrides_applied=applied,
+        overrides_not_applied=ov.join(pop, on="pid", how="semi").height - applied,
+        ruleset=rs, as_of=as_of, cutoff=cutoff)
+
+
+__all__ = ["Evaluation", "evaluate", "cutoff_of", "feed_rows", "color_label", "CODES_SCHEMA"]
