@@ -222,11 +222,8 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     for name, val in (doc.get("facts") or {}).items():
         raw_facts[name] = (val, file, doc["facts"].line_of(name))
     raw_rules = _merge_rules(doc, parent, file, errs)
-    errs.raise_if_any()
-
-    facts = _check_facts(raw_facts, palette, errs)
-    errs.raise_if_any()
-    rules = tuple(_check_rule(r, f, ln, facts, palette, errs) for r, f, ln in raw_rules)
+    facts, types = _check_facts(raw_facts, palette, errs)
+    rules = tuple(_check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules)
     errs.raise_if_any()
     examples = tuple(_check_example(e, file, doc["examples"].line_at(i), palette, rules, errs)
                      for i, e in enumerate(doc.get("examples") or []))
@@ -295,7 +292,8 @@ def _merge_rules(doc, parent, file, errs) -> list[tuple[Located.Map, str, int]]:
             continue
         rid = str(r["id"])
         if rid in seen:
-            errs.add(file, line, "duplicate rule id", rule=rid)
+            errs.add(file, line, "duplicate rule id (each id appears once per file)", rule=rid)
+            continue
         seen.add(rid)
         pos = [j for j, (p, _, _) in enumerate(rules) if p.get("id") == rid]
         if pos:
@@ -311,7 +309,9 @@ def _fact_source(val):
     return val, None
 
 
-def _check_facts(raw: dict, palette, errs: _Errors) -> dict[str, Fact]:
+def _check_facts(raw: dict, palette, errs: _Errors) -> tuple[dict[str, Fact], dict[str, str]]:
+    """The facts in dependency order, and the type of every fact that parses (so that rules
+    are checked even when a fact has an error, without a cascade of "unknown fact")."""
     parsed: dict[str, tuple[Aggregate, Mapping[str, str], str, int]] = {}
     for name, (val, file, line) in raw.items():
         text, ev = _fact_source(val)
@@ -365,14 +365,14 @@ def _check_facts(raw: dict, palette, errs: _Errors) -> dict[str, Fact]:
             visit(n, ())
     except _Cycle:
         pass
-    return order
+    return order, types
 
 
 class _Cycle(Exception):
     pass
 
 
-def _check_rule(r, file: str, line: int, facts: Mapping[str, Fact], palette, errs: _Errors) -> Rule | None:
+def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs: _Errors) -> Rule | None:
     rid = str(r.get("id"))
     n0 = len(errs.items)
 
@@ -390,7 +390,6 @@ def _check_rule(r, file: str, line: int, facts: Mapping[str, Fact], palette, err
     except RulesetError as exc:
         bad(str(exc).split(": ", 1)[-1], "title")
         title = {}
-    types = {n: f.type for n, f in facts.items()}
     scope = Scope(None, types, palette)
 
     def cond(key: str) -> Node | None:
