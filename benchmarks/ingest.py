@@ -1,0 +1,97 @@
+"""Ingest benchmark: hcode's validated, pseudonymised load against a bare DuckDB load.
+
+Generates a night with `hcode sample` (default 1M residents, about 7M rows), then loads it
+as Parquet and as CSV into fresh warehouses, each measurement in its own subprocess so that
+peak memory (max RSS) is its own. The baseline, in the same run, is DuckDB's
+`CREATE TABLE AS SELECT * FROM read_parquet/read_csv` of the same files with no validation.
+
+    python benchmarks/ingest.py                    # 1M residents
+    python benchmarks/ingest.py --residents 100000 # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
+    files = sorted(src.glob(f"*.{fmt}"))
+    t0 = time.perf_counter()
+    if mode == "hcode":
+        from hcode import warehouse
+        from hcode.ingest import ingest
+        from hcode.warehouse import Warehouse
+
+        os.environ["HCODE_KEY"] = "benchmark-key"
+        warehouse.init(db)
+        with Warehouse.open(db) as wh:
+            results = ingest(wh, files, now=dt.datetime(2022, 6, 15, 6))
+        rows = sum(r.rows_read for r in results)
+        quarantined = sum(r.rows_quarantined for r in results)
+    else:
+        import duckdb
+
+        con = duckdb.connect(str(db))
+        rows = 0
+        for f in files:
+            reader = f"read_parquet('{f}')" if fmt == "parquet" else f"read_csv('{f}', header=true, all_varchar=true)"
+            con.execute(f"CREATE TABLE {f.stem} AS SELECT * FROM {reader}")
+            rows += con.execute(f"SELECT count(*) FROM {f.stem}").fetchall()[0][0]
+        con.close()
+        quarantined = 0
+    seconds = time.perf_counter() - t0
+    return {"mode": mode, "format": fmt, "rows": rows, "quarantined": quarantined, "seconds": seconds,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure(mode: str, fmt: str, src: Path, work: Path) -> dict:
+    db = work / f"{mode}-{fmt}.duckdb"
+    out = subprocess.run([sys.executable, __file__, "--child", mode, fmt, str(src), str(db)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--residents", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--child", nargs=4, metavar=("MODE", "FORMAT", "SRC", "DB"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        mode, fmt, src, db = args.child
+        print(json.dumps(child(mode, fmt, Path(src), Path(db))))
+        return
+
+    from hcode.sample import generate, write
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        night = generate(args.residents, args.seed, dt.date(2022, 6, 14))
+        for fmt in ("parquet", "csv"):
+            write(night, work / fmt, fmt=fmt)
+        del night
+        print(f"generated {args.residents:,} residents in {time.perf_counter() - t0:.1f} s "
+              f"(machine: {os.cpu_count()} cores)")
+        print(f"{'format':8} {'loader':8} {'rows':>12} {'seconds':>8} {'rows/s':>12} {'peak MiB':>9} {'ratio':>6}")
+        for fmt in ("parquet", "csv"):
+            bare = measure("bare", fmt, work / fmt, work)
+            ours = measure("hcode", fmt, work / fmt, work)
+            for r in (bare, ours):
+                ratio = r["seconds"] / bare["seconds"]
+                print(f"{fmt:8} {r['mode']:8} {r['rows']:>12,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>12,.0f} "
+                      f"{r['peak_rss_mib']:>9,.0f} {ratio:>6.2f}")
+            print(f"{fmt:8} quarantined by hcode: {ours['quarantined']:,}")
+
+
+if __name__ == "__main__":
+    main()
