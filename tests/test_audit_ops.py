@@ -1,0 +1,151 @@
+"""Tamper evidence, person history and purge: an edited code or loaded row is caught naming
+its audit entry; history shows published runs only; purge keeps what a code needs and the
+audit log still verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from ops_fixtures import IDS, A, B, C, csv, key_of, load, pid_of, register, run, three_published_runs
+from typer.testing import CliRunner
+
+from hcode import audit
+from hcode.cli import app
+from hcode.errors import HcodeError
+from hcode.purge import purge
+from hcode.ruleset import find_ruleset
+from hcode.runs import evaluate_warehouse, run_codes
+from hcode.warehouse import Warehouse
+
+D = dt.date(2022, 6, 14)
+
+
+def _entry(wh, action: str, key: str, value) -> int:
+    for seq, detail in wh.con.execute("SELECT seq, detail FROM audit WHERE action = ? ORDER BY seq",
+                                      [action]).fetchall():
+        if json.loads(detail)[key] == value:
+            return seq
+    raise AssertionError(f"no {action} entry with {key}={value}")
+
+
+def _cases(wh, tmp):
+    register(wh, tmp, range(3), D)
+    r = load(wh, csv(tmp, "cases.csv", "id_number,case_type,reported_at",
+                     [f"{IDS[0]},confirmed,2022-06-10 08:00:00"]), D)
+    return r, run(wh, D)
+
+
+def test_edited_code_is_caught_naming_the_run_entry(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        _, run_id = _cases(wh, tmp_path)
+        assert audit.verify(wh.con).ok
+        wh.con.execute("UPDATE codes SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
+                       [run_id, pid_of(wh, 0)])
+        seq = _entry(wh, "run", "run_id", run_id)
+        v = audit.verify(wh.con)
+        assert not v.ok and v.first_bad_seq == seq
+        assert f"entry {seq}: the codes of run {run_id} no longer match" in v.problem
+    res = CliRunner().invoke(app, ["audit", "verify", "--db", str(db)])
+    assert res.exit_code == 1 and f"entry {seq}" in res.output
+    res = CliRunner().invoke(app, ["audit", "verify", "--db", str(db), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["first_bad_seq"] == seq
+
+
+def test_edited_loaded_row_is_caught_naming_the_load_entry(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        r, _ = _cases(wh, tmp_path)
+        wh.con.execute("UPDATE feed_cases SET reported_at = TIMESTAMP '2022-06-01 08:00:00'")
+        seq = _entry(wh, "load", "load_id", r.load_id)
+        v = audit.verify(wh.con)
+        assert not v.ok and v.first_bad_seq == seq and f"rows of load {r.load_id} (cases)" in v.problem
+    # an edited audit entry breaks the chain at that entry
+    with Warehouse.open(db) as wh:
+        wh.con.execute("UPDATE audit SET operator = 'someone else' WHERE seq = 1")
+        v = audit.verify(wh.con)
+        assert v.first_bad_seq == 1 and "hash chain" in v.problem
+
+
+def test_history_lists_published_runs_with_changes(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        ra, held, rb, rc = three_published_runs(wh, tmp_path)
+    res = CliRunner().invoke(app, ["history", IDS[4], "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    h = json.loads(res.stdout)["history"]
+    assert [e["run_id"] for e in h] == [ra, rb, rc]  # the held-back run is not listed
+    assert [(e["color"], e["rule"], e["changed"], e["since"]) for e in h] == [
+        ("red", "NR-R-01", False, A.isoformat()), ("green", None, True, B.isoformat()),
+        ("red", "NR-R-01", True, C.isoformat())]
+    h3 = json.loads(CliRunner().invoke(app, ["history", IDS[3], "--db", str(db), "--json"]).stdout)["history"]
+    assert [e["color"] for e in h3] == [None, None, "green"] and h3[2]["changed"] is True
+    res = CliRunner().invoke(app, ["history", f"  {IDS[0].lower()} ", "--db", str(db)])
+    assert res.exit_code == 0 and "SH-R-03" in res.stdout
+
+
+def _purge_warehouse(wh, tmp):
+    register(wh, tmp, range(6), D, when="2022-01-01")
+    load(wh, csv(tmp, "cases.csv", "id_number,case_type,reported_at", [
+        f"{IDS[0]},confirmed,2022-05-01 10:00:00",  # never discharged: red, must be kept
+        f"{IDS[1]},confirmed,2022-04-01 10:00:00",  # discharged: both rows can go
+    ]), D)
+    load(wh, csv(tmp, "discharges.csv", "id_number,discharged_at", [f"{IDS[1]},2022-04-20 10:00:00"]), D)
+    load(wh, csv(tmp, "contacts.csv", "id_number,contact_level,identified_at", [
+        f"{IDS[2]},close,2022-05-20 10:00:00",  # released by the exit test of 06-02: can go
+        f"{IDS[3]},close,2022-05-25 10:00:00",  # never released: red, must be kept
+    ]), D)
+    load(wh, csv(tmp, "nat_results.csv", "id_number,sampled_at,result,pooled", [
+        f"{IDS[2]},2022-06-02 10:00:00,negative,false",  # after the cut: stays
+        f"{IDS[4]},2022-05-01 10:00:00,negative,false",  # old and irrelevant: goes
+        f"{IDS[5]},2022-06-10 10:00:00,positive,true",  # recent: stays
+    ]), D)
+    return run(wh, D)
+
+
+def test_purge_keeps_what_a_code_needs_and_audit_still_verifies(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        with pytest.raises(HcodeError, match="no published run"):
+            purge(wh, dt.date(2022, 6, 1), "op")
+        run_id = _purge_warehouse(wh, tmp_path)
+        before = run_codes(wh.con, run_id)
+        assert before.filter(before["color"] == "red").height == 3  # persons 0, 3, 5
+        with pytest.raises(HcodeError, match="after the cut-off of run"):
+            purge(wh, dt.date(2022, 6, 16), "op")
+
+        dry = purge(wh, dt.date(2022, 6, 1), "op", dry_run=True)
+        assert dry.audit_seq is None and dry.removed["cases"] == 1
+        assert wh.con.execute("SELECT count(*) FROM feed_cases").fetchall() == [(2,)]
+
+        res = purge(wh, dt.date(2022, 6, 1), "op")
+        assert res.reference_runs == (run_id,)
+        assert {k: v for k, v in res.removed.items() if v} == {"cases": 1, "discharges": 1, "contacts": 1,
+                                                               "nat_results": 1}
+        assert {k: v for k, v in res.kept.items() if v} == {"cases": 1, "contacts": 1}
+        assert set(res.kept_persons) == {key_of(wh, 0), key_of(wh, 3)}
+        assert wh.con.execute("SELECT count(*) FROM feed_cases").fetchall() == [(1,)]
+        assert wh.con.execute("SELECT count(*) FROM feed_discharges").fetchall() == [(0,)]
+        assert wh.con.execute("SELECT count(*) FROM feed_nat_results").fetchall() == [(2,)]
+        assert wh.con.execute("SELECT count(*) FROM feed_registrations").fetchall() == [(6,)]
+
+        v = audit.verify(wh.con)
+        assert v.ok, v.problem
+        detail = json.loads(wh.con.execute("SELECT detail FROM audit WHERE seq = ?", [res.audit_seq]).fetchall()[0][0])
+        assert detail["kept_persons"] == 2 and len(detail["loads_after"]) == 4
+        # the codes recomputed now are exactly the published ones
+        ev, _, _ = evaluate_warehouse(wh, find_ruleset("shanghai@2022.05.23"), D)
+        after = ev.codes.sort("pid").select("pid", "color", "rule", "matched_rules")
+        assert after.equals(before.sort("pid").select("pid", "color", "rule", "matched_rules"))
+        # a later edit of a purged load is still caught
+        wh.con.execute("DELETE FROM feed_nat_results WHERE pid = ?", [pid_of(wh, 5)])
+        assert not audit.verify(wh.con).ok
+
+
+def test_purge_command(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        _purge_warehouse(wh, tmp_path)
+    res = CliRunner().invoke(app, ["purge", "--before", "2022-06-01", "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["removed"]["contacts"] == 1 and len(out["kept_persons"]) == 2
+    assert CliRunner().invoke(app, ["audit", "verify", "--db", str(db)]).exit_code == 0
+    assert CliRunner().invoke(app, ["purge", "--before", "June", "--db", str(db)]).exit_code == 2
