@@ -136,14 +136,51 @@ def normalise_codes(codes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _rule_pairs(codes: pl.LazyFrame) -> pl.LazyFrame:
-    """(person_key, rule, pos) for every matching rule; pos keeps the ruleset order."""
+_SEED, _CHECK_SEED = 0x6863_6F64, 0x6469_6666  # fixed: identities must agree across sides
+
+
+def _identity(fast: bool) -> tuple[pl.Expr, pl.Expr]:
+    """The join key and its check: a 64-bit hash of person_key (a u64 join is several times
+    cheaper than one on 64-character strings) checked by a second, independent hash; or
+    the string itself when a collision forces the slow path."""
+    if fast:
+        return pl.col("person_key").hash(_SEED), pl.col("person_key").hash(_CHECK_SEED)
+    return pl.col("person_key"), pl.lit(0, pl.UInt64)
+
+
+def _compact(codes: pl.DataFrame, s: str, fast: bool, colors: pl.Enum, rules: pl.Enum) -> pl.LazyFrame:
+    ident, check = _identity(fast)
+    return codes.lazy().select(
+        id=ident,
+        **{f"check_{s}": check,
+           f"code_{s}": pl.col("color").cast(colors).to_physical(),
+           f"rcode_{s}": pl.col("rule").cast(rules).to_physical()},
+    ).with_row_index(f"row_{s}")
+
+
+def _join(b: pl.DataFrame, a: pl.DataFrame, colors: pl.Enum, rules: pl.Enum) -> tuple[pl.DataFrame, bool]:
+    """The full outer join of both sides on person identity, in small integers only."""
+    for fast in (True, False):
+        joined = (_compact(b, "b", fast, colors, rules)
+                  .join(_compact(a, "a", fast, colors, rules), on="id", how="full", coalesce=True)
+                  .collect())
+        both = joined.filter(pl.col("row_b").is_not_null() & pl.col("row_a").is_not_null())
+        if fast and (both["check_b"] != both["check_a"]).any():
+            continue  # a 64-bit collision: redo the join on the strings themselves
+        if joined["row_b"].count() != b.height or joined["row_a"].count() != a.height:
+            raise ValueError("a side lists the same person_key twice")
+        return joined.drop("check_b", "check_a"), fast
+    raise AssertionError("unreachable")
+
+
+def _rule_pairs(codes: pl.DataFrame, fast: bool) -> pl.LazyFrame:
+    """(id, rule, pos) for every matching rule; pos keeps the ruleset order."""
+    ident, _ = _identity(fast)
     return (
-        codes.select("person_key", "matched_rules")
-        .filter(pl.col("matched_rules").list.len() > 0)
-        .with_columns(pos=pl.int_ranges(pl.col("matched_rules").list.len(), dtype=pl.Int32))
-        .explode("matched_rules", "pos")
-        .rename({"matched_rules": "rule"})
+        codes.lazy().select(id=ident, rule="matched_rules")
+        .filter(pl.col("rule").list.len() > 0)
+        .with_columns(pos=pl.int_ranges(pl.col("rule").list.len(), dtype=pl.Int32))
+        .explode("rule", "pos")
     )
 
 
@@ -153,42 +190,39 @@ def _rule_order(before: SideMeta, after: SideMeta) -> list[str]:
     return order
 
 
+def _categories(b: pl.DataFrame, a: pl.DataFrame, column: str, first: tuple[str, ...] = ()) -> list[str]:
+    seen = set(b[column].unique().drop_nulls()) | set(a[column].unique().drop_nulls())
+    return [*first, *sorted(seen - set(first))]
+
+
 def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     """Compare `before` and `after` person by person (A = before, B = after)."""
     if lang not in ("en", "zh"):
         raise ValueError(f"unknown language {lang!r}: en or zh")
-    b_codes = normalise_codes(before.codes).lazy()
-    a_codes = normalise_codes(after.codes).lazy()
-
-    joined = (
-        b_codes.select("person_key", before=pl.col("color"), rule_before=pl.col("rule"))
-        .join(a_codes.select("person_key", after=pl.col("color"), rule_after=pl.col("rule")),
-              on="person_key", how="full", coalesce=True)
-    )
-    color_changed = pl.col("before").ne_missing(pl.col("after"))
-    rule_changed = pl.col("before").is_not_null() & ~color_changed & pl.col("rule_before").ne_missing(
-        pl.col("rule_after"))
-    transitions_lf = joined.group_by("before", "after").agg(persons=pl.len())
-    listed_lf = joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed)
-    pairs_b, pairs_a = _rule_pairs(b_codes), _rule_pairs(a_codes)
-    started_lf = pairs_a.join(pairs_b, on=["person_key", "rule"], how="anti")
-    stopped_lf = pairs_b.join(pairs_a, on=["person_key", "rule"], how="anti")
-    transitions, listed, started, stopped = pl.collect_all(
-        [transitions_lf, listed_lf, started_lf, stopped_lf], engine="streaming"
-    )
-
+    b_codes, a_codes = normalise_codes(before.codes), normalise_codes(after.codes)
     palette = merged_palette(tuple(before.palette), tuple(after.palette))
-    seen = set(transitions["before"].drop_nulls()) | set(transitions["after"].drop_nulls())
-    palette += tuple(sorted(seen - set(palette) - {ABSENT}))
+    palette = tuple(_categories(b_codes, a_codes, "color", palette))
+    colors = pl.Enum(palette)
+    rule_names = _categories(b_codes, a_codes, "rule")
+    joined, fast = _join(b_codes, a_codes, colors, pl.Enum(rule_names))
+
+    transitions = joined.group_by("code_b", "code_a").agg(persons=pl.len())
     axis = [*palette, ABSENT]
     matrix = {r: dict.fromkeys(axis, 0) for r in axis}
-    for row in transitions.fill_null(ABSENT).iter_rows(named=True):
-        matrix[row["before"]][row["after"]] += row["persons"]
-    persons = int(transitions["persons"].sum())
+    for cb, ca, n in transitions.iter_rows():
+        matrix[ABSENT if cb is None else palette[cb]][ABSENT if ca is None else palette[ca]] += n
+    color_changed = pl.col("code_b").ne_missing(pl.col("code_a"))
+    rule_changed = (pl.col("code_b").is_not_null() & ~color_changed
+                    & pl.col("rcode_b").ne_missing(pl.col("rcode_a")))
+    listed = joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed)
+    del joined
 
+    pairs_b, pairs_a = _rule_pairs(b_codes, fast), _rule_pairs(a_codes, fast)
+    started, stopped = pl.collect_all([pairs_a.join(pairs_b, on=["id", "rule"], how="anti"),
+                                       pairs_b.join(pairs_a, on=["id", "rule"], how="anti")])
     rules = _rule_counts(before.meta(), after.meta(), started, stopped, lang)
     listed_rows = _listed_details(listed, b_codes, a_codes, started, stopped)
-    listed_rows = explain(listed_rows, b_codes, a_codes, before.meta(), after.meta(), lang)
+    listed_rows = explain(listed_rows, before.meta(), after.meta(), lang)
     listed_rows = listed_rows.sort("district_code", "person_key", nulls_last=True)
     cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
             "rules_before", "rules_after", "rules_started", "rules_stopped",
@@ -197,44 +231,48 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
     return Diff(
         before=before.meta(), after=after.meta(), lang=lang, palette=palette,
-        persons_compared=persons, changes=changes, rule_changes=rule_changes, matrix=matrix,
-        rules=rules, districts=_district_counts(changes, palette),
+        persons_compared=sum(sum(r.values()) for r in matrix.values()), changes=changes,
+        rule_changes=rule_changes, matrix=matrix, rules=rules,
+        districts=_district_counts(changes, palette),
         only_before=sum(matrix[c][ABSENT] for c in palette),
         only_after=sum(matrix[ABSENT][c] for c in palette),
     )
 
 
-def _listed_details(listed: pl.DataFrame, b_codes: pl.LazyFrame, a_codes: pl.LazyFrame,
+def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
+    """The listed persons' rows of one side, fetched by position (no join over 10M)."""
+    heavy = ["district_code", "color", "rule", "matched_rules", "evidence", "override"]
+    return codes.select("person_key", *heavy)[rows.drop_nulls()].with_columns(
+        **{f"row_{s}": rows.drop_nulls()}).rename({c: f"{c}_{s}" for c in ["person_key", *heavy]})
+
+
+def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame,
                     started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
-    """Attach the heavy columns of both sides and started/stopped lists to listed persons."""
-    keys = listed.lazy().select("person_key")
-    heavy = ["person_key", "district_code", "matched_rules", "override"]
-
-    def side(codes: pl.LazyFrame, suffix: str) -> pl.LazyFrame:
-        return codes.join(keys, on="person_key", how="semi").select(heavy).rename(
-            {c: f"{c}_{suffix}" for c in heavy[1:]})
-
+    """The listed persons with both sides' columns and their started/stopped rule lists."""
     def as_lists(pairs: pl.DataFrame, name: str) -> pl.LazyFrame:
-        return (pairs.lazy().join(keys, on="person_key", how="semi")
-                .group_by("person_key").agg(pl.col("rule").sort_by("pos").alias(name)))
+        return (pairs.lazy().join(listed.lazy().select("id"), on="id", how="semi")
+                .group_by("id").agg(pl.col("rule").sort_by("pos").alias(name)))
 
     out = (
-        listed.lazy()
-        .join(side(b_codes, "before"), on="person_key", how="left")
-        .join(side(a_codes, "after"), on="person_key", how="left")
-        .join(as_lists(started, "rules_started"), on="person_key", how="left")
-        .join(as_lists(stopped, "rules_stopped"), on="person_key", how="left")
-        .with_columns(
+        listed.lazy().select("id", "row_b", "row_a", "is_change")
+        .join(_gather(b_codes, listed["row_b"], "before").lazy(), left_on="row_b", right_on="row_before", how="left")
+        .join(_gather(a_codes, listed["row_a"], "after").lazy(), left_on="row_a", right_on="row_after", how="left")
+        .join(as_lists(started, "rules_started"), on="id", how="left")
+        .join(as_lists(stopped, "rules_stopped"), on="id", how="left")
+        .select(
+            person_key=pl.coalesce("person_key_after", "person_key_before"),
             district_code=pl.coalesce("district_code_after", "district_code_before"),
-            rules_before=pl.when(pl.col("before").is_not_null())
+            before="color_before", after="color_after",
+            rule_before="rule_before", rule_after="rule_after", is_change="is_change",
+            rules_before=pl.when(pl.col("color_before").is_not_null())
             .then(pl.col("matched_rules_before").fill_null([])),
-            rules_after=pl.when(pl.col("after").is_not_null())
+            rules_after=pl.when(pl.col("color_after").is_not_null())
             .then(pl.col("matched_rules_after").fill_null([])),
             rules_started=pl.col("rules_started").fill_null([]),
             rules_stopped=pl.col("rules_stopped").fill_null([]),
+            override_before="override_before", override_after="override_after",
+            evidence_before="evidence_before", evidence_after="evidence_after",
         )
-        .drop("district_code_after", "district_code_before", "matched_rules_before",
-              "matched_rules_after")
     )
     return out.collect()
 

@@ -72,11 +72,11 @@ def color_name(expr: pl.Expr, lang: str) -> pl.Expr:
     return expr
 
 
-def _latest_evidence(codes: pl.LazyFrame, keys: pl.LazyFrame) -> pl.LazyFrame:
+def _latest_evidence(listed: pl.DataFrame, column: str) -> pl.LazyFrame:
     """Per (person, rule), the latest evidence row: the trigger the rule counts."""
     return (
-        codes.join(keys, on="person_key", how="semi")
-        .select("person_key", "evidence")
+        listed.lazy()
+        .select("person_key", evidence=column)
         .explode("evidence")
         .filter(pl.col("evidence").is_not_null())
         .unnest("evidence")
@@ -163,11 +163,10 @@ def _override_clause(listed: pl.DataFrame, t: dict, lang: str) -> pl.LazyFrame:
     )
 
 
-def explain(listed: pl.DataFrame, b_codes: pl.LazyFrame, a_codes: pl.LazyFrame,
-            before: SideMeta, after: SideMeta, lang: str) -> pl.DataFrame:
-    """Add `explanation` to the listed rows (colour changes and rule-only changes)."""
+def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) -> pl.DataFrame:
+    """Add `explanation` to the listed rows (colour changes and rule-only changes); the rows
+    carry both sides' `evidence_before` / `evidence_after`, dropped here once used."""
     t = TEXT[lang]
-    keys = listed.lazy().select("person_key")
     titles = _titles(before, after, lang)
     same_rules = (before.ruleset, before.version) == (after.ruleset, after.version)
     same_date = before.as_of == after.as_of
@@ -190,7 +189,7 @@ def explain(listed: pl.DataFrame, b_codes: pl.LazyFrame, a_codes: pl.LazyFrame,
     else:
         stopped_verb = t["stopped_under_asof"].format(v=version, d=after.as_of.isoformat())
 
-    ev_b, ev_a = _latest_evidence(b_codes, keys), _latest_evidence(a_codes, keys)
+    ev_b, ev_a = _latest_evidence(listed, "evidence_before"), _latest_evidence(listed, "evidence_after")
     still = (
         listed.lazy()
         .filter(pl.col("after").is_not_null() & pl.col("rule_after").is_not_null()
@@ -243,6 +242,6 @@ def explain(listed: pl.DataFrame, b_codes: pl.LazyFrame, a_codes: pl.LazyFrame,
         .join(joined_clauses, on="person_key", how="left")
         .join(deciding_title, on="rule_after", how="left")
         .with_columns(explanation=pl.concat_str([head, pl.lit(t["colon"]), body]).str.replace_all("  +", " "))
-        .drop("clauses", "deciding_title")
+        .drop("clauses", "deciding_title", "evidence_before", "evidence_after")
         .collect()
     )

@@ -208,3 +208,29 @@ def test_property_random_sides(b_persons, a_persons, lang):
 
 def test_titles_fixture_covers_before_rules():
     assert set(TITLES) <= set(diff(*ruleset_pair()).rules["rule"])
+
+
+def test_hash_collision_falls_back_to_string_join(monkeypatch):
+    import hcode.diff as module
+
+    expected = diff(*ruleset_pair())
+    real = module._identity
+
+    def colliding(fast):
+        ident, check = real(fast)
+        return (pl.lit(7, pl.UInt64), check) if fast else (ident, check)
+
+    monkeypatch.setattr(module, "_identity", colliding)
+    got = diff(*ruleset_pair())
+    assert got.changes.equals(expected.changes) and got.matrix == expected.matrix
+
+
+def test_duplicate_person_key_is_refused():
+    as_of = dt.date(2022, 6, 26)
+    dup = side("a", "1", as_of, [row("x", "310101", "green"), row("x", "310101", "red")])
+    try:
+        diff(dup, dup)
+    except ValueError as exc:
+        assert "twice" in str(exc)
+    else:
+        raise AssertionError("duplicate keys accepted")
