@@ -70,40 +70,46 @@ def invalid_reason(ids: pl.Series, now: dt.datetime) -> pl.Series:
     )
 
 
+def _check_chars_ok(ids: pl.Series) -> pl.Series:
+    """MOD 11-2 check for ids already known to match ID_PATTERN, on a (n, 18) byte matrix."""
+    if ids.len() == 0:
+        return pl.Series([], dtype=pl.Boolean)
+    b = np.frombuffer("".join(ids.to_list()).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
+    weighted = (b[:, :17].astype(np.int32) - 48) @ np.asarray(WEIGHTS, dtype=np.int32)
+    expected = np.frombuffer(CHECK_CHARS.encode("ascii"), dtype=np.uint8)[weighted % 11]
+    return pl.Series(b[:, 17] == expected)
+
+
 def _check_distinct(df: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     idc = pl.col("id")
-    shaped = idc.str.contains(ID_PATTERN)
-    digits = [idc.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(17)]
-    weighted = pl.sum_horizontal([d * w for d, w in zip(digits, WEIGHTS, strict=True)])
-    check_ok = idc.str.slice(17, 1) == pl.lit(CHECK_CHARS).str.slice(weighted % 11, 1)
-    birth = idc.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
-    df = df.with_columns(
-        shaped.alias("_shaped"),
-        pl.when(shaped).then(check_ok).otherwise(False).alias("_check"),
-        pl.when(shaped).then(birth).alias("_birth"),
+    df = df.with_columns(idc.str.contains(ID_PATTERN).fill_null(False).alias("_shaped"))
+    shaped = df.filter(pl.col("_shaped"))
+    shaped = shaped.with_columns(
+        _check_chars_ok(shaped.get_column("id")).alias("_check"),
+        idc.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False).alias("_birth"),
         idc.str.slice(0, 6).alias("code"),
     ).with_columns(pl.col("_birth").dt.year().cast(pl.Int32).alias("_year"))
-    div = divisions()
     region_ok = (
-        df.select("id", "code", "_year")
+        shaped.select("id", "code", "_year")
         .filter(pl.col("_year").is_not_null())
-        .join(div, on="code", how="inner")
+        .join(divisions(), on="code", how="inner")
         .filter((pl.col("_year") >= pl.col("first_year")) & (pl.col("_year") <= pl.col("last_year")))
         .select("id")
         .unique()
         .with_columns(pl.lit(True).alias("_region"))
     )
-    df = df.join(region_ok, on="id", how="left")
+    shaped = shaped.join(region_ok, on="id", how="left")
     reason = (
-        pl.when(idc.is_null() | (idc == "")).then(pl.lit("empty"))
-        .when(~pl.col("_shaped")).then(pl.lit("bad format"))
-        .when(~pl.col("_check")).then(pl.lit("bad check character"))
+        pl.when(~pl.col("_check")).then(pl.lit("bad check character"))
         .when(pl.col("_birth").is_null()).then(pl.lit("bad birth date"))
         .when(pl.col("_birth") > pl.lit(now.date())).then(pl.lit("birth date in the future"))
         .when(pl.col("_region").is_null()).then(pl.lit("unknown region"))
         .otherwise(None)
     )
-    return df.select("id", reason.alias("reason"))
+    checked = shaped.select("id", reason.alias("reason"))
+    unshaped = df.filter(~pl.col("_shaped")).select(
+        "id", pl.when(idc.is_null() | (idc == "")).then(pl.lit("empty")).otherwise(pl.lit("bad format")).alias("reason"))
+    return pl.concat([checked, unshaped])
 
 
 def check_char(first17: str) -> str:

@@ -49,15 +49,16 @@ def _text(s: pl.Series) -> pl.Series:
 
 
 def parse_timestamps(s: pl.Series) -> pl.Series:
-    """Strings in the accepted formats → Datetime("us"); unparseable → null. Tries the
-    common format on everything and the others only on what is left."""
-    out = s.str.to_datetime(TIMESTAMP_FORMATS[0], strict=False, time_unit="us")
-    for fmt in TIMESTAMP_FORMATS[1:]:
-        missing = out.is_null() & s.is_not_null()
-        if not missing.any():
-            break
-        alt = s.str.to_datetime(fmt, strict=False, time_unit="us")
-        out = pl.select(pl.when(missing).then(alt).otherwise(out)).to_series()
+    """Strings in the accepted formats → Datetime("us"); unparseable → null. Parses the
+    common format over everything, then the other formats only over what is left."""
+    out = s.str.strptime(pl.Datetime("us"), TIMESTAMP_FORMATS[0], strict=False, cache=False)
+    missing = (out.is_null() & s.is_not_null()).arg_true()
+    if missing.len():
+        rest = s.gather(missing)
+        alt = pl.Series(s.name, [None] * len(rest), dtype=pl.Datetime("us"))
+        for fmt in TIMESTAMP_FORMATS[1:]:
+            alt = alt.fill_null(rest.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False))
+        out = out.scatter(missing, alt)
     return out.alias(s.name)
 
 
@@ -122,10 +123,12 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
 def _id(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
     if s.dtype.is_integer():
         s = s.cast(pl.String)
-    val = _empty_to_null(_strip(s).str.to_uppercase())
-    reason = idnumber.invalid_reason(val, now)
-    reason = pl.select(pl.when(val.is_null()).then(pl.lit("empty")).otherwise(reason)).to_series()
-    return val.alias(col.name), reason.alias(col.name)
+    if not s.str.contains(idnumber.ID_PATTERN).all():  # normalise only when something is not clean
+        s = _empty_to_null(_strip(s).str.to_uppercase())
+    reason = idnumber.invalid_reason(s, now)
+    if s.null_count():
+        reason = pl.select(pl.when(s.is_null()).then(pl.lit("empty")).otherwise(reason)).to_series()
+    return s.alias(col.name), reason.alias(col.name)
 
 
 def validate_column(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
