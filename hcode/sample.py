@@ -120,7 +120,7 @@ def write_feed(frame: pl.DataFrame, out_dir: Path, feed: str, fmt: str, encoding
     """Write one feed's frame as `<feed>.csv` (in `encoding`) or `<feed>.parquet`."""
     path = out_dir / f"{feed}.{fmt}"
     if fmt == "parquet":
-        frame.rechunk().write_parquet(path, compression="zstd", compression_level=1, statistics=False)
+        frame.write_parquet(path, compression="zstd", compression_level=1, statistics=False)
     elif encoding == "utf-8":
         frame.write_csv(path)
     elif encoding == "utf-8-sig":
