@@ -169,6 +169,8 @@ def register(app: typer.Typer) -> None:
             table.add_row(str(e.run_id), e.ruleset, str(e.as_of), e.color or "(no code)", e.rule or "",
                           _d(e.since), "changed" if e.changed else "")
         out.print(table if h.entries else "no published run yet")
+        if h.entries and all(e.color is None for e in h.entries):
+            err.print("this id number has no code in any published run (not registered, or a typo)")
 
     audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
     app.add_typer(audit_app, name="audit")

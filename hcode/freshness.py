@@ -130,7 +130,9 @@ def impact(con, feed: str, head: str, as_of: dt.date, ruleset=None, codes: pl.Da
         return f"{head}; codes that depend on it may be out of date"
     if not readers:
         return f"{head}; no rule of {ruleset.name} reads it, so no code depends on it"
-    tail = f"; {', '.join(readers)} read{'s' if len(readers) == 1 else ''} it, so their matches may be stale"
+    one_rule = len(readers) == 1
+    tail = (f"; {', '.join(readers)} read{'s' if one_rule else ''} it, so {'its' if one_rule else 'their'} "
+            "matches may be stale")
     if codes is not None:
         n = codes.filter(pl.col("matched_rules").list.eval(pl.element().is_in(readers)).list.any()).height
         tail += f" ({n:,} person{'s' if n != 1 else ''} currently matched)"
