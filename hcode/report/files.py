@@ -1,0 +1,91 @@
+"""The files of `hcode diff --out DIR`, and `summary_dict` (also what `hcode diff --json` prints).
+
+`changes.parquet` keeps lists and override structs as they are (zstd level 1: the fastest
+level that still compresses well on 10M rows); `changes.csv` is for people opening it in
+Excel: UTF-8 with a BOM so Chinese shows, lists `;`-joined, overrides as one readable text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from ..diff import Diff
+
+
+def summary_dict(diff: Diff) -> dict:
+    """The content of `summary.json`: both sides, persons compared, the transition matrix
+    (before -> after -> persons, palette order then "absent"), per-rule started/stopped,
+    colour changes per district, and the one-sided counts."""
+    return {
+        "before": diff.before.as_dict(),
+        "after": diff.after.as_dict(),
+        "lang": diff.lang,
+        "persons_compared": diff.persons_compared,
+        "changes": diff.n_changes,
+        "rule_changes": diff.rule_changes.height,
+        "only_before": diff.only_before,
+        "only_after": diff.only_after,
+        "palette": list(diff.palette),
+        "matrix": diff.matrix,
+        "rules": {
+            r["rule"]: {"title": r["title"], "started": r["started"], "stopped": r["stopped"]}
+            for r in diff.rules.iter_rows(named=True)
+        },
+        "districts": {
+            r.pop("district_code"): r for r in diff.districts.iter_rows(named=True)
+        },
+    }
+
+
+def write_summary(diff: Diff, path: Path) -> None:
+    path.write_text(json.dumps(summary_dict(diff), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def write_changes_parquet(diff: Diff, path: Path) -> None:
+    diff.changes.write_parquet(path, compression="zstd", compression_level=1)
+
+
+def _override_text(column: str) -> pl.Expr:
+    o = pl.col(column)
+    return pl.when(o.is_not_null()).then(pl.concat_str(
+        [o.struct.field("color"), pl.lit(": "), o.struct.field("authority").fill_null("?"),
+         pl.lit(" / "), o.struct.field("basis").fill_null("?"), pl.lit(" / "),
+         o.struct.field("operator").fill_null("?"),
+         pl.when(o.struct.field("applied") == False).then(pl.lit(" (not applied)")).otherwise(pl.lit(""))]  # noqa: E712
+    ))
+
+
+def changes_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lists `;`-joined and overrides as text, so that every cell is a plain string."""
+    lists = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    structs = [c for c, t in frame.schema.items() if isinstance(t, pl.Struct)]
+    return frame.with_columns(
+        *[pl.col(c).list.join(";") for c in lists],
+        *[_override_text(c).alias(c) for c in structs],
+    )
+
+
+def write_changes_csv(diff: Diff, path: Path) -> None:
+    changes_for_csv(diff.changes).write_csv(path, include_bom=True)
+
+
+def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None) -> dict[str, Path]:
+    """Write changes.parquet, changes.csv, summary.json, report.md and report.html into
+    `out_dir` (created if needed); returns the paths by name. `lang` defaults to the diff's."""
+    from .html import render_html
+    from .markdown import render_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lang = lang or diff.lang
+    paths = {name: out / name for name in
+             ("changes.parquet", "changes.csv", "summary.json", "report.md", "report.html")}
+    write_changes_parquet(diff, paths["changes.parquet"])
+    write_changes_csv(diff, paths["changes.csv"])
+    write_summary(diff, paths["summary.json"])
+    paths["report.md"].write_text(render_markdown(diff, lang), encoding="utf-8")
+    paths["report.html"].write_text(render_html(diff, lang), encoding="utf-8")
+    return paths
