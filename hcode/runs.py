@@ -125,6 +125,11 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
             "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash, "as_of": ev.as_of.isoformat(),
             "persons": ev.persons, "colors": ev.colors, "max_load_id": max_load_id, "published": publish,
         })
+        if publish:
+            superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
+            if superseded:
+                con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
+            audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})})
     return run_id
 
 

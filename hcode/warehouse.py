@@ -135,8 +135,8 @@ def init(db: str | os.PathLike | None = None) -> InitResult:
     created_db = not path.exists()
     created_key = False
     kp = key_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not os.environ.get("HCODE_KEY") and not kp.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(secrets.token_hex(32) + "\n")

@@ -1,0 +1,99 @@
+"""The nightly batch's own report sections (loads, freshness, quarantine, overrides),
+appended to the diff report's `report.md` and inserted into its `report.html`.
+
+The night shift reads these first: a late discharge list keeps people red, and a manual
+override that no rule supports needs a name and a reason next to it.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+TITLES = {
+    "en": {"batch": "Nightly batch", "loads": "Files loaded", "fresh": "Feed freshness", "late": "Late feeds",
+           "none_late": "Every feed arrived on time.", "quarantine": "Quarantined rows",
+           "none_q": "No row was quarantined tonight.", "overrides": "Manual overrides",
+           "unsupported": "Overrides unsupported by any rule", "expiring": "Overrides expiring in the next 3 days",
+           "applied": "Overrides applied", "not_applied": "Overrides not applied (colour outside the palette)",
+           "none": "none"},
+    "zh": {"batch": "夜间批处理", "loads": "已加载文件", "fresh": "数据时效", "late": "迟到的数据",
+           "none_late": "所有数据均按时到达。", "quarantine": "隔离的数据行", "none_q": "今晚没有被隔离的数据行。",
+           "overrides": "人工转码", "unsupported": "无任何规则支持的人工转码", "expiring": "三天内到期的人工转码",
+           "applied": "已生效的人工转码", "not_applied": "未生效的人工转码（颜色不在色板中）", "none": "无"},
+}
+
+
+def _t(lang: str) -> dict[str, str]:
+    return TITLES.get(lang, TITLES["en"])
+
+
+def _rows(sections: dict, lang: str) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+    """(title, header, rows, note-when-empty) for each table of the nightly sections."""
+    t = _t(lang)
+    loads = [[Path(r["file"]).name, r["feed"] or "?", f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
+              f"{r['rows_quarantined']:,}",
+              "rejected: " + (r["error"] or "") if r["rejected"] else "duplicate" if r["duplicate"] else "loaded"]
+             for r in sections["loads"]]
+    late = [[f["feed"], f["last_loaded"] or "never", str(f["days_late"] if f["days_late"] is not None else "-"),
+             f["impact"] or ""] for f in sections["freshness"] if f["late"]]
+    quarantine = [[q["file"], q["column"], q["reason"], f"{q['rows']:,}"] for q in sections["quarantine"]]
+    ov = sections["overrides"]
+
+    def ov_rows(key: str) -> list[list[str]]:
+        return [[e["person_key"][:12] + "…", e["color"], e["rules_color"], e["authority"], e["basis"], e["operator"],
+                 e["reason"], e["expires_at"] or "-", e["note"] or ""] for e in ov[key]]
+
+    ov_head = ["person", "override", "rules give", "authority", "basis", "operator", "reason", "expires", "note"]
+    return [
+        (t["loads"], ["file", "feed", "read", "loaded", "quarantined", "status"], loads, None),
+        (t["late"], ["feed", "last file", "days late", "impact"], late, t["none_late"]),
+        (t["quarantine"], ["file", "column", "reason", "rows"], quarantine, t["none_q"]),
+        (t["unsupported"], ov_head, ov_rows("unsupported"), t["none"]),
+        (t["expiring"], ov_head, ov_rows("expiring_soon"), t["none"]),
+        (t["applied"], ov_head, ov_rows("applied"), t["none"]),
+        (t["not_applied"], ov_head, ov_rows("not_applied"), t["none"]),
+    ]
+
+
+def render_markdown(sections: dict, lang: str = "en") -> str:
+    out = [f"\n## {_t(lang)['batch']} {sections['date']} (run {sections['run_id']})\n"]
+    for title, head, rows, empty in _rows(sections, lang):
+        out.append(f"\n### {title}\n")
+        if not rows:
+            out.append(f"\n{empty or '-'}\n")
+            continue
+        out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |\n" for row in rows]
+    return "".join(out)
+
+
+def render_html(sections: dict, lang: str = "en") -> str:
+    e = html.escape
+    out = [f'<section id="nightly"><h2>{e(_t(lang)["batch"])} {e(sections["date"])} '
+           f'(run {e(str(sections["run_id"]))})</h2>']
+    for title, head, rows, empty in _rows(sections, lang):
+        late_or_flag = title in (_t(lang)["late"], _t(lang)["unsupported"]) and rows
+        cls = ' class="alarm"' if late_or_flag else ""
+        out.append(f"<h3{cls}>{e(title)}</h3>")
+        if not rows:
+            out.append(f"<p>{e(empty or '-')}</p>")
+            continue
+        out.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out.append("</tbody></table>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def append_sections(report_dir: Path, sections: dict, lang: str = "en") -> None:
+    md = report_dir / "report.md"
+    if md.exists():
+        md.write_text(md.read_text(encoding="utf-8") + render_markdown(sections, lang), encoding="utf-8")
+    page = report_dir / "report.html"
+    if page.exists():
+        text = page.read_text(encoding="utf-8")
+        marker = "</body>"
+        block = render_html(sections, lang)
+        text = text.replace(marker, block + marker, 1) if marker in text else text + block
+        page.write_text(text, encoding="utf-8")
