@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
-from .explain_text import color_label, explanation_exprs
+from .explain_text import WORDS, color_label, evidence_part, explanation_expr, fragment, rule_head
 from .feeds import FEEDS, Kind
 from .ruleset import Ruleset
 
@@ -71,7 +71,7 @@ def population(regs: pl.LazyFrame) -> pl.LazyFrame:
     """Every distinct pid registered before C, with the district of its latest registration
     (ties: the greatest district code)."""
     return (regs.sort(["pid", "registered_at", "district_code"])
-            .unique(subset="pid", keep="last", maintain_order=True)
+            .filter(pl.col("pid").shift(-1).ne_missing(pl.col("pid")))  # the last row of each pid
             .select("pid", "district_code"))
 
 
@@ -148,42 +148,66 @@ def active_overrides(ov: pl.LazyFrame, rs: Ruleset, cutoff: dt.datetime) -> pl.D
             .collect())
 
 
-def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.LazyFrame:
-    """Rule booleans, colour, deciding rule, matched rules, evidence and explanation, as columns."""
-    ms = [compile_expr(r.condition, ctx).fill_null(False) for r in rs.rules]
-    rank = pl.max_horizontal([pl.when(m).then(pl.lit(rs.rank(r.color), pl.Int16)) for m, r in zip(ms, rs.rules,
-                                                                                                 strict=True)])
-    rank = rank.fill_null(0) if rs.rules else pl.lit(0, pl.Int16)
-    frame = frame.with_columns([m.alias(f"__m_{i}") for i, m in enumerate(ms)]).with_columns(rank.alias("__rank"))
+def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.DataFrame:
+    """Rule booleans, colour, deciding rule, matched rules, evidence and explanation.
+
+    Booleans and colours are columns. Lists (matched rules, evidence) are built in long
+    form — one row per (person, matched rule[, evidence fact]) — then grouped by pid:
+    `concat_list` over many `when` columns is row-wise and far slower."""
+    ms = [compile_expr(r.condition, ctx).fill_null(False).alias(f"__m_{i}") for i, r in enumerate(rs.rules)]
     m = [pl.col(f"__m_{i}") for i in range(len(rs.rules))]
+    rank = pl.max_horizontal([pl.lit(0, pl.Int16)] + [pl.when(mi).then(pl.lit(rs.rank(r.color), pl.Int16))
+                                                      for mi, r in zip(m, rs.rules, strict=True)])
     decider = pl.coalesce([pl.when(mi & (pl.col("__rank") == rs.rank(r.color))).then(pl.lit(r.id))
                            for mi, r in zip(m, rs.rules, strict=True)] + [pl.lit(None, pl.String)])
-    matched = (pl.concat_list([pl.when(mi).then(pl.lit(r.id)) for mi, r in zip(m, rs.rules, strict=True)])
-               .list.drop_nulls() if rs.rules else pl.lit([], pl.List(pl.String)))
-    ev = []
-    for mi, r in zip(m, rs.rules, strict=True):
-        for fname in r.evidence_facts:
-            f = rs.facts[fname]
-            detail = pl.col(f"__d_{fname}") if f"__d_{fname}" in frame.collect_schema() else \
-                pl.lit(f.evidence.get(lang, f.evidence["en"]))
-            ev.append(pl.when(mi & pl.col(f"__t_{fname}").is_not_null()).then(
-                pl.struct(rule=pl.lit(r.id), feed=pl.lit(f.feed), time=pl.col(f"__t_{fname}"), detail=detail)))
-    evidence = pl.concat_list(ev).list.drop_nulls() if ev else pl.lit([], pl.List(EVIDENCE))
-    rule_color = pl.col("__rank").replace_strict(list(range(len(rs.palette))), list(rs.palette),
-                                                 return_dtype=pl.String)
     applied = pl.col("override").struct.field("applied").fill_null(False)
-    frame = frame.with_columns(decider.alias("__decider"), matched.alias("matched_rules"),
-                               evidence.alias("evidence"), rule_color.alias("__rule_color"))
-    frame = frame.with_columns(
-        pl.when(applied).then(pl.col("override").struct.field("color")).otherwise(pl.col("__rule_color")).alias("color"),
-        pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"),
-    )
-    frame = frame.with_columns(explanation_exprs(rs, m, lang, set(frame.collect_schema().names())).alias("explanation"))
-    return frame.select("pid", "color", "rule", "matched_rules", "evidence", "override", "explanation")
+    base = (frame.with_columns(ms).with_columns(rank.alias("__rank"))
+            .with_columns(decider.alias("__decider"),
+                          pl.col("__rank").replace_strict(list(range(len(rs.palette))), list(rs.palette),
+                                                          return_dtype=pl.String).alias("__rule_color"))
+            .with_columns(pl.when(applied).then(pl.col("override").struct.field("color"))
+                          .otherwise(pl.col("__rule_color")).alias("color"),
+                          pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"))
+            .collect())
+    names = set(base.columns)
+    ev_long = pl.concat([
+        base.lazy().filter(m[i] & pl.col(f"__t_{f}").is_not_null()).select(
+            "pid", pl.lit(i, pl.Int32).alias("i"), pl.lit(j, pl.Int32).alias("j"), pl.lit(r.id).alias("rule"),
+            pl.lit(rs.facts[f].feed).alias("feed"), pl.col(f"__t_{f}").cast(TS).alias("time"),
+            (pl.col(f"__d_{f}") if f"__d_{f}" in names else pl.lit(rs.facts[f].evidence.get(lang, rs.facts[f].evidence["en"])))
+            .cast(pl.String).alias("detail"))
+        for i, r in enumerate(rs.rules) for j, f in enumerate(r.evidence_facts)]
+        + [pl.LazyFrame(schema={"pid": pl.Int32, "i": pl.Int32, "j": pl.Int32, "rule": pl.String, "feed": pl.String,
+                                "time": TS, "detail": pl.String})]).sort(["pid", "i", "j"]).collect()
+    parts = (ev_long.lazy().group_by("pid", "i", maintain_order=True)
+             .agg(evidence_part(lang).str.join(WORDS["zh" if lang == "zh" else "en"]["join"]).alias("parts")))
+    join = WORDS["zh" if lang == "zh" else "en"]["join"]
+    m_long = (pl.concat([base.lazy().filter(m[i]).select("pid", "__decider", pl.lit(i, pl.Int32).alias("i"),
+                                                         pl.lit(r.id).alias("rule"),
+                                                         pl.lit(rule_head(rs, r.id, lang)).alias("head"))
+                         for i, r in enumerate(rs.rules)]
+                        + [pl.LazyFrame(schema={"pid": pl.Int32, "__decider": pl.String, "i": pl.Int32,
+                                                "rule": pl.String, "head": pl.String})])
+              .join(parts, on=["pid", "i"], how="left").with_columns(fragment(lang).alias("frag"))
+              .sort(["pid", "i"])
+              .group_by("pid", maintain_order=True)
+              .agg(pl.col("rule").alias("matched_rules"),
+                   pl.col("frag").filter(pl.col("rule") == pl.col("__decider")).first().alias("__first"),
+                   pl.col("frag").filter(pl.col("rule") != pl.col("__decider")).str.join(join).alias("__others"),
+                   pl.col("frag").str.join(join).alias("__all")))
+    evidence = ev_long.lazy().group_by("pid", maintain_order=True).agg(
+        pl.struct("rule", "feed", "time", "detail").alias("evidence"))
+    return (base.lazy().select("pid", "color", "rule", "override", "__decider", "__rule_color")
+            .join(m_long, on="pid", how="left").join(evidence, on="pid", how="left")
+            .with_columns(pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
+                          pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))))
+            .with_columns(explanation_expr(rs, lang).alias("explanation"))
+            .select("pid", "color", "rule", "matched_rules", "evidence", "override", "explanation")
+            .collect())
 
 
 def _null_person(rs: Ruleset, facts: Mapping[str, pl.DataFrame]) -> pl.LazyFrame:
-    cols = {"pid": pl.Series([None], dtype=pl.Int32)}
+    cols = {"pid": pl.Series([-(2**31)], dtype=pl.Int32)}  # not null: null keys never join
     for _n, df in facts.items():
         for c in df.columns[1:]:
             cols[c] = pl.Series([None], dtype=df.schema[c])
@@ -203,7 +227,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     facts = compute_facts(rs, rows, ctx, lang)
     ov = active_overrides(rows["overrides"], rs, cutoff)
 
-    default = decide(_null_person(rs, facts), rs, ctx, lang).collect()
+    default = decide(_null_person(rs, facts), rs, ctx, lang)
     everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
     touched = pop.select("pid") if everyone else (
         pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")])
@@ -212,16 +236,16 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     for _n, df in facts.items():
         frame = frame.join(df.lazy(), on="pid", how="left")
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
-    res = decide(frame, rs, ctx, lang).collect()
+    res = decide(frame, rs, ctx, lang)
 
     d = default.row(0, named=True)
-    codes = (pop.lazy().join(res.lazy(), on="pid", how="left", maintain_order="left")
+    # pop is sorted by pid and the left join keeps its order: no sort of nested columns here
+    codes = (pop.join(res, on="pid", how="left", maintain_order="left")
              .with_columns(pl.col("color").fill_null(d["color"]),
                            pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
                            pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
                            pl.col("explanation").fill_null(d["explanation"]))
-             .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()])
-             .sort("pid").collect())
+             .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()]))
     counts = dict(codes.group_by("color").len().iter_rows())
     applied = ov.filter(pl.col("override").struct.field("applied")).join(pop, on="pid", how="semi").height
     return Evaluation(

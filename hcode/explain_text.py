@@ -25,7 +25,7 @@ WORDS = {
            "open": "（", "close": "）",
            "override": "{}：{}人工赋码，依据：{}，操作员：{}，原因：{}；覆盖规则结果：{}",
            "nothing": "{}（未命中任何规则）",
-           "not_applied": "；{}（{}，{}签发）的人工赋码未生效：{}不在本规则集的颜色序列（{}）中"},
+           "not_applied": "；改为{}的人工赋码（{}，{}签发）未生效：{}不在本规则集的颜色序列（{}）中"},
 }
 TIME_FMT = "%Y-%m-%d %H:%M"
 
@@ -46,52 +46,39 @@ def default_sentence(rs: Ruleset, lang: str = "en") -> str:
     return color_label(rs.palette[0], lang) + w["sep"] + w["none"]
 
 
-def rule_fragments(rs: Ruleset, lang: str, schema) -> list[pl.Expr]:
-    """Per rule: "SH-R-03 Close contact (contacts, close contact identified 2022-06-10 14:00)"."""
+def rule_head(rs: Ruleset, rule_id: str, lang: str) -> str:
+    """"SH-R-03 Close contact" (the title in the wanted language)."""
+    r = rs.rule(rule_id)
+    return f"{r.id} {r.title.get(lang, r.title['en'])}"
+
+
+def evidence_part(lang: str) -> pl.Expr:
+    """"contacts, close contact identified 2022-06-10 14:00" over columns feed, detail, time."""
     w = WORDS["zh" if lang == "zh" else "en"]
-    out = []
-    for r in rs.rules:
-        head = f"{r.id} {r.title.get(lang, r.title['en'])}"
-        parts = []
-        for fname in r.evidence_facts:
-            f = rs.facts[fname]
-            t = pl.col(f"__t_{fname}")
-            detail = pl.col(f"__d_{fname}") if f"__d_{fname}" in schema else pl.lit(f.evidence.get(lang, f.evidence["en"]))
-            parts.append(pl.when(t.is_not_null()).then(
-                pl.format("{}" + w["comma"] + "{} {}", pl.lit(f.feed), detail, t.dt.strftime(TIME_FMT))))
-        if not parts:
-            out.append(pl.lit(head))
-            continue
-        joined = pl.concat_list(parts).list.drop_nulls()
-        out.append(pl.when(joined.list.len() > 0)
-                   .then(pl.format("{}" + w["open"] + "{}" + w["close"], pl.lit(head), joined.list.join(w["join"])))
-                   .otherwise(pl.lit(head)))
-    return out
+    return pl.format("{}" + w["comma"] + "{} {}", pl.col("feed"), pl.col("detail"), pl.col("time").dt.strftime(TIME_FMT))
 
 
-def explanation_exprs(rs: Ruleset, matched: list[pl.Expr], lang: str, columns: set[str]) -> pl.Expr:
-    """The explanation column over a frame holding __decider, __rule_color, override and the facts."""
+def fragment(lang: str) -> pl.Expr:
+    """"HEAD (PART; PART)" over columns head and parts (null parts: the head alone)."""
+    w = WORDS["zh" if lang == "zh" else "en"]
+    return (pl.when(pl.col("parts").is_null()).then(pl.col("head"))
+            .otherwise(pl.format("{}" + w["open"] + "{}" + w["close"], pl.col("head"), pl.col("parts"))))
+
+
+def explanation_expr(rs: Ruleset, lang: str) -> pl.Expr:
+    """The sentence, over columns __decider, __rule_color, override, and the fragments
+    __first (the deciding rule's), __others (the other matched rules', joined) and __all."""
     lang = "zh" if lang == "zh" else "en"
     w = WORDS[lang]
-    if not rs.rules:
-        rules_text = pl.lit(default_sentence(rs, lang))
-        all_frags = pl.lit(None, pl.String)
-    else:
-        frags = rule_fragments(rs, lang, columns)
-        decider = pl.col("__decider")
-        first = pl.coalesce([pl.when(decider == r.id).then(f) for r, f in zip(rs.rules, frags, strict=True)])
-        others = pl.concat_list([pl.when(m & (decider != r.id)).then(f)
-                                 for m, r, f in zip(matched, rs.rules, frags, strict=True)]).list.drop_nulls()
-        also = pl.when(others.list.len() > 0).then(pl.lit(w["also"]) + others.list.join(w["join"])).otherwise(pl.lit(""))
-        rules_text = pl.when(decider.is_null()).then(pl.lit(default_sentence(rs, lang))).otherwise(
-            pl.format("{}" + w["sep"] + "{}{}", _label(pl.col("__rule_color"), rs, lang), first, also))
-        all_frags = pl.concat_list([pl.when(m).then(f) for m, f in zip(matched, frags, strict=True)]
-                                   ).list.drop_nulls().list.join(w["join"])
+    decider = pl.col("__decider")
+    also = pl.when(pl.col("__others").fill_null("") != "").then(pl.lit(w["also"]) + pl.col("__others")).otherwise(pl.lit(""))
+    rules_text = pl.when(decider.is_null()).then(pl.lit(default_sentence(rs, lang))).otherwise(
+        pl.format("{}" + w["sep"] + "{}{}", _label(pl.col("__rule_color"), rs, lang), pl.col("__first"), also))
     ov = pl.col("override")
     f = ov.struct.field
-    overridden = pl.when(pl.col("__decider").is_null()).then(
+    overridden = pl.when(decider.is_null()).then(
         pl.format(w["nothing"], _label(pl.lit(rs.palette[0]), rs, lang))).otherwise(
-        pl.format("{}" + w["sep"] + "{}", _label(pl.col("__rule_color"), rs, lang), all_frags))
+        pl.format("{}" + w["sep"] + "{}", _label(pl.col("__rule_color"), rs, lang), pl.col("__all")))
     applied_text = pl.format(w["override"], _label(f("color"), rs, lang), f("authority"), f("basis"),
                              f("operator"), f("reason"), overridden)
     palette = " < ".join(rs.palette)
