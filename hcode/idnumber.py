@@ -62,12 +62,14 @@ def invalid_reason(ids: pl.Series, now: dt.datetime) -> pl.Series:
     ``birth date in the future``, ``unknown region``.
     """
     distinct = pl.DataFrame({"id": ids}).unique()
-    checked = _check_distinct(distinct, now)
-    return (
-        pl.DataFrame({"id": ids})
-        .join(checked, on="id", how="left", maintain_order="left")
-        .get_column("reason")
-    )
+    bad = _check_distinct(distinct, now).filter(pl.col("reason").is_not_null())
+    out = pl.Series("reason", [None] * len(ids), dtype=pl.String)
+    if bad.height:  # join back only the (few) rows with a bad id
+        rows = ids.is_in(bad.get_column("id").implode(), nulls_equal=True).arg_true()
+        reasons = (pl.DataFrame({"id": ids.gather(rows)})
+                   .join(bad, on="id", how="left", nulls_equal=True, maintain_order="left").get_column("reason"))
+        out = out.scatter(rows, reasons)
+    return out
 
 
 def _check_chars_ok(ids: pl.Series) -> pl.Series:
