@@ -153,31 +153,43 @@ def registrations(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
 
 
 def nat_results(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
-    """Mass testing every ~72 h (4-5 tests in 14 days) plus a third of a test at random."""
+    """Mass testing every ~72 h (4-5 tests in 14 days) plus a third of a test at random.
+
+    The biggest feed (~5 rows per resident): intermediates are dropped as soon as used so
+    that 10M residents stay within a few GB.
+    """
     n = ctx.residents
     period = 72 * HOUR
     phase = rng.random(n) * period
     base = np.ceil((WINDOW - phase) / period).astype(np.int64)
     counts = base + rng.poisson(1 / 3, n)
     total = int(counts.sum())
-    person = np.repeat(np.arange(n), counts)
+    person = np.repeat(np.arange(n, dtype=np.int32), counts)
     starts = np.cumsum(counts) - counts
     j = np.arange(total) - np.repeat(starts, counts)
     scheduled = j < np.repeat(base, counts)
-    jitter = rng.normal(0, 2 * HOUR, total)
-    rel = np.where(scheduled, -WINDOW + phase[person] + j * period + jitter, -WINDOW + rng.random(total) * WINDOW)
+    del base
+    rel = -WINDOW + phase[person] + j * period + rng.normal(0, 2 * HOUR, total)
+    del j, phase
+    rel = np.where(scheduled, rel, -WINDOW + rng.random(total) * WINDOW)
+    del scheduled
     rel = np.clip(rel, -WINDOW, -1).astype(np.int64)
     positive = np.zeros(total, dtype=bool)
     pos_persons = _pick(rng, n, 0.002)
     positive[starts[pos_persons] + (rng.random(len(pos_persons)) * counts[pos_persons]).astype(np.int64)] = True
+    del starts, counts
     pooled = rng.random(total) < 0.1
     # a few results sampled just after the cut-off: valid rows a run as of D must ignore
     after = _pick(rng, n, 0.0001)
-    person = np.concatenate([person, after])
+    person = np.concatenate([person, after.astype(np.int32)])
     rel = np.concatenate([rel, _uniform(rng, 0, 6 * HOUR, len(after))])
     positive = np.concatenate([positive, np.zeros(len(after), dtype=bool)])
     pooled = np.concatenate([pooled, np.zeros(len(after), dtype=bool)])
-    return _frame("nat_results", id_number=ctx.id_text(person), sampled_at=ctx.text_times(rel, rng),
+    ids = ctx.id_text(person)
+    del person
+    times = ctx.text_times(rel, rng)
+    del rel
+    return _frame("nat_results", id_number=ids, sampled_at=times,
                   result=_labels(("negative", "positive"), positive), pooled=_labels(("false", "true"), pooled))
 
 

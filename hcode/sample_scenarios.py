@@ -331,9 +331,11 @@ SCENARIOS: tuple[Scenario, ...] = (
        [contact(d(-3, 10)), override(d(-5, 9), "green"), override(d(-1, 9), "purple")],
        "red: SH-R-03", zj="red: ZJ-R-02"),
     _s("override_latest_wins", "Override to red, then a later override to green.",
-       [override(d(-5, 9), "red", why=2), override(d(-2, 9), "green")], "green by override:", zj="green by override:"),
+       [override(d(-5, 9), "red", why=2), override(d(-2, 9), "green")],
+       "green by override:", zj="green by override:"),
     _s("override_tie_more_severe", "Two overrides issued at the same second, green and yellow: yellow wins.",
-       [override(d(-2, 9), "green"), override(d(-2, 9), "yellow", why=1)], "yellow by override:", zj="yellow by override:"),
+       [override(d(-2, 9), "green"), override(d(-2, 9), "yellow", why=1)],
+       "yellow by override:", zj="yellow by override:"),
     _s("override_issued_after_cutoff", "Inbound red; green override issued 2 h after the cut-off.",
        [inbound(d(-2, 8), "44", "red"), override(d(0, 2), "green")], "red: NR-R-01", zj="red: NR-R-01"),
     # --- registrations (the population) ---

@@ -44,12 +44,12 @@ def medium() -> sample.SampleNight:
 
 # --- a reference validator, straight from the feeds contract (stdnum for ids) ---
 
-def _valid_id(raw: str | None) -> bool:
+def _valid_id(raw: str | None, loaded: dt.datetime = LOADED) -> bool:
     v = (raw or "").strip(" \t\n\r\x0b\x0c").upper()
     if not re.fullmatch(r"[0-9]{17}[0-9X]", v):
         return False
     try:
-        return bool(ric.is_valid(v)) and ric.get_birth_date(v) <= LOADED.date()
+        return bool(ric.is_valid(v)) and ric.get_birth_date(v) <= loaded.date()
     except KeyError:  # stdnum: unknown county under a known province
         return False
 
@@ -61,9 +61,9 @@ def _ts(s: pl.Series) -> pl.Series:
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"))).to_series()
 
 
-def _value_ok(col, v: str) -> bool:
+def _value_ok(col, v: str, loaded: dt.datetime) -> bool:
     if col.kind is Kind.ID_NUMBER:
-        return _valid_id(v)
+        return _valid_id(v, loaded)
     if col.kind is Kind.ENUM:
         return v.lower() in col.values
     if col.kind is Kind.BOOL:
@@ -77,7 +77,7 @@ def _value_ok(col, v: str) -> bool:
     return True
 
 
-def _bad_cells(feed: str, df: pl.DataFrame) -> set[tuple[int, str]]:
+def _bad_cells(feed: str, df: pl.DataFrame, loaded: dt.datetime = LOADED) -> set[tuple[int, str]]:
     """(row, column) of every value the contract refuses."""
     bad: set[tuple[int, str]] = set()
     for col in FEEDS[feed].columns:
@@ -87,10 +87,10 @@ def _bad_cells(feed: str, df: pl.DataFrame) -> set[tuple[int, str]]:
             t = _ts(s)
             ok = t.is_not_null()
             if not col.future_ok:
-                ok = ok & (t <= LOADED + dt.timedelta(days=1))
+                ok = ok & (t <= loaded + dt.timedelta(days=1))
             ok = ok.fill_null(False).to_numpy()
         else:
-            verdict = {v: _value_ok(col, v) for v in s.unique().to_list()}
+            verdict = {v: _value_ok(col, v, loaded) for v in s.unique().to_list()}
             ok = np.array([verdict[v] for v in s.to_list()], dtype=bool)
         refused = (empty & (not col.nullable)) | (~empty & ~ok)
         bad.update((int(i), col.name) for i in np.flatnonzero(refused))
@@ -292,6 +292,16 @@ def test_exactly_the_planted_bad_rows_are_bad(small, medium):
             for b in night.bad_rows:
                 if b.feed == feed:
                     assert night.feeds[feed][b.column][b.row] == b.value
+
+
+def test_another_as_of_date_shifts_everything():
+    night = sample.generate(residents=300, seed=4, as_of=dt.date(2022, 4, 10))
+    loaded = dt.datetime(2022, 4, 11, 6)
+    for feed in FEEDS:
+        listed = {(b.row, b.column) for b in night.bad_rows if b.feed == feed}
+        assert _bad_cells(feed, night.feeds[feed], loaded) == listed, feed
+    contacts = planted_rows("contacts", dt.datetime(2022, 4, 11))
+    assert "2022-03-28" in contacts["identified_at"].to_list()  # C - 14 days, as a bare date
 
 
 def test_guaranteed_kinds_even_for_a_tiny_night():
