@@ -262,3 +262,15 @@ def test_rules_list_json():
     by = {i["ruleset"]: i for i in items}
     assert by["shanghai@2022.06.28"]["rules"] == 9 and by["shanghai@2022.06.28"]["extends"] == "2022.05.23"
     assert by["zhejiang@2022.03.01"]["effective_from"] == "2022-03-01"
+
+
+def test_the_tutorial_ruleset_in_the_docs_loads(tmp_path):
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "rulesets.md").read_text(encoding="utf-8")
+    tutorial = doc[doc.index("## Tutorial"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", tutorial, re.S)
+    p = write(tmp_path, "2022.07.01", "".join(blocks[:5]))
+    rs = load_ruleset(p)
+    assert rs.palette == ("green", "yellow", "orange", "red")
+    assert [r.id for r in rs.rules] == ["GX-R-01", "GX-O-01", "GX-Y-01"]
