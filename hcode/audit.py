@@ -106,7 +106,7 @@ def verify(con) -> Verification:
                     s, feed, _ = expected_loads[int(load_id)]
                     expected_loads[int(load_id)] = (seq, feed, digest)
         elif action in ("run", "publish"):
-            expected_runs[d["run_id"]] = (seq, d["content"])
+            expected_runs.setdefault(d["run_id"], (seq, d["content"]))  # the first entry that recorded it
     problems = []
     for load_id, (seq, feed, digest) in expected_loads.items():
         if load_digest(con, feed, load_id) != digest:
