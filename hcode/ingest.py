@@ -12,7 +12,6 @@ import datetime as dt
 import getpass
 import hashlib
 import io
-import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from .normalise import parquet_type_ok, validate
 from .pseudonym import _pads, mask_expr
 from .warehouse import Warehouse, one
 
-CST = zoneinfo.ZoneInfo("Asia/Shanghai")
+CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
 
 
