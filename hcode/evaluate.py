@@ -12,6 +12,9 @@ person with no events. Overrides are applied here, not by rules (rules.md).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,6 +32,14 @@ CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String,
                 "matched_rules": pl.List(pl.String), "evidence": pl.List(EVIDENCE), "override": OVERRIDE,
                 "explanation": pl.String}
 STREAMING = "streaming"
+_PROFILE = bool(os.environ.get("HCODE_PROFILE"))  # stage timings on stderr, for benchmarks
+
+
+def _tick(label: str, t0: list[float]) -> None:
+    if _PROFILE:
+        now = time.perf_counter()
+        print(f"  evaluate: {label} {now - t0[0]:.2f}s", file=sys.stderr, flush=True)
+        t0[0] = now
 
 
 @dataclass(frozen=True)
@@ -179,9 +190,10 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.DataFram
         for i, r in enumerate(rs.rules) for j, f in enumerate(r.evidence_facts)]
         + [pl.LazyFrame(schema={"pid": pl.Int32, "i": pl.Int32, "j": pl.Int32, "rule": pl.String, "feed": pl.String,
                                 "time": TS, "detail": pl.String})]).sort(["pid", "i", "j"]).collect()
-    parts = (ev_long.lazy().group_by("pid", "i", maintain_order=True)
-             .agg(evidence_part(lang).str.join(WORDS["zh" if lang == "zh" else "en"]["join"]).alias("parts")))
     join = WORDS["zh" if lang == "zh" else "en"]["join"]
+    # plain column expressions first, then only cheap aggregations (no filter/format per group)
+    parts = (ev_long.lazy().with_columns(evidence_part(lang).alias("part"))
+             .group_by("pid", "i", maintain_order=True).agg(pl.col("part").str.join(join).alias("parts")))
     m_long = (pl.concat([base.lazy().filter(m[i]).select("pid", "__decider", pl.lit(i, pl.Int32).alias("i"),
                                                          pl.lit(r.id).alias("rule"),
                                                          pl.lit(rule_head(rs, r.id, lang)).alias("head"))
@@ -189,16 +201,17 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.DataFram
                         + [pl.LazyFrame(schema={"pid": pl.Int32, "__decider": pl.String, "i": pl.Int32,
                                                 "rule": pl.String, "head": pl.String})])
               .join(parts, on=["pid", "i"], how="left").with_columns(fragment(lang).alias("frag"))
-              .sort(["pid", "i"])
-              .group_by("pid", maintain_order=True)
-              .agg(pl.col("rule").alias("matched_rules"),
-                   pl.col("frag").filter(pl.col("rule") == pl.col("__decider")).first().alias("__first"),
-                   pl.col("frag").filter(pl.col("rule") != pl.col("__decider")).str.join(join).alias("__others"),
-                   pl.col("frag").str.join(join).alias("__all")))
+              .sort(["pid", "i"]).collect())
+    matched = m_long.lazy().group_by("pid", maintain_order=True).agg(
+        pl.col("rule").alias("matched_rules"), pl.col("frag").str.join(join).alias("__all"))
+    first = m_long.lazy().filter(pl.col("rule") == pl.col("__decider")).select("pid", pl.col("frag").alias("__first"))
+    others = (m_long.lazy().filter(pl.col("rule") != pl.col("__decider")).group_by("pid", maintain_order=True)
+              .agg(pl.col("frag").str.join(join).alias("__others")))
     evidence = ev_long.lazy().group_by("pid", maintain_order=True).agg(
         pl.struct("rule", "feed", "time", "detail").alias("evidence"))
     return (base.lazy().select("pid", "color", "rule", "override", "__decider", "__rule_color")
-            .join(m_long, on="pid", how="left").join(evidence, on="pid", how="left")
+            .join(matched, on="pid", how="left").join(first, on="pid", how="left")
+            .join(others, on="pid", how="left").join(evidence, on="pid", how="left")
             .with_columns(pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
                           pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))))
             .with_columns(explanation_expr(rs, lang).alias("explanation"))
@@ -222,9 +235,12 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     cutoff = cutoff_of(as_of)
     ctx = Ctx(cutoff, rs.palette)
     needed = {"registrations", "overrides", "risk_areas", *(f.feed for f in rs.facts.values())}
+    t0 = [time.perf_counter()]
     rows = {n: feed_rows(frames, n, cutoff) for n in needed}
     pop = population(rows["registrations"]).collect(engine=STREAMING)
+    _tick("population", t0)
     facts = compute_facts(rs, rows, ctx, lang)
+    _tick("facts", t0)
     ov = active_overrides(rows["overrides"], rs, cutoff)
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
@@ -236,7 +252,10 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     for _n, df in facts.items():
         frame = frame.join(df.lazy(), on="pid", how="left")
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
-    res = decide(frame, rs, ctx, lang)
+    frame = frame.collect()
+    _tick(f"touched frame ({frame.height} persons)", t0)
+    res = decide(frame.lazy(), rs, ctx, lang).rechunk()  # gathers from many chunks are slow
+    _tick("decide", t0)
 
     d = default.row(0, named=True)
     # pop is sorted by pid and the left join keeps its order: no sort of nested columns here
@@ -246,6 +265,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
                            pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
                            pl.col("explanation").fill_null(d["explanation"]))
              .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()]))
+    _tick("assemble", t0)
     counts = dict(codes.group_by("color").len().iter_rows())
     applied = ov.filter(pl.col("override").struct.field("applied")).join(pop, on="pid", how="semi").height
     return Evaluation(
