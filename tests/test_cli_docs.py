@@ -38,3 +38,12 @@ def test_every_command_has_help_with_an_example():
 def test_typer_app_is_thin():
     assert isinstance(app, typer.Typer)
     assert len((ROOT / "hcode" / "cli.py").read_text().splitlines()) < 60
+
+
+def test_cli_reference_is_generated_from_the_current_help():
+    from hcode.clidoc import render
+
+    committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert committed == render(), "docs/cli.md is stale: run `python -m hcode.clidoc > docs/cli.md`"
+    for name, _ in all_commands():
+        assert f"## `hcode {name}`" in committed
