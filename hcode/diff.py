@@ -148,21 +148,23 @@ def _identity(fast: bool) -> tuple[pl.Expr, pl.Expr]:
     return pl.col("person_key"), pl.lit(0, pl.UInt64)
 
 
-def _compact(codes: pl.DataFrame, s: str, fast: bool, colors: pl.Enum, rules: pl.Enum) -> pl.LazyFrame:
+def _compact(codes: pl.DataFrame, s: str, fast: bool, colors: pl.Enum) -> pl.LazyFrame:
+    """person identity, colour code and a 64-bit hash of the deciding rule (rule names are a
+    few dozen short ids: their hashes do not collide in practice) plus the row position."""
     ident, check = _identity(fast)
     return codes.lazy().select(
         id=ident,
         **{f"check_{s}": check,
            f"code_{s}": pl.col("color").cast(colors).to_physical(),
-           f"rcode_{s}": pl.col("rule").cast(rules).to_physical()},
+           f"rcode_{s}": pl.col("rule").hash(_SEED)},
     ).with_row_index(f"row_{s}")
 
 
-def _join(b: pl.DataFrame, a: pl.DataFrame, colors: pl.Enum, rules: pl.Enum) -> tuple[pl.DataFrame, bool]:
+def _join(b: pl.DataFrame, a: pl.DataFrame, colors: pl.Enum) -> tuple[pl.DataFrame, bool]:
     """The full outer join of both sides on person identity, in small integers only."""
     for fast in (True, False):
-        joined = (_compact(b, "b", fast, colors, rules)
-                  .join(_compact(a, "a", fast, colors, rules), on="id", how="full", coalesce=True)
+        joined = (_compact(b, "b", fast, colors)
+                  .join(_compact(a, "a", fast, colors), on="id", how="full", coalesce=True)
                   .collect())
         both = joined.filter(pl.col("row_b").is_not_null() & pl.col("row_a").is_not_null())
         if fast and (both["check_b"] != both["check_a"]).any():
@@ -190,9 +192,16 @@ def _rule_order(before: SideMeta, after: SideMeta) -> list[str]:
     return order
 
 
-def _categories(b: pl.DataFrame, a: pl.DataFrame, column: str, first: tuple[str, ...] = ()) -> list[str]:
-    seen = set(b[column].unique().drop_nulls()) | set(a[column].unique().drop_nulls())
-    return [*first, *sorted(seen - set(first))]
+def _colors(b: pl.DataFrame, a: pl.DataFrame, palette: tuple[str, ...]) -> tuple[str, ...]:
+    """The palette, plus (after it) any colour found in the codes that it lacks."""
+    try:
+        enum = pl.Enum(palette)
+        for frame in (b, a):
+            frame.select(pl.col("color").cast(enum).null_count())  # strict: fails on a stray colour
+        return palette
+    except pl.exceptions.InvalidOperationError:
+        seen = set(b["color"].unique().drop_nulls()) | set(a["color"].unique().drop_nulls())
+        return (*palette, *sorted(seen - set(palette)))
 
 
 def diff(before: Side, after: Side, lang: str = "en") -> Diff:
@@ -201,10 +210,8 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
         raise ValueError(f"unknown language {lang!r}: en or zh")
     b_codes, a_codes = normalise_codes(before.codes), normalise_codes(after.codes)
     palette = merged_palette(tuple(before.palette), tuple(after.palette))
-    palette = tuple(_categories(b_codes, a_codes, "color", palette))
-    colors = pl.Enum(palette)
-    rule_names = _categories(b_codes, a_codes, "rule")
-    joined, fast = _join(b_codes, a_codes, colors, pl.Enum(rule_names))
+    palette = _colors(b_codes, a_codes, palette)
+    joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
 
     transitions = joined.group_by("code_b", "code_a").agg(persons=pl.len())
     axis = [*palette, ABSENT]

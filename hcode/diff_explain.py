@@ -212,8 +212,9 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
     ])
     joined_clauses = (
         clauses.filter(pl.col("person_key").is_not_null())
-        .group_by("person_key")
-        .agg(clauses=pl.col("text").sort_by("order", "pos").str.join(t["sep"]))
+        .sort("person_key", "order", "pos")
+        .group_by("person_key", maintain_order=True)
+        .agg(clauses=pl.col("text").str.join(t["sep"]))
     )
     deciding_title = titles.select(rule_after="rule", deciding_title="title")
 

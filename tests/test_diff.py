@@ -234,3 +234,12 @@ def test_duplicate_person_key_is_refused():
         assert "twice" in str(exc)
     else:
         raise AssertionError("duplicate keys accepted")
+
+
+def test_colour_outside_the_palette_gets_its_own_row_and_column():
+    as_of = dt.date(2022, 6, 26)
+    before = side("a", "1", as_of, [row("x", "310101", "green"), row("y", "310101", "green")])
+    after = side("b", "1", as_of, [row("x", "310101", "purple", "XX-1", ["XX-1"]), row("y", "310101", "green")])
+    d = diff(before, after)
+    assert list(d.matrix) == ["green", "yellow", "red", "purple", ABSENT]
+    assert d.matrix["green"]["purple"] == 1 and d.n_changes == 1
