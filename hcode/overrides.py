@@ -21,13 +21,10 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from .evaluate import cutoff_of
 from .runs import get_run, stored_ruleset
 
 EXPIRING_DAYS = 3
-
-
-def cutoff_of(as_of: dt.date) -> dt.datetime:
-    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
 
 
 def active(con, as_of: dt.date) -> pl.DataFrame:

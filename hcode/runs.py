@@ -20,7 +20,7 @@ import polars as pl
 
 from . import audit
 from .errors import HcodeError, UnknownRun
-from .evaluate import Evaluation, evaluate
+from .evaluate import Evaluation, cutoff_of, evaluate
 from .feeds import FEEDS
 from .ruleset import Ruleset
 from .warehouse import Warehouse, one
@@ -56,10 +56,6 @@ class RunInfo:
                 "ruleset_hash": self.ruleset_hash, "as_of": self.as_of.isoformat(),
                 "created_at": self.created_at.isoformat(sep=" "), "published": self.published,
                 "colors": self.colors, "persons": self.persons, "operator": self.operator}
-
-
-def cutoff_of(as_of: dt.date) -> dt.datetime:
-    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
 
 
 def current_loads(con) -> tuple[int, tuple[int, ...]]:
