@@ -79,6 +79,10 @@ FROM pop LEFT JOIN matched m USING (pid) LEFT JOIN ov USING (pid)
 
 
 def rss_mib() -> float:
+    """Peak RSS of this process (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
