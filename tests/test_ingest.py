@@ -44,9 +44,11 @@ NAT_HEADER = "id_number,sampled_at,result,pooled\n"
     [
         (f"{ID_A[:-1]}7,2022-06-10 08:00:00,negative,false", "id_number", "bad check character"),
         ("１10101199003077758,2022-06-10 08:00:00,negative,false", "id_number", "bad format"),
-        ("31999919900101123X,2022-06-10 08:00:00,negative,false", "id_number", None),  # unknown county
+        ("319999199001011231,2022-06-10 08:00:00,negative,false", "id_number", "unknown region"),  # KeyError in stdnum
+        ("31999919900101123X,2022-06-10 08:00:00,negative,false", "id_number", "bad check character"),
         ("11010119900307775,2022-06-10 08:00:00,negative,false", "id_number", "bad format"),
-        ("110101202307077758,2022-06-10 08:00:00,negative,false", "id_number", None),
+        ("110101202307077751,2022-06-10 08:00:00,negative,false", "id_number", "birth date in the future"),
+        ("110101199002307777,2022-06-10 08:00:00,negative,false", "id_number", "bad birth date"),  # 30 February
         (f"{ID_A},2022-06-10 08:00:00,maybe,false", "result", "not one of positive, negative"),
         (f"{ID_A},2022-06-10 08:00:00,negative,yes", "pooled", "not a boolean (true/false/1/0)"),
         (f"{ID_A},2022-06-10 08:00:00,negative,2", "pooled", "not a boolean (true/false/1/0)"),
@@ -64,8 +66,7 @@ def test_bad_nat_rows_are_quarantined_with_column_and_reason(wh, tmp_path, row, 
     assert list(q) == [3]  # header is line 1, the good row line 2, the bad row line 3
     errors, raw = q[3]
     assert column in errors
-    if reason is not None:
-        assert errors[column] == reason
+    assert errors[column] == reason
     assert set(raw) == {"id_number", "sampled_at", "result", "pooled"}
 
 
@@ -191,3 +192,14 @@ def test_reconciliation_holds_for_every_load(wh, tmp_path):
     for read, loaded, quarantined_ in wh.con.execute("SELECT rows_read, rows_loaded, rows_quarantined FROM loads").fetchall():
         assert read == loaded + quarantined_
     assert wh.con.execute("SELECT count(*) FROM quarantine").fetchall() == [(2,)]
+
+
+def test_codes_and_colours_are_normalised(wh, tmp_path):
+    load(wh, write(tmp_path, "entries.csv", f"id_number,entered_at,origin\n{ID_A},2022-06-10, hk \n{ID_C},2022-06-10,HKG\n"))
+    load(wh, write(tmp_path, "inbound_codes.csv", f"id_number,province,color,since\n{ID_A},44,Red,2022-06-10\n"
+                   f"{ID_C},4,red,2022-06-10\n"))
+    assert table(wh, "entries", "origin").rows() == [("HK",)]
+    assert table(wh, "inbound_codes", "province, color").rows() == [("44", "red")]
+    rows = wh.con.execute("SELECT feed, line, errors FROM quarantine ORDER BY feed").fetchall()
+    assert rows == [("entries", 3, [{"column": "origin", "reason": "not a two-letter country code"}]),
+                    ("inbound_codes", 3, [{"column": "province", "reason": "not a 2-digit province code"}])]
