@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class NightlyResult:
     report_dir: Path | None = None
     previous_run: int | None = None
     summary: dict | None = field(default=None, repr=False)
+    stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
 
     @property
     def late_feeds(self) -> tuple[freshness.FeedFreshness, ...]:
@@ -79,6 +81,7 @@ class NightlyResult:
             "previous_run": self.previous_run,
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "changes": (self.summary or {}).get("changes"),
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
         }
 
 
@@ -146,6 +149,15 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do "
                                  "(use --rerun to compute it again)", report_dir=report_dir)
+        stages: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now_ = time.perf_counter()
+            stages[stage] = stages.get(stage, 0.0) + now_ - clock
+            clock = now_
+
         loads = []
         for n, f in enumerate(ingest.expand([inbox]), start=1):
             r = ingest.ingest_file(wh, f, now=now or ingest.now_cst(), batch_date=date, operator=operator)
@@ -153,30 +165,37 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             _move(f, inbox / ("rejected" if r.rejected else "archive") / date.isoformat())
             loads.append(r)
         crash_point("after-loads")
+        lap("load")
         ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang)
+        lap("evaluate")
         fresh = freshness.check(wh.con, date, config, ruleset=rs, codes=ev.codes.select("pid", "matched_rules"))
+        lap("freshness")
         verdict = guard.check(wh.con, rs.province, date, ev.persons, ev.colors, config.guard)
         prev = guard.previous_published(wh.con, rs.province, date)
         previous = prev[0] if prev else None
         if not verdict.ok and not accept_jump:
+            lap("guard")
             return NightlyResult(date, rs.name, None, False, 1,
                                  "not published: " + " ".join(verdict.reasons)
                                  + " (rerun with --accept-jump to publish anyway; it is recorded)",
-                                 tuple(loads), fresh, verdict, previous_run=previous)
+                                 tuple(loads), fresh, verdict, previous_run=previous, stages=stages)
+        lap("guard")
         crash_point("before-publish")
         batch = {"batch_date": date.isoformat(), "accept_jump": bool(accept_jump and not verdict.ok),
                  "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
                  "supersedes": [done] if done is not None else []}
         run_id = runs.store_run(wh, ev, max_load, seen, operator, publish=True, batch=batch)
         crash_point("after-publish")
+        lap("publish")
         warnings = _warnings(loads, fresh, verdict, accept_jump)
         sections = _sections(wh, run_id, loads, fresh, date)
         warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
                           f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)
         summary = write_report(wh, run_id, previous, report_dir, lang, sections)
+        lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
-                         warnings, report_dir, previous, summary)
+                         warnings, report_dir, previous, summary, stages)
 
 
 def _warnings(loads, fresh, verdict, accept_jump) -> tuple[str, ...]:
