@@ -12,7 +12,8 @@ import datetime as dt
 import getpass
 import hashlib
 import io
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .warehouse import Warehouse, one
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
+BATCH_ROWS = 2_000_000  # rows validated and written at a time: bounds memory on 50M-row files
 
 
 def now_cst() -> dt.datetime:
@@ -81,37 +83,56 @@ def _decode_csv(data: bytes) -> bytes:
         raise FileRejected(f"not UTF-8 or GBK text (byte {exc.start})") from None
 
 
-def read_export(path: Path, data: bytes, feed: Feed) -> tuple[pl.DataFrame, pl.Series]:
-    """The contract columns as read (extra columns dropped) and each row's location:
-    its CSV line (header = line 1) or its Parquet row index (from 0)."""
-    is_parquet = path.suffix.lower() in (".parquet", ".pq") or data[:4] == b"PAR1"
-    try:
-        if is_parquet:
-            frame = pl.from_arrow(pq.read_table(io.BytesIO(data)))
-        else:
-            frame = pl.read_csv(io.BytesIO(_decode_csv(data)), infer_schema=False, has_header=True)
-    except FileRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
-        raise FileRejected(f"cannot read {'Parquet' if is_parquet else 'CSV'}: {exc}".splitlines()[0]) from None
-    assert isinstance(frame, pl.DataFrame)
-    frame = frame.rename({c: c.strip().lower() for c in frame.columns if c.strip().lower() not in frame.columns})
-    missing = [c.name for c in feed.columns if c.name not in frame.columns]
+def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
+    """Map each contract column to the file's header name; reject the file when one is missing."""
+    found = {c.strip().lower(): c for c in reversed(columns)}
+    missing = [c.name for c in feed.columns if c.name not in found]
     if missing:
         raise FileRejected(
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"for feed {feed.name} (found: {', '.join(frame.columns) or 'none'})"
+            f"for feed {feed.name} (found: {', '.join(columns) or 'none'})"
         )
-    frame = frame.select([c.name for c in feed.columns])
-    if is_parquet:
-        wrong = [f"{c.name} ({frame.schema[c.name]})" for c in feed.columns
-                 if not parquet_type_ok(frame.schema[c.name], c)]
-        if wrong:
-            raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
-        location = pl.int_range(0, frame.height, eager=True, dtype=pl.Int64)
-    else:
-        location = pl.int_range(2, frame.height + 2, eager=True, dtype=pl.Int64)
-    return frame, location.alias("line")
+    return {c.name: found[c.name] for c in feed.columns}
+
+
+def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = None
+                ) -> Iterator[tuple[pl.DataFrame, pl.Series]]:
+    """The contract columns as read (extra columns dropped), in batches of at most
+    `batch_rows` rows, each with its rows' locations: CSV lines (header = line 1) or
+    Parquet row indexes (from 0). The header (or Parquet schema) is checked before the
+    first batch is yielded, so a file missing columns is rejected before anything is written."""
+    batch_rows = batch_rows or BATCH_ROWS
+    is_parquet = path.suffix.lower() in (".parquet", ".pq") or data[:4] == b"PAR1"
+    kind = "Parquet" if is_parquet else "CSV"
+    try:
+        if is_parquet:
+            pf = pq.ParquetFile(io.BytesIO(data))
+            names = _check_columns(pf.schema_arrow.names, feed)
+            schema = pl.from_arrow(pf.schema_arrow.empty_table()).schema
+            wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
+                     if not parquet_type_ok(schema[names[c.name]], c)]
+            if wrong:
+                raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
+            batches = (pl.from_arrow(b) for b in pf.iter_batches(batch_size=batch_rows, columns=list(names.values())))
+            first = 0
+        else:
+            text = _decode_csv(data)
+            header = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True, n_rows=0).columns
+            names = _check_columns(header, feed)
+            frame = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True,
+                                columns=list(dict.fromkeys(names.values())))
+            del text
+            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
+            first = 2
+        for batch in batches:
+            assert isinstance(batch, pl.DataFrame)
+            batch = batch.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
+            yield batch, pl.int_range(first, first + batch.height, eager=True, dtype=pl.Int64).alias("line")
+            first += batch.height
+    except FileRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
+        raise FileRejected(f"cannot read {kind}: {exc}".splitlines()[0]) from None
 
 
 def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
@@ -148,29 +169,35 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     )
     if prior:
         return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
+    batches = read_export(path, data, contract)
     try:
-        raw, location = read_export(path, data, contract)
+        first = next(batches)  # the header/schema check happens here, before any write
     except FileRejected as exc:
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
-    checked = validate(raw, contract, now)
-    bad = checked.bad
-    with wh.transaction() as con:
-        load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
-        n_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
-        good = checked.values.filter(~bad)
-        n_new = _write_rows(con, wh.key, good, contract, load_id)
-        con.execute(
-            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            [load_id, feed_name, name, sha, raw.height, good.height, n_new, n_bad,
-             now_cst(), now, batch_date, operator],
-        )
-        result = LoadResult(feed_name, str(path), sha, raw.height, good.height, n_bad, load_id=load_id, rows_new=n_new)
-        audit.record(con, "load", operator, {
-            "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": raw.height,
-            "rows_loaded": good.height, "rows_new": n_new, "rows_quarantined": n_bad,
-        })
-    assert result.rows_read == result.rows_loaded + result.rows_quarantined
-    return result
+    read = loaded = n_bad = n_new = 0
+    try:
+        with wh.transaction() as con:
+            load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
+            for raw, location in itertools.chain([first], batches):
+                checked = validate(raw, contract, now)
+                bad = checked.bad
+                n_bad += _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
+                good = checked.values.filter(~bad)
+                n_new += _write_rows(con, wh.key, good, contract, load_id)
+                read += raw.height
+                loaded += good.height
+            con.execute(
+                "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                [load_id, feed_name, name, sha, read, loaded, n_new, n_bad, now_cst(), now, batch_date, operator],
+            )
+            audit.record(con, "load", operator, {
+                "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": read,
+                "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
+            })
+    except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
+    assert read == loaded + n_bad
+    return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)
 
 
 def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location: pl.Series,
@@ -200,10 +227,15 @@ def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location:
 
 
 def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> int:
-    """Insert the rows not already stored; returns how many were new."""
+    """Insert the rows not already stored; returns how many were new.
+
+    Identical rows have identical event times, so the stored rows compared against are only
+    those of this batch's persons within its event-time range: a night's increment is
+    checked against the few rows it could repeat, not against the whole history."""
+    if good.is_empty():
+        return 0
     cols = [c.name for c in feed.stored_columns]
     collist = ", ".join(cols)
-    before = one(con, f"SELECT count(*) FROM {feed.table}")[0]
     con.register("_hcode_good", good)
     try:
         if feed.has_person:
@@ -219,17 +251,22 @@ def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> 
                 "+ row_number() OVER (ORDER BY person_key), person_key "
                 "FROM (SELECT person_key FROM _hcode_keys EXCEPT SELECT person_key FROM persons)"
             )
-            source = (f"SELECT p.pid, {', '.join('g.' + c for c in cols)} FROM _hcode_good g "
-                      "JOIN _hcode_keys k ON k.id = g.id_number JOIN persons p ON p.person_key = k.person_key")
-            keycols = f"pid, {collist}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT p.pid, "
+                f"{', '.join('g.' + c for c in cols)} FROM _hcode_good g JOIN _hcode_keys k ON k.id = g.id_number "
+                "JOIN persons p ON p.person_key = k.person_key")
+            keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_new)"
         else:
-            source = f"SELECT {collist} FROM _hcode_good"
-            keycols = collist
-        con.execute(
-            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM "
-            f"({source} EXCEPT SELECT {keycols} FROM {feed.table})"
-        )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT {collist} FROM _hcode_good")
+            keycols, same_persons = collist, ""
+        t = feed.event_time
+        inserted = con.execute(
+            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM (SELECT * FROM _hcode_new EXCEPT "
+            f"SELECT {keycols} FROM {feed.table} WHERE {t} BETWEEN (SELECT min({t}) FROM _hcode_new) "
+            f"AND (SELECT max({t}) FROM _hcode_new) {same_persons})"
+        ).fetchall()
     finally:
         con.unregister("_hcode_good")
         con.execute("DROP TABLE IF EXISTS _hcode_keys")
-    return one(con, f"SELECT count(*) FROM {feed.table}")[0] - before
+        con.execute("DROP TABLE IF EXISTS _hcode_new")
+    return inserted[0][0]

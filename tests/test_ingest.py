@@ -203,3 +203,21 @@ def test_codes_and_colours_are_normalised(wh, tmp_path):
     rows = wh.con.execute("SELECT feed, line, errors FROM quarantine ORDER BY feed").fetchall()
     assert rows == [("entries", 3, [{"column": "origin", "reason": "not a two-letter country code"}]),
                     ("inbound_codes", 3, [{"column": "province", "reason": "not a 2-digit province code"}])]
+
+
+def test_large_files_are_processed_in_batches_with_the_same_outcome(wh, tmp_path, monkeypatch):
+    import hcode.ingest
+
+    monkeypatch.setattr(hcode.ingest, "BATCH_ROWS", 2)
+    rows = [f"{ID_A},close,2022-06-10 10:00:00", f"{ID_C},close,2022-06-11", f"{ID_A},close,2022-06-10 10:00:00",
+            f"{ID_A},maybe,2022-06-12", f"{ID_C},close,2022-06-11"]
+    r = load(wh, write(tmp_path, "contacts.csv", "id_number,contact_level,identified_at\n" + "\n".join(rows) + "\n"))
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined, r.rows_new) == (5, 4, 1, 2)
+    assert list(quarantined(wh)) == [5]  # the bad row is in the second batch, at CSV line 5
+    assert wh.con.execute("SELECT count(*) FROM feed_contacts").fetchall() == [(2,)]
+    p = tmp_path / "contacts.parquet"
+    pl.DataFrame({"id_number": [ID_A, "x", ID_X], "contact_level": ["close"] * 3,
+                  "identified_at": ["2022-06-13"] * 3}).write_parquet(p)
+    r = load(wh, p)
+    assert (r.rows_read, r.rows_quarantined) == (3, 1)
+    assert 1 in {line for (line,) in wh.con.execute("SELECT line FROM quarantine WHERE file_name = 'contacts.parquet'").fetchall()}
