@@ -192,16 +192,10 @@ def _rule_order(before: SideMeta, after: SideMeta) -> list[str]:
     return order
 
 
-def _colors(b: pl.DataFrame, a: pl.DataFrame, palette: tuple[str, ...]) -> tuple[str, ...]:
+def _with_strays(b: pl.DataFrame, a: pl.DataFrame, palette: tuple[str, ...]) -> tuple[str, ...]:
     """The palette, plus (after it) any colour found in the codes that it lacks."""
-    try:
-        enum = pl.Enum(palette)
-        for frame in (b, a):
-            frame.select(pl.col("color").cast(enum).null_count())  # strict: fails on a stray colour
-        return palette
-    except pl.exceptions.InvalidOperationError:
-        seen = set(b["color"].unique().drop_nulls()) | set(a["color"].unique().drop_nulls())
-        return (*palette, *sorted(seen - set(palette)))
+    seen = set(b["color"].unique().drop_nulls()) | set(a["color"].unique().drop_nulls())
+    return (*palette, *sorted(seen - set(palette)))
 
 
 def diff(before: Side, after: Side, lang: str = "en") -> Diff:
@@ -210,8 +204,11 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
         raise ValueError(f"unknown language {lang!r}: en or zh")
     b_codes, a_codes = normalise_codes(before.codes), normalise_codes(after.codes)
     palette = merged_palette(tuple(before.palette), tuple(after.palette))
-    palette = _colors(b_codes, a_codes, palette)
-    joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
+    try:  # the colour cast is strict: a colour outside both palettes fails it (rare, then slower)
+        joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
+    except pl.exceptions.InvalidOperationError:
+        palette = _with_strays(b_codes, a_codes, palette)
+        joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
 
     transitions = joined.group_by("code_b", "code_a").agg(persons=pl.len())
     axis = [*palette, ABSENT]
@@ -247,23 +244,26 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
 
 
 def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
-    """The listed persons' rows of one side, fetched by position (no join over 10M)."""
-    heavy = ["district_code", "color", "rule", "matched_rules", "evidence", "override"]
-    return codes.select("person_key", *heavy)[rows.drop_nulls()].with_columns(
-        **{f"row_{s}": rows.drop_nulls()}).rename({c: f"{c}_{s}" for c in ["person_key", *heavy]})
+    """The listed persons' rows of one side, fetched by position (no join over 10M); a null
+    position (absent on this side) gives a row of nulls, so the result aligns with `rows`."""
+    heavy = ["person_key", "district_code", "color", "rule", "matched_rules", "evidence", "override"]
+    return codes.select(heavy)[rows].rename({c: f"{c}_{s}" for c in heavy})
 
 
 def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame,
                     started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
     """The listed persons with both sides' columns and their started/stopped rule lists."""
-    def as_lists(pairs: pl.DataFrame, name: str) -> pl.LazyFrame:
-        return (pairs.lazy().join(listed.lazy().select("id"), on="id", how="semi")
-                .group_by("id").agg(pl.col("rule").sort_by("pos").alias(name)))
+    ids = listed.lazy().select("id")
 
+    def as_lists(pairs: pl.DataFrame, name: str) -> pl.LazyFrame:
+        return (pairs.lazy().join(ids, on="id", how="semi").sort("id", "pos")
+                .group_by("id", maintain_order=True).agg(pl.col("rule").alias(name)))
+
+    empty = pl.lit([], pl.List(pl.String))
+    wide = pl.concat([listed.select("id", "is_change"), _gather(b_codes, listed["row_b"], "before"),
+                      _gather(a_codes, listed["row_a"], "after")], how="horizontal")
     out = (
-        listed.lazy().select("id", "row_b", "row_a", "is_change")
-        .join(_gather(b_codes, listed["row_b"], "before").lazy(), left_on="row_b", right_on="row_before", how="left")
-        .join(_gather(a_codes, listed["row_a"], "after").lazy(), left_on="row_a", right_on="row_after", how="left")
+        wide.lazy()
         .join(as_lists(started, "rules_started"), on="id", how="left")
         .join(as_lists(stopped, "rules_stopped"), on="id", how="left")
         .select(
@@ -272,11 +272,11 @@ def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Dat
             before="color_before", after="color_after",
             rule_before="rule_before", rule_after="rule_after", is_change="is_change",
             rules_before=pl.when(pl.col("color_before").is_not_null())
-            .then(pl.col("matched_rules_before").fill_null([])),
+            .then(pl.col("matched_rules_before").fill_null(empty)),
             rules_after=pl.when(pl.col("color_after").is_not_null())
-            .then(pl.col("matched_rules_after").fill_null([])),
-            rules_started=pl.col("rules_started").fill_null([]),
-            rules_stopped=pl.col("rules_stopped").fill_null([]),
+            .then(pl.col("matched_rules_after").fill_null(empty)),
+            rules_started=pl.col("rules_started").fill_null(empty),
+            rules_stopped=pl.col("rules_stopped").fill_null(empty),
             override_before="override_before", override_after="override_after",
             evidence_before="evidence_before", evidence_after="evidence_after",
         )

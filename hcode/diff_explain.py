@@ -76,13 +76,13 @@ def _latest_evidence(listed: pl.DataFrame, column: str) -> pl.LazyFrame:
     """Per (person, rule), the latest evidence row: the trigger the rule counts."""
     return (
         listed.lazy()
-        .select("person_key", evidence=column)
+        .select("_i", evidence=column)
         .explode("evidence")
         .filter(pl.col("evidence").is_not_null())
         .unnest("evidence")
         .filter(pl.col("rule").is_not_null())
-        .sort("person_key", "rule", "time", "feed", "detail", nulls_last=False)
-        .group_by("person_key", "rule")
+        .sort("_i", "rule", "time", "feed", "detail", nulls_last=False)
+        .group_by("_i", "rule")
         .agg(pl.all().last())
     )
 
@@ -113,15 +113,15 @@ def _rule_clauses(listed: pl.DataFrame, column: str, order: int, evidence: pl.La
                   titles: pl.LazyFrame, verb: pl.Expr, ev: pl.Expr) -> pl.LazyFrame:
     return (
         listed.lazy()
-        .select("person_key", "before", "after", rule=pl.col(column))
+        .select("_i", "before", "after", rule=pl.col(column))
         .filter(pl.col("after").is_not_null())
         .with_columns(pos=pl.int_ranges(pl.col("rule").list.len(), dtype=pl.Int32))
         .explode("rule", "pos")
         .filter(pl.col("rule").is_not_null())
         .join(titles, on="rule", how="left")
-        .join(evidence, on=["person_key", "rule"], how="left")
+        .join(evidence, on=["_i", "rule"], how="left")
         .select(
-            "person_key",
+            "_i",
             order=pl.lit(order, pl.Int32),
             pos="pos",
             text=pl.concat_str([pl.col("rule"), pl.lit(" "), pl.col("title").fill_null(""),
@@ -158,7 +158,7 @@ def _override_clause(listed: pl.DataFrame, t: dict, lang: str) -> pl.LazyFrame:
     )
     return (
         listed.lazy()
-        .select("person_key", order=pl.lit(0, pl.Int32), pos=pl.lit(0, pl.Int32), text=text)
+        .select("_i", order=pl.lit(0, pl.Int32), pos=pl.lit(0, pl.Int32), text=text)
         .filter(pl.col("text").is_not_null())
     )
 
@@ -167,6 +167,7 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
     """Add `explanation` to the listed rows (colour changes and rule-only changes); the rows
     carry both sides' `evidence_before` / `evidence_after`, dropped here once used."""
     t = TEXT[lang]
+    listed = listed.with_row_index("_i")  # the person inside this function: cheaper than the key
     titles = _titles(before, after, lang)
     same_rules = (before.ruleset, before.version) == (after.ruleset, after.version)
     same_date = before.as_of == after.as_of
@@ -195,10 +196,10 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
         .filter(pl.col("after").is_not_null() & pl.col("rule_after").is_not_null()
                 & (pl.col("rule_after") != "override")
                 & ~pl.col("rules_started").list.contains(pl.col("rule_after")))
-        .select("person_key", rule="rule_after")
+        .select("_i", rule="rule_after")
         .join(titles, on="rule", how="left")
-        .join(ev_a, on=["person_key", "rule"], how="left")
-        .select("person_key", order=pl.lit(3, pl.Int32), pos=pl.lit(0, pl.Int32),
+        .join(ev_a, on=["_i", "rule"], how="left")
+        .select("_i", order=pl.lit(3, pl.Int32), pos=pl.lit(0, pl.Int32),
                 text=pl.concat_str([pl.col("rule"), pl.lit(" "), pl.col("title").fill_null(""),
                                     pl.lit(" " + t["still"]), _evidence_text(t, lang, None)]))
     )
@@ -211,9 +212,8 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
         still,
     ])
     joined_clauses = (
-        clauses.filter(pl.col("person_key").is_not_null())
-        .sort("person_key", "order", "pos")
-        .group_by("person_key", maintain_order=True)
+        clauses.sort("_i", "order", "pos")
+        .group_by("_i", maintain_order=True)
         .agg(clauses=pl.col("text").str.join(t["sep"]))
     )
     deciding_title = titles.select(rule_after="rule", deciding_title="title")
@@ -238,11 +238,14 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
         .otherwise(pl.coalesce(pl.col("clauses"), fallback))
     )
     head = pl.when(pl.col("is_change")).then(arrow).otherwise(rule_change)
-    return (
+    explanation = (
         listed.lazy()
-        .join(joined_clauses, on="person_key", how="left")
+        .select("_i", "before", "after", "rule_before", "rule_after", "is_change")
+        .join(joined_clauses, on="_i", how="left")
         .join(deciding_title, on="rule_after", how="left")
-        .with_columns(explanation=pl.concat_str([head, pl.lit(t["colon"]), body]).str.replace_all("  +", " "))
-        .drop("clauses", "deciding_title", "evidence_before", "evidence_after")
+        .sort("_i")  # align with `listed` whatever order the joins kept
+        .select(explanation=pl.concat_str([head, pl.lit(t["colon"]), body]).str.replace_all("  +", " "))
         .collect()
+        .to_series()
     )
+    return listed.drop("_i", "evidence_before", "evidence_after").with_columns(explanation)
