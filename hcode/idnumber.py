@@ -55,13 +55,15 @@ def normalise(col: pl.Expr) -> pl.Expr:
     return col.str.strip_chars(ASCII_WS).str.to_uppercase()
 
 
-def invalid_reason(ids: pl.Series, now: dt.datetime) -> pl.Series:
+def invalid_reason(ids: pl.Series, now: dt.datetime, known_valid: pl.Series | None = None) -> pl.Series:
     """For each normalised id, None when valid, else a short reason.
 
     Reasons: ``empty``, ``bad format``, ``bad check character``, ``bad birth date``,
     ``birth date in the future``, ``unknown region``.
     """
     distinct = pl.DataFrame({"id": ids}).unique()
+    if known_valid is not None and known_valid.len():  # found valid earlier in this session
+        distinct = distinct.join(known_valid.rename("id").to_frame(), on="id", how="anti")
     bad = _check_distinct(distinct, now).filter(pl.col("reason").is_not_null())
     out = pl.Series("reason", [None] * len(ids), dtype=pl.String)
     if bad.height:  # join back only the (few) rows with a bad id

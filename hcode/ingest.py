@@ -24,7 +24,8 @@ from . import audit
 from .errors import FileRejected
 from .feeds import FEEDS, Feed, feed_for_file
 from .normalise import parquet_type_ok, validate
-from .pseudonym import _pads, mask_expr
+from .persons import PersonIndex
+from .pseudonym import mask_expr
 from .warehouse import Warehouse, one
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
@@ -141,16 +142,19 @@ def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = Non
     """Load every file of `paths`; files are independent (a rejected file does not stop the others)."""
     now = now or now_cst()
     operator = operator or getpass.getuser()
+    people = PersonIndex(wh.key)
     results = []
     for path in expand(paths):
         if on_file:
             on_file(path)
-        results.append(ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator))
+        results.append(ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator,
+                                   people=people))
     return results
 
 
 def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
-                batch_date: dt.date | None = None, operator: str | None = None) -> LoadResult:
+                batch_date: dt.date | None = None, operator: str | None = None,
+                people: PersonIndex | None = None) -> LoadResult:
     name = path.name
     feed_name = feed or feed_for_file(name)
     try:
@@ -175,15 +179,17 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     except FileRejected as exc:
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
     read = loaded = n_bad = n_new = 0
+    people = people or PersonIndex(wh.key)
+    people.begin()
     try:
         with wh.transaction() as con:
             load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
             for raw, location in itertools.chain([first], batches):
-                checked = validate(raw, contract, now)
+                checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
                 n_bad += _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
                 good = checked.values.filter(~bad)
-                n_new += _write_rows(con, wh.key, good, contract, load_id)
+                n_new += _write_rows(con, people, good, contract, load_id)
                 read += raw.height
                 loaded += good.height
             con.execute(
@@ -195,7 +201,11 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
                 "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
             })
     except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
+        people.rollback()
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
+    except BaseException:
+        people.rollback()
+        raise
     assert read == loaded + n_bad
     return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)
 
@@ -226,7 +236,7 @@ def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location:
     return n_bad
 
 
-def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> int:
+def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int) -> int:
     """Insert the rows not already stored; returns how many were new.
 
     Identical rows have identical event times, so the stored rows compared against are only
@@ -236,29 +246,15 @@ def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> 
         return 0
     cols = [c.name for c in feed.stored_columns]
     collist = ", ".join(cols)
+    if feed.has_person:
+        ids = people.pids(con, good.get_column("id_number"))
+        good = good.join(ids, on="id_number", how="inner").select("pid", *cols)
+        keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_new)"
+    else:
+        keycols, same_persons = collist, ""
     con.register("_hcode_good", good)
     try:
-        if feed.has_person:
-            ipad, opad = _pads(key)
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _hcode_keys AS SELECT id, "
-                "sha256(?::BLOB || unhex(sha256(?::BLOB || id::BLOB))) AS person_key "
-                "FROM (SELECT DISTINCT id_number AS id FROM _hcode_good)",
-                [opad, ipad],
-            )
-            con.execute(
-                "INSERT INTO persons SELECT (SELECT coalesce(max(pid), 0) FROM persons) "
-                "+ row_number() OVER (ORDER BY person_key), person_key "
-                "FROM (SELECT person_key FROM _hcode_keys EXCEPT SELECT person_key FROM persons)"
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT p.pid, "
-                f"{', '.join('g.' + c for c in cols)} FROM _hcode_good g JOIN _hcode_keys k ON k.id = g.id_number "
-                "JOIN persons p ON p.person_key = k.person_key")
-            keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_new)"
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT {collist} FROM _hcode_good")
-            keycols, same_persons = collist, ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT {keycols} FROM _hcode_good")
         t = feed.event_time
         inserted = con.execute(
             f"INSERT INTO {feed.table} SELECT *, {load_id} FROM (SELECT * FROM _hcode_new EXCEPT "
@@ -267,6 +263,5 @@ def _write_rows(con, key: str, good: pl.DataFrame, feed: Feed, load_id: int) -> 
         ).fetchall()
     finally:
         con.unregister("_hcode_good")
-        con.execute("DROP TABLE IF EXISTS _hcode_keys")
         con.execute("DROP TABLE IF EXISTS _hcode_new")
     return inserted[0][0]

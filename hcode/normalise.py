@@ -120,26 +120,28 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
     return val.alias(col.name), reason.alias(col.name)
 
 
-def _id(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
+def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None) -> tuple[pl.Series, pl.Series]:
     if s.dtype.is_integer():
         s = s.cast(pl.String)
     if not s.str.contains(idnumber.ID_PATTERN).all():  # normalise only when something is not clean
         s = _empty_to_null(_strip(s).str.to_uppercase())
-    reason = idnumber.invalid_reason(s, now)
+    reason = idnumber.invalid_reason(s, now, known_valid=known)
     if s.null_count():
         reason = pl.select(pl.when(s.is_null()).then(pl.lit("empty")).otherwise(reason)).to_series()
     return s.alias(col.name), reason.alias(col.name)
 
 
-def validate_column(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
-    """(normalised values, reasons) for one contract column."""
+def validate_column(s: pl.Series, col: Column, now: dt.datetime,
+                    known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """(normalised values, reasons) for one contract column. `known_ids` are ids already
+    found valid in this session (with the same clock): they are not checked again."""
     if s.dtype == pl.Null:
         s = s.cast(pl.String)
     if s.dtype == pl.Categorical or isinstance(s.dtype, pl.Enum):
         s = s.cast(pl.String)
     k = col.kind
     if k is Kind.ID_NUMBER:
-        return _id(s, col, now)
+        return _id(s, col, now, known_ids)
     if k is Kind.TIMESTAMP:
         return _timestamp(s, col, now)
     if k is Kind.ENUM:
@@ -161,11 +163,11 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Ser
     raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
 
 
-def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime) -> Validated:
+def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
     """Validate every contract column of `frame` (which holds exactly those columns)."""
     values, reasons = [], []
     for col in feed.columns:
-        v, r = validate_column(frame.get_column(col.name), col, now)
+        v, r = validate_column(frame.get_column(col.name), col, now, known_ids)
         values.append(v.alias(col.name))
         reasons.append(r.cast(pl.String).alias(col.name))
     return Validated(pl.DataFrame(values), pl.DataFrame(reasons))

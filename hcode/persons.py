@@ -1,0 +1,57 @@
+"""Id numbers → person surrogates (`pid`) during one ingest session.
+
+Each distinct id is pseudonymised once per session, however many files and batches it
+appears in: the HMAC is computed inside DuckDB for ids not yet seen, looked up in
+`persons`, and new persons get the next pids. The id → pid map lives only in this
+process's memory (a Polars frame), never in the warehouse. A file whose transaction is
+rolled back rolls the map back too, so it never holds a pid that was not committed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .pseudonym import _pads
+
+EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
+
+
+class PersonIndex:
+    def __init__(self, key: str):
+        self._ipad, self._opad = _pads(key)
+        self._known = EMPTY
+        self._saved = EMPTY
+
+    @property
+    def known_ids(self) -> pl.Series:
+        """Ids already validated and mapped in this session."""
+        return self._known.get_column("id_number")
+
+    def begin(self) -> None:
+        self._saved = self._known
+
+    def rollback(self) -> None:
+        self._known = self._saved
+
+    def pids(self, con, ids: pl.Series) -> pl.DataFrame:
+        """`id_number`, `pid` for every distinct id of `ids` (valid, normalised), creating
+        persons that are new to the warehouse."""
+        distinct = ids.unique().to_frame("id_number")
+        unseen = distinct.join(self._known, on="id_number", how="anti")
+        if unseen.height:
+            con.register("_hcode_ids", unseen)
+            mapped = con.sql(
+                "SELECT k.id_number, p.pid, k.person_key FROM (SELECT id_number, "
+                "sha256(?::BLOB || unhex(sha256(?::BLOB || id_number::BLOB))) AS person_key FROM _hcode_ids) k "
+                "LEFT JOIN persons p USING (person_key)", params=[self._opad, self._ipad]).pl()
+            con.unregister("_hcode_ids")
+            new = mapped.filter(pl.col("pid").is_null()).sort("person_key")
+            if new.height:
+                top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
+                new = new.with_columns(pl.int_range(top + 1, top + 1 + new.height, dtype=pl.Int32).alias("pid"))
+                con.register("_hcode_new_persons", new.select("pid", "person_key"))
+                con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
+                con.unregister("_hcode_new_persons")
+            found = pl.concat([mapped.filter(pl.col("pid").is_not_null()), new], how="vertical")
+            self._known = pl.concat([self._known, found.select("id_number", pl.col("pid").cast(pl.Int32))])
+        return distinct.join(self._known, on="id_number", how="inner")
