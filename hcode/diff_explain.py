@@ -24,6 +24,7 @@ FEED_ZH = {
     "nat_results": "核酸", "entries": "入境", "trips": "行程", "risk_areas": "风险地区",
     "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
 }
+FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
 COLOR_ZH = {"green": "绿码", "yellow": "黄码", "orange": "橙码", "red": "红码", "absent": "无记录"}
 
 TEXT = {
@@ -97,7 +98,7 @@ def _titles(before: SideMeta, after: SideMeta, lang: str) -> pl.LazyFrame:
 
 def _evidence_text(t: dict, lang: str, days_to: pl.Expr | None) -> pl.Expr:
     """" (contacts, identified 2022-06-10 14:00)" from the joined evidence columns, or ""."""
-    feed = pl.col("feed").replace(FEED_ZH) if lang == "zh" else pl.col("feed")
+    feed = pl.col("feed").replace(FEED_ZH if lang == "zh" else FEED_EN)  # read aloud: no snake_case
     detail = pl.when(pl.col("detail").fill_null("") != "").then(pl.col("detail") + " ").otherwise(pl.lit(""))
     parts = [pl.lit(t["open"]), feed, pl.lit(t["comma"]), detail,
              pl.col("time").dt.strftime(TIME_FMT)]

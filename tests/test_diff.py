@@ -243,3 +243,14 @@ def test_colour_outside_the_palette_gets_its_own_row_and_column():
     d = diff(before, after)
     assert list(d.matrix) == ["green", "yellow", "red", "purple", ABSENT]
     assert d.matrix["green"]["purple"] == 1 and d.n_changes == 1
+
+
+def test_newly_registered_red_person_names_the_rule():
+    as_of = dt.date(2022, 6, 14)
+    before = side("a", "2022.05.23", as_of, [])
+    after = side("b", "2022.05.23", dt.date(2022, 6, 15), [
+        row("new", "310101", "red", "NR-R-01", ["NR-R-01"],
+            [{"rule": "NR-R-01", "feed": "inbound_codes", "time": dt.datetime(2022, 6, 15, 8), "detail": "red"}])])
+    assert explanation_of(diff(before, after), "new") == (
+        "absent → red: newly registered; NR-R-01 Another province's code is red matches "
+        "(inbound codes, red 2022-06-15 08:00)")
