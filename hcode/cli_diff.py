@@ -41,7 +41,6 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-        \b
             hcode diff 7 8 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
