@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+from hcode import warehouse
+from hcode.cli import app
+from hcode.errors import WarehouseMissing, WrongKey
+from hcode.warehouse import Warehouse
+
+
+def test_init_creates_a_private_key_and_is_harmless_twice(tmp_path):
+    db = tmp_path / "sub" / "w.duckdb"
+    first = warehouse.init(db)
+    key = (tmp_path / "sub" / "w.duckdb.key").read_text().strip()
+    assert first.created_db and first.created_key and len(key) == 64 and int(key, 16) >= 0
+    assert stat.S_IMODE((tmp_path / "sub" / "w.duckdb.key").stat().st_mode) == 0o600
+    second = warehouse.init(db)
+    assert not second.created_db and not second.created_key and second.fingerprint == first.fingerprint
+    assert (tmp_path / "sub" / "w.duckdb.key").read_text().strip() == key
+
+
+def test_another_key_stops_every_command(tmp_path, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse.init(db)
+    monkeypatch.setenv("HCODE_KEY", "not the key the warehouse was created with")
+    with pytest.raises(WrongKey, match="mixing keys would split one person in two"):
+        Warehouse.open(db)
+    res = CliRunner().invoke(app, ["runs", "--db", str(db)])
+    assert res.exit_code == 1 and "does not match" in res.output
+
+
+def test_env_key_needs_no_file_and_missing_warehouse_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("HCODE_KEY", "k")
+    res = CliRunner().invoke(app, ["init", "--db", str(tmp_path / "w.duckdb"), "--json"])
+    out = json.loads(res.output)
+    assert res.exit_code == 0 and out["key_file"] is None and not (tmp_path / "w.duckdb.key").exists()
+    with pytest.raises(WarehouseMissing, match="hcode init"):
+        Warehouse.open(tmp_path / "other.duckdb")
