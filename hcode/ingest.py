@@ -249,19 +249,18 @@ def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_i
     if feed.has_person:
         ids = people.pids(con, good.get_column("id_number"))
         good = good.join(ids, on="id_number", how="inner").select("pid", *cols)
-        keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_new)"
+        keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_good)"
     else:
         keycols, same_persons = collist, ""
+    t = feed.event_time
+    lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
     con.register("_hcode_good", good)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _hcode_new AS SELECT DISTINCT {keycols} FROM _hcode_good")
-        t = feed.event_time
+        # EXCEPT is a set operation: it also drops duplicates within the batch.
         inserted = con.execute(
-            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM (SELECT * FROM _hcode_new EXCEPT "
-            f"SELECT {keycols} FROM {feed.table} WHERE {t} BETWEEN (SELECT min({t}) FROM _hcode_new) "
-            f"AND (SELECT max({t}) FROM _hcode_new) {same_persons})"
+            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM (SELECT {keycols} FROM _hcode_good EXCEPT "
+            f"SELECT {keycols} FROM {feed.table} WHERE {t} BETWEEN ? AND ? {same_persons})", [lo, hi]
         ).fetchall()
     finally:
         con.unregister("_hcode_good")
-        con.execute("DROP TABLE IF EXISTS _hcode_new")
     return inserted[0][0]

@@ -62,10 +62,21 @@ def parse_timestamps(s: pl.Series) -> pl.Series:
     return out.alias(s.name)
 
 
+def _fix_where(s: pl.Series, dirty: pl.Series, fix) -> pl.Series:
+    """`s` with `fix` applied only to the rows flagged dirty (most columns are clean)."""
+    idx = dirty.arg_true()
+    return s.scatter(idx, fix(s.gather(idx))) if idx.len() else s
+
+
 def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
     if s.dtype == pl.String:
-        raw = _text(s)
-        val = parse_timestamps(raw)
+        val = parse_timestamps(s)
+        failed = val.is_null() & s.is_not_null()
+        if failed.any():  # trim white space (and blank → empty) only where the plain parse failed
+            raw = _fix_where(s, failed, _text)
+            val = _fix_where(val, failed, lambda _: parse_timestamps(raw.filter(failed)))
+        else:
+            raw = s
         unparsed = raw.is_not_null() & val.is_null()
     else:
         raw = None
@@ -85,8 +96,7 @@ def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, 
 def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     s = s.cast(pl.String)
     values = list(col.values)
-    if not s.is_in(values).all():  # normalise only when something is not already clean
-        s = _text(s).str.to_lowercase()
+    s = _fix_where(s, ~s.is_in(values), lambda x: _text(x).str.to_lowercase())
     reason = pl.select(
         pl.when(s.is_null()).then(pl.lit("empty"))
         .when(~s.is_in(values)).then(pl.lit("not one of " + ", ".join(values)))
@@ -97,9 +107,10 @@ def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
 def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     if s.dtype == pl.Boolean:
         return s, pl.select(pl.when(s.is_null()).then(pl.lit("empty"))).to_series().alias(col.name)
-    text = _text(s.cast(pl.String)).str.to_lowercase()
-    val = text.replace_strict({"true": True, "1": True, "false": False, "0": False}, default=None,
-                              return_dtype=pl.Boolean)
+    tokens = {"true": True, "1": True, "false": False, "0": False}
+    text = s.cast(pl.String)
+    text = _fix_where(text, ~text.is_in(list(tokens)), lambda x: _text(x).str.to_lowercase())
+    val = text.replace_strict(tokens, default=None, return_dtype=pl.Boolean)
     reason = pl.select(
         pl.when(text.is_null()).then(pl.lit("empty"))
         .when(val.is_null()).then(pl.lit("not a boolean (true/false/1/0)"))
