@@ -8,6 +8,7 @@ an example (tests/test_cli_docs.py checks).
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 import typer
@@ -32,3 +33,19 @@ def _root() -> None:
 for _info in sorted(pkgutil.iter_modules(hcode.__path__), key=lambda m: m.name):
     if _info.name.startswith("cli_") and _info.name != "cli_common":
         importlib.import_module(f"hcode.{_info.name}").register(app)
+
+
+def _keep_examples_verbatim(typer_app: typer.Typer) -> None:
+    """Mark each help's example block with click's no-rewrap marker (\b), so that
+    multi-line examples keep one command per line in --help."""
+    for info in typer_app.registered_commands:
+        doc = info.help or inspect.cleandoc(info.callback.__doc__ or "") if info.callback else info.help
+        if doc and "Example:\n" in doc and "\b" not in doc:
+            head, tail = doc.split("Example:\n", 1)
+            info.help = head + "Example:\n\n\b\n" + tail.lstrip("\n")
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _keep_examples_verbatim(group.typer_instance)
+
+
+_keep_examples_verbatim(app)

@@ -50,7 +50,7 @@ def render() -> str:
         if params:
             parts.append("\n" + "\n".join(_option_line(p) for p in params) + "\n")
         if example.strip():
-            lines = [ln.strip() for ln in example.strip().splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in example.replace("\b", "").strip().splitlines() if ln.strip()]
             parts.append("\nExample:\n\n```sh\n" + "\n".join(lines) + "\n```\n")
     return "".join(parts)
 
