@@ -60,7 +60,10 @@ def run_night(db: Path, inbox: Path, reports: Path, date: dt.date) -> dict:
                           "--now", f"{date + dt.timedelta(days=1)}T06:00:00", "--json"],
                          capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    result = json.loads(out.stdout)
+    try:
+        result = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise SystemExit(f"nightly did not print one JSON object:\n{out.stdout[:2000]}\n{out.stderr[-2000:]}") from None
     result.update(json.loads(out.stderr.strip().splitlines()[-1]))
     result["wall"] = wall
     return result

@@ -158,7 +158,7 @@ def init(db: str | os.PathLike | None = None) -> InitResult:
 
 def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
@@ -167,6 +167,9 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                 "try again when it has finished"
             ) from exc
         raise
+    # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
