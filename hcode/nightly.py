@@ -185,6 +185,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                  "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
                  "supersedes": [done] if done is not None else []}
         run_id = runs.store_run(wh, ev, max_load, seen, operator, publish=True, batch=batch)
+        del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
         warnings = _warnings(loads, fresh, verdict, accept_jump)

@@ -33,6 +33,7 @@ from .feeds import FEEDS
 
 SCHEMA_VERSION = "1"
 DEFAULT_DB = "hcode.duckdb"
+DUCKDB_MEMORY = "6GB"
 
 
 def db_path(db: str | os.PathLike | None = None) -> Path:
@@ -169,6 +170,9 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise
     # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
     con.execute("SET enable_progress_bar = false")
+    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it (it spills
+    # to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides, e.g. "16GB".
+    con.execute(f"SET memory_limit = '{os.environ.get('HCODE_DUCKDB_MEMORY') or DUCKDB_MEMORY}'")
     return con
 
 
