@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from . import audit
 from .errors import FileRejected
@@ -107,14 +106,14 @@ def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = No
     kind = "Parquet" if is_parquet else "CSV"
     try:
         if is_parquet:
-            pf = pq.ParquetFile(io.BytesIO(data))
-            names = _check_columns(pf.schema_arrow.names, feed)
-            schema = pl.from_arrow(pf.schema_arrow.empty_table()).schema
+            schema = pl.read_parquet_schema(io.BytesIO(data))
+            names = _check_columns(list(schema), feed)
             wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
                      if not parquet_type_ok(schema[names[c.name]], c)]
             if wrong:
                 raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
-            batches = (pl.from_arrow(b) for b in pf.iter_batches(batch_size=batch_rows, columns=list(names.values())))
+            frame = pl.read_parquet(io.BytesIO(data), columns=list(dict.fromkeys(names.values())))
+            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
             first = 0
         else:
             text = _decode_csv(data)
