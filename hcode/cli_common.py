@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .errors import HcodeError
+from .errors import HcodeError, UsageError
 
 DbOption = Annotated[
     Path | None,
@@ -41,3 +42,23 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def parse_date(value: str | None, flag: str = "--as-of") -> dt.date | None:
+    """A YYYY-MM-DD option value (None stays None); a wrong one is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a date like 2022-06-14") from None
+
+
+def parse_timestamp(value: str | None, flag: str = "--now") -> dt.datetime | None:
+    """A timestamp option value such as 2022-06-15T06:00:00 (China Standard Time)."""
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a timestamp like 2022-06-15T06:00:00") from None

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import DbOption, JsonOption, LangOption, err, handle_errors, out, print_json
+from .cli_common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
 from .diff import diff
 from .errors import UsageError
 from .report.files import summary_dict, write_diff
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
             hcode diff 7 8 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
-        from .cli_runs import check_lang, parse_date, pick_ruleset
+        from .cli_runs import check_lang, pick_ruleset
         from .sides import evaluate_side, load_side
 
         check_lang(lang)

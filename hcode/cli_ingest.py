@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -12,19 +11,10 @@ from rich.table import Table
 
 from . import ingest as ingest_mod
 from . import quarantine as quarantine_mod
-from .cli_common import DbOption, JsonOption, err, handle_errors, out, print_json
+from .cli_common import DbOption, JsonOption, err, handle_errors, out, parse_timestamp, print_json
 from .errors import UsageError
 from .feeds import FEEDS
 from .warehouse import Warehouse
-
-
-def parse_now(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--now {value!r} is not a timestamp like 2022-06-15T06:00:00") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +56,7 @@ def register(app: typer.Typer) -> None:
 
                 results = []
                 for f in files:
-                    results += ingest_mod.ingest(wh, [f], feed=feed, now=parse_now(now), on_file=on_file)
+                    results += ingest_mod.ingest(wh, [f], feed=feed, now=parse_timestamp(now), on_file=on_file)
                     progress.advance(task)
         if json_out:
             print_json({"files": [r.as_json() for r in results]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +9,18 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from .cli_common import DbOption, JsonOption, LangOption, err, handle_errors, out, print_json
-from .cli_runs import check_lang, parse_date
+from .cli_common import (
+    DbOption,
+    JsonOption,
+    LangOption,
+    err,
+    handle_errors,
+    out,
+    parse_date,
+    parse_timestamp,
+    print_json,
+)
+from .cli_runs import check_lang
 from .nightly import run_nightly
 
 
@@ -51,7 +60,7 @@ def register(app: typer.Typer) -> None:
 
             raise UsageError(f"--inbox {inbox}: not a folder")
         day = parse_date(date, "--date") if date else None
-        clock = dt.datetime.fromisoformat(now) if now else None
+        clock = parse_timestamp(now)
         res = run_nightly(db, inbox, ruleset, day, operator=operator, rerun=rerun, accept_jump=accept_jump,
                           reports=reports, now=clock, lang=lang, notify=lambda m: err.print(m))
         if json_out:

@@ -13,21 +13,12 @@ import typer
 from rich.table import Table
 
 from . import audit as audit_mod
-from .cli_common import DbOption, JsonOption, err, handle_errors, out, print_json
-from .errors import UsageError
+from .cli_common import DbOption, JsonOption, err, handle_errors, out, parse_date, print_json
 from .lock import warehouse_lock
 from .warehouse import Warehouse, db_path
 
 OperatorOption = Annotated[str | None, typer.Option("--operator", help="Who does it (default: the login name).")]
 
-
-def _date(value: str | None, flag: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r} is not a date like 2022-06-14") from None
 
 
 def _command() -> str:
@@ -115,7 +106,7 @@ def register(app: typer.Typer) -> None:
             if run is not None:
                 rep = ov.overrides_report(wh.con, run)
             else:
-                day = _date(as_of, "--as-of") or dt.date.today()
+                day = parse_date(as_of, "--as-of") or dt.date.today()
                 frame = ov.active(wh.con, day)
         if run is not None:
             if json_out:
@@ -252,7 +243,7 @@ def register(app: typer.Typer) -> None:
         """
         from .purge import purge
 
-        day = _date(before, "--before")
+        day = parse_date(before, "--before")
         with warehouse_lock(db_path(db), _command(), notify=err.print), Warehouse.open(db) as wh:
             res = purge(wh, day, operator or getpass.getuser(), dry_run=dry_run)
         if json_out:
@@ -289,7 +280,7 @@ def register(app: typer.Typer) -> None:
         from .config import load_config
         from .freshness import check
 
-        day = _date(date, "--date") or dt.date.today()
+        day = parse_date(date, "--date") or dt.date.today()
         cfg = load_config(db_path(db))
         with Warehouse.open(db, read_only=True) as wh:
             rs = codes = None

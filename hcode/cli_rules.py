@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 
-from .cli_common import JsonOption, err, handle_errors, out, print_json
-from .errors import HcodeError, UsageError
+from .cli_common import JsonOption, err, handle_errors, out, parse_date, print_json
+from .errors import HcodeError
 from .ruleset import find_ruleset, load_ruleset, shipped
 from .ruleset_examples import run_examples
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD).")]
 
-
-def _date(text: str | None) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--as-of {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +65,7 @@ def register(app: typer.Typer) -> None:
             hcode rules check shanghai --as-of 2022-06-14
             hcode rules check ./my-province/2022.07.01.yaml
         """
-        rs = find_ruleset(ruleset, _date(as_of))
+        rs = find_ruleset(ruleset, parse_date(as_of))
         outcomes = run_examples(rs)
         failed = [o for o in outcomes if not o.passed]
         if json_out:

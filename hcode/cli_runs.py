@@ -12,7 +12,7 @@ from rich.table import Table
 
 from . import explain as explain_mod
 from . import runs as runs_mod
-from .cli_common import DbOption, JsonOption, LangOption, err, handle_errors, out, print_json
+from .cli_common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
 from .errors import UsageError
 from .ruleset import Ruleset, find_ruleset
 from .warehouse import Warehouse
@@ -21,12 +21,6 @@ RulesetOption = Annotated[str, typer.Option("--ruleset", help="province@version,
                                              "force on the as-of date), or a path to a ruleset file.")]
 AsOfOption = Annotated[str, typer.Option("--as-of", help="The as-of date D (events before D+1 00:00 count).")]
 
-
-def parse_date(value: str, flag: str = "--as-of") -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r} is not a date like 2022-06-14") from None
 
 
 def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -11,16 +10,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import sample
-from .cli_common import JsonOption, err, handle_errors, print_json
+from .cli_common import JsonOption, err, handle_errors, parse_date, print_json
 from .errors import UsageError
 from .feeds import FEEDS
-
-
-def _as_of(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _encodings(items: list[str]) -> dict[str, str]:
@@ -60,7 +52,7 @@ def register(app: typer.Typer) -> None:
             hcode sample --out night/ --residents 100000 --seed 1 --as-of 2022-06-14
             hcode sample --out night/ --format parquet --json
         """
-        day = _as_of(as_of)
+        day = parse_date(as_of)
         encodings = _encodings(encoding or [])
         if err.is_terminal and not json_out:
             with Progress(console=err, transient=True) as bar:
