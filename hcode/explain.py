@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from .errors import HcodeError, UsageError
-from .pseudonym import normalise_id, person_key
+from .persons import find_person
 from .ruleset import Ruleset
 from .runs import evaluate_warehouse, get_run, run_codes, stored_ruleset, with_person_keys
-from .warehouse import Warehouse, one
+from .warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,6 @@ class Explanation:
         }
 
 
-def _pid(wh: Warehouse, id_number: str) -> tuple[str, int | None]:
-    key = person_key(id_number, wh.key)
-    row = one(wh.con, "SELECT pid FROM persons WHERE person_key = ?", [key])
-    return key, (row[0] if row else None)
-
-
 def history(con, pid: int, published_only: bool = False) -> list[dict]:
     rows = con.execute(
         "SELECT r.run_id, r.province, r.version, r.as_of, r.published, c.color, c.rule FROM codes c "
@@ -67,7 +61,7 @@ def explain(wh: Warehouse, id_number: str, *, run_id: int | None = None, ruleset
             as_of: dt.date | None = None, lang: str = "en") -> Explanation:
     if (run_id is None) == (ruleset is None):
         raise UsageError("give either --run RUN or --ruleset R --as-of D")
-    key, pid = _pid(wh, normalise_id(id_number))
+    key, pid = find_person(wh.con, wh.key, id_number)
     if run_id is not None:
         run = get_run(wh.con, run_id)
         rs = stored_ruleset(wh.con, run)

@@ -12,8 +12,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from .explain import history as explain_history
-from .pseudonym import normalise_id, person_key
-from .warehouse import Warehouse, one
+from .persons import find_person
+from .warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,5 @@ def history_of_pid(con, pid: int | None) -> tuple[HistoryEntry, ...]:
 
 def person_history(wh: Warehouse, id_number: str) -> PersonHistory:
     """The history of the person holding `id_number` (hashed with the key, never stored)."""
-    key = person_key(normalise_id(id_number), wh.key)
-    row = one(wh.con, "SELECT pid FROM persons WHERE person_key = ?", [key])
-    return PersonHistory(key, history_of_pid(wh.con, row[0] if row else None))
+    key, pid = find_person(wh.con, wh.key, id_number)
+    return PersonHistory(key, history_of_pid(wh.con, pid))

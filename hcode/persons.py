@@ -55,3 +55,22 @@ class PersonIndex:
             found = pl.concat([mapped.filter(pl.col("pid").is_not_null()), new], how="vertical")
             self._known = pl.concat([self._known, found.select("id_number", pl.col("pid").cast(pl.Int32))])
         return distinct.join(self._known, on="id_number", how="inner")
+
+
+def find_person(con, key: str, id_number: str) -> tuple[str, int | None]:
+    """(person_key, pid or None) for an id number typed by a person (explain, history).
+    An id that could never have been loaded is refused with the reason, rather than
+    reported as "no code"."""
+    import datetime as dt
+
+    from .errors import UsageError
+    from .idnumber import invalid_reason
+    from .pseudonym import normalise_id, person_key
+
+    norm = normalise_id(id_number)
+    reason = invalid_reason(pl.Series([norm]), dt.datetime.now() + dt.timedelta(days=1))[0]
+    if reason is not None:
+        raise UsageError(f"{id_number!r} is not a valid id number ({reason})")
+    pk = person_key(norm, key)
+    rows = con.execute("SELECT pid FROM persons WHERE person_key = ?", [pk]).fetchall()
+    return pk, (rows[0][0] if rows else None)

@@ -40,3 +40,11 @@ def test_env_key_needs_no_file_and_missing_warehouse_is_explained(tmp_path, monk
     assert res.exit_code == 0 and out["key_file"] is None and not (tmp_path / "w.duckdb.key").exists()
     with pytest.raises(WarehouseMissing, match="hcode init"):
         Warehouse.open(tmp_path / "other.duckdb")
+
+
+def test_explain_and_history_refuse_an_id_that_could_never_have_been_loaded(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.init(db)
+    for args in (["explain", "123", "--run", "1"], ["history", "110101199003077757"]):
+        res = CliRunner().invoke(app, [*args, "--db", str(db)])
+        assert res.exit_code == 2 and "is not a valid id number" in res.output
