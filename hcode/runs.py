@@ -176,15 +176,17 @@ def stored_ruleset(con, run: RunInfo) -> Ruleset:
         return find_ruleset(Path(d) / run.province / f"{run.version}.yaml")
 
 
-def run_codes(con, run_id: int, pids: list[int] | None = None) -> pl.DataFrame:
-    """A stored run's codes with each person's `person_key`, sorted by person_key."""
+def run_codes(con, run_id: int, pids: list[int] | None = None, *, ordered: bool = True) -> pl.DataFrame:
+    """A stored run's codes with each person's `person_key`, sorted by person_key unless
+    `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly)."""
     where, params = "c.run_id = ?", [run_id]
     if pids is not None:
         where += " AND list_contains(?, c.pid)"
         params.append(pids)
     return con.sql(
         "SELECT p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
-        f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where} ORDER BY p.person_key",
+        f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where}"
+        + (" ORDER BY p.person_key" if ordered else ""),
         params=params).pl()
 
 

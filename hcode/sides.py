@@ -29,7 +29,7 @@ def load_side(wh: Warehouse, run_id: int) -> Side:
     """A stored run as a diff side (its ruleset as stored with it)."""
     run = get_run(wh.con, run_id)
     rs = stored_ruleset(wh.con, run)
-    codes = run_codes(wh.con, run_id).drop("pid")
+    codes = run_codes(wh.con, run_id, ordered=False).drop("pid")
     return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
                 codes)
 
