@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from .errors import HcodeError, UsageError
+from .errors import UsageError
 from .persons import find_person
 from .ruleset import Ruleset
 from .runs import evaluate_warehouse, get_run, run_codes, stored_ruleset, with_person_keys
@@ -102,5 +102,3 @@ def previous_differs(exp: Explanation, run_id: int | None) -> dict | None:
             return h
     return None
 
-
-__all__ = ["Explanation", "MatchedRule", "explain", "history", "previous_differs", "HcodeError"]

@@ -30,7 +30,6 @@ import polars as pl
 from . import freshness, guard, ingest, runs
 from .config import load_config
 from .diff import CODES_SCHEMA, Side, diff
-from .errors import HcodeError
 from .lock import warehouse_lock
 from .overrides import overrides_report
 from .report.files import summary_dict, write_diff
@@ -226,5 +225,3 @@ def _sections(wh: Warehouse, run_id: int, loads, fresh, date: dt.date) -> dict:
         "overrides": ov.as_json(),
     }
 
-
-__all__ = ["NightlyResult", "run_nightly", "HcodeError"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .pseudonym import _pads
+from .pseudonym import _pads, hmac_sql
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -41,8 +41,8 @@ class PersonIndex:
         if unseen.height:
             con.register("_hcode_ids", unseen)
             mapped = con.sql(
-                "SELECT k.id_number, p.pid, k.person_key FROM (SELECT id_number, "
-                "sha256(?::BLOB || unhex(sha256(?::BLOB || id_number::BLOB))) AS person_key FROM _hcode_ids) k "
+                f"SELECT k.id_number, p.pid, k.person_key FROM (SELECT id_number, {hmac_sql('id_number')} "
+                "AS person_key FROM _hcode_ids) k "
                 "LEFT JOIN persons p USING (person_key)", params=[self._opad, self._ipad]).pl()
             con.unregister("_hcode_ids")
             new = mapped.filter(pl.col("pid").is_null()).sort("person_key")

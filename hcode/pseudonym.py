@@ -21,6 +21,12 @@ def normalise_id(id_number: str) -> str:
     return id_number.strip(" \t\n\r\f\v").upper()
 
 
+def hmac_sql(column: str) -> str:
+    """The RFC 2104 HMAC-SHA256 of `column` as a DuckDB expression; its two parameters are
+    `pads(key)` in (opad, ipad) order."""
+    return f"sha256(?::BLOB || unhex(sha256(?::BLOB || {column}::BLOB)))"
+
+
 def person_key(id_number: str, key: str) -> str:
     """The reference: Python's `hmac` over one id number."""
     return hmac.new(key.encode("utf-8"), normalise_id(id_number).encode("ascii"), hashlib.sha256).hexdigest()
@@ -43,7 +49,7 @@ def person_keys(ids: pl.Series, key: str, con: duckdb.DuckDBPyConnection | None 
         frame = pl.DataFrame({"id": ids.cast(pl.String)})
         con.register("_hcode_ids", frame)
         out = con.sql(
-            "SELECT sha256(?::BLOB || unhex(sha256(?::BLOB || id::BLOB))) AS person_key FROM _hcode_ids",
+            f"SELECT {hmac_sql('id')} AS person_key FROM _hcode_ids",
             params=[opad, ipad],
         ).pl()["person_key"]
         con.unregister("_hcode_ids")

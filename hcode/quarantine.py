@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .warehouse import one
-
 
 @dataclass(frozen=True)
 class QuarantineGroup:
@@ -36,10 +34,6 @@ def summary(con, file_name: str | None = None, examples: int = 5) -> list[Quaran
         [examples, file_name, file_name],
     ).fetchall()
     return [QuarantineGroup(f, fd, c, r, n, tuple(ls)) for f, fd, c, r, n, ls in rows]
-
-
-def count(con) -> int:
-    return one(con, "SELECT count(*) FROM quarantine")[0]
 
 
 def loads(con) -> list[dict]:

@@ -206,17 +206,3 @@ def write_codes(codes: pl.DataFrame, path: Path) -> Path:
     else:
         raise HcodeError(f"--out {path}: write .parquet or .csv")
     return path
-
-
-def load_side(wh: Warehouse, run_id: int):
-    """A stored run as a diff side (see `hcode.sides`)."""
-    from .sides import load_side as _load_side
-
-    return _load_side(wh, run_id)
-
-
-def evaluate_side(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en"):
-    """A ruleset evaluated now as a diff side, nothing stored (see `hcode.sides`)."""
-    from .sides import evaluate_side as _evaluate_side
-
-    return _evaluate_side(wh, ruleset, as_of, lang)
