@@ -45,12 +45,15 @@ def load_digest(con, feed: str, load_id: int) -> str:
 
 
 def run_digest(con, run_id: int) -> str:
-    """Digest of a run's codes (and its summary row)."""
-    codes = _row_digest(con, "codes", ["pid", "district_code", "color", "rule", "matched_rules", "explanation"],
-                        "run_id = ?", [run_id])
+    """Digest of a run's codes (its three stored parts, warehouse.py) and its summary row."""
+    where = ("run_id = ?", [run_id])
+    colors = _row_digest(con, "code_colors", ["pid", "district_code", "color", "rule"], *where)
+    details = _row_digest(con, "code_details", ["pid", "matched_rules", "evidence", "override", "explanation"],
+                          *where)
+    default = _row_digest(con, "code_defaults", ["color", "rule", "explanation"], *where)
     meta = _row_digest(con, "runs", ["run_id", "province", "version", "ruleset_hash", "as_of", "persons", "colors"],
-                       "run_id = ?", [run_id])
-    return f"{codes}/{meta}"
+                       *where)
+    return f"{colors}/{details}/{default}/{meta}"
 
 
 def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None, detail: str) -> str:

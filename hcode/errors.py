@@ -21,6 +21,10 @@ class WrongKey(HcodeError):
     pass
 
 
+class WarehouseVersion(HcodeError):
+    """The warehouse was made by an hcode with another schema version."""
+
+
 class WarehouseBusy(HcodeError):
     pass
 

@@ -5,8 +5,9 @@ each fact is one group-by on the Int32 `pid` (facts that read other facts first 
 big feed to the few persons who have those facts); the rules are boolean columns over the
 *touched* persons (anyone with a fact or an active override, a few percent); the colour is
 the highest palette rank among matched rules; matched rules, evidence and explanations are
-built only for those persons, and every untouched person gets the constant result of a
-person with no events. Overrides are applied here, not by rules (rules.md).
+built only for the persons some rule matched or an override names, and everyone else gets
+the constant result of a person with no events. Overrides are applied here, not by rules
+(rules.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import polars as pl
 
@@ -44,7 +46,17 @@ def _tick(label: str, t0: list[float]) -> None:
 
 @dataclass(frozen=True)
 class Evaluation:
-    codes: pl.DataFrame
+    """A run's result, kept in two parts: `population` (every registered person's pid and
+    district) and `results` (the full code of every person whom a rule matched or an override
+    names, a few percent); every other person has the code of a person with no events
+    (`default_*`). `codes` assembles the one-row-per-person frame when a caller needs it; the
+    warehouse stores the parts as they are (runs.store_run)."""
+
+    population: pl.DataFrame
+    results: pl.DataFrame
+    default_color: str
+    default_rule: str | None
+    default_explanation: str
     persons: int
     colors: dict[str, int]
     overrides_applied: int
@@ -52,6 +64,25 @@ class Evaluation:
     ruleset: Ruleset
     as_of: dt.date
     cutoff: dt.datetime
+
+    @cached_property
+    def codes(self) -> pl.DataFrame:
+        """One row per registered person (sorted by pid), CODES_SCHEMA."""
+        return assemble_codes(self.population, self.results, self.default_color, self.default_rule,
+                              self.default_explanation)
+
+
+def assemble_codes(population: pl.DataFrame, results: pl.DataFrame, color: str, rule: str | None,
+                   explanation: str) -> pl.DataFrame:
+    untouched = pl.col("color").is_null()
+    # population is sorted by pid and the left join keeps its order: no sort of nested columns
+    return (population.join(results, on="pid", how="left", maintain_order="left")
+            .with_columns(pl.when(untouched).then(pl.lit(rule, pl.String)).otherwise(pl.col("rule")).alias("rule"),
+                          pl.col("color").fill_null(color),
+                          pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
+                          pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
+                          pl.col("explanation").fill_null(explanation))
+            .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()]))
 
 
 def cutoff_of(as_of: dt.date) -> dt.datetime:
@@ -78,12 +109,18 @@ def feed_rows(frames: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, cuto
     return lf.filter(pl.col(FEEDS[name].event_time) < pl.lit(cutoff, dtype=TS))
 
 
-def population(regs: pl.LazyFrame) -> pl.LazyFrame:
-    """Every distinct pid registered before C, with the district of its latest registration
-    (ties: the greatest district code)."""
-    return (regs.sort(["pid", "registered_at", "district_code"])
-            .filter(pl.col("pid").shift(-1).ne_missing(pl.col("pid")))  # the last row of each pid
+def population(regs: pl.LazyFrame) -> pl.DataFrame:
+    """Every distinct pid registered before C, sorted by pid, with the district of its latest
+    registration (ties: the greatest district code). Most persons have one registration: only
+    the rows of persons with several are sorted by time (a 3-key sort of 10M rows costs 3x)."""
+    s = regs.select("pid", "district_code", "registered_at").sort("pid")
+    p = pl.col("pid")
+    s = s.with_columns(((p == p.shift(1)) | (p == p.shift(-1))).fill_null(False).alias("__many")).collect()
+    single = s.filter(~pl.col("__many")).select("pid", "district_code")
+    many = (s.filter(pl.col("__many")).sort(["pid", "registered_at", "district_code"])
+            .filter(p.shift(-1).ne_missing(p))  # the last row of each pid
             .select("pid", "district_code"))
+    return single.merge_sorted(many, key="pid")
 
 
 def compute_facts(rs: Ruleset, rows: Mapping[str, pl.LazyFrame], ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
@@ -159,8 +196,12 @@ def active_overrides(ov: pl.LazyFrame, rs: Ruleset, cutoff: dt.datetime) -> pl.D
             .collect())
 
 
-def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.DataFrame:
+def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matched: bool = False) -> pl.DataFrame:
     """Rule booleans, colour, deciding rule, matched rules, evidence and explanation.
+
+    With `only_matched`, persons whom no rule matched and no override names are dropped once
+    the booleans are known: their code is the one of a person with no events (the explanation
+    depends only on the matched rules and the override), so it is not built again for each.
 
     Booleans and colours are columns. Lists (matched rules, evidence) are built in long
     form — one row per (person, matched rule[, evidence fact]) — then grouped by pid:
@@ -179,6 +220,7 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str) -> pl.DataFram
             .with_columns(pl.when(applied).then(pl.col("override").struct.field("color"))
                           .otherwise(pl.col("__rule_color")).alias("color"),
                           pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"))
+            .filter(pl.col("__decider").is_not_null() | pl.col("override").is_not_null() if only_matched else True)
             .collect())
     names = set(base.columns)
     ev_long = pl.concat([
@@ -237,7 +279,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     needed = {"registrations", "overrides", "risk_areas", *(f.feed for f in rs.facts.values())}
     t0 = [time.perf_counter()]
     rows = {n: feed_rows(frames, n, cutoff) for n in needed}
-    pop = population(rows["registrations"]).collect(engine=STREAMING)
+    pop = population(rows["registrations"])
     _tick("population", t0)
     facts = compute_facts(rs, rows, ctx, lang)
     _tick("facts", t0)
@@ -254,22 +296,19 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
     frame = frame.collect()
     _tick(f"touched frame ({frame.height} persons)", t0)
-    res = decide(frame.lazy(), rs, ctx, lang).rechunk()  # gathers from many chunks are slow
+    res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
     _tick("decide", t0)
 
     d = default.row(0, named=True)
-    # pop is sorted by pid and the left join keeps its order: no sort of nested columns here
-    codes = (pop.join(res, on="pid", how="left", maintain_order="left")
-             .with_columns(pl.col("color").fill_null(d["color"]),
-                           pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
-                           pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
-                           pl.col("explanation").fill_null(d["explanation"]))
-             .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items()]))
-    _tick("assemble", t0)
-    counts = dict(codes.group_by("color").len().iter_rows())
+    results = res.select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
+    counts = dict(results.group_by("color").len().iter_rows())
+    counts[d["color"]] = counts.get(d["color"], 0) + pop.height - results.height
     applied = ov.filter(pl.col("override").struct.field("applied")).join(pop, on="pid", how="semi").height
+    _tick("results", t0)
     return Evaluation(
-        codes=codes, persons=codes.height, colors={c: counts.get(c, 0) for c in rs.palette},
+        population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
+        results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],
+        persons=pop.height, colors={c: counts.get(c, 0) for c in rs.palette},
         overrides_applied=applied,
         overrides_not_applied=ov.join(pop, on="pid", how="semi").height - applied,
         ruleset=rs, as_of=as_of, cutoff=cutoff)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import WarehouseBusy, WarehouseMissing, WrongKey
+from .errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from .feeds import FEEDS
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_MEMORY = "6GB"
 
@@ -77,6 +77,10 @@ def _feed_ddl() -> list[str]:
     return out
 
 
+EVIDENCE_SQL = 'STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)'
+OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR, reason VARCHAR, "
+                "issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN)")
+
 DDL = [
     "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
     "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
@@ -97,14 +101,27 @@ DDL = [
         colors VARCHAR NOT NULL, overrides_applied BIGINT NOT NULL,
         overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
         published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS codes (
+    # A run's codes, in three parts (the view `codes` joins them back into one row per person):
+    # every person's colour and deciding rule; the details (matched rules, evidence, override,
+    # explanation) of the persons some fact or override touched, a few percent; and the run's
+    # code of a person with no events, which every other person has. Writing and digesting
+    # 10M nested rows per run cost more than evaluating them.
+    """CREATE TABLE IF NOT EXISTS code_colors (
         run_id INTEGER NOT NULL, pid INTEGER NOT NULL, district_code VARCHAR,
-        color VARCHAR NOT NULL, rule VARCHAR,
-        matched_rules VARCHAR[] NOT NULL,
-        evidence STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)[],
-        override STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR,
-                        reason VARCHAR, issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN),
-        explanation VARCHAR)""",
+        color VARCHAR NOT NULL, rule VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS code_details (
+        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, matched_rules VARCHAR[] NOT NULL,
+        evidence {EVIDENCE_SQL}[] NOT NULL, override {OVERRIDE_SQL}, explanation VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS code_defaults (
+        run_id INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR, explanation VARCHAR NOT NULL)""",
+    f"""CREATE VIEW IF NOT EXISTS codes AS
+        SELECT c.run_id, c.pid, c.district_code, c.color, c.rule,
+               coalesce(d.matched_rules, CAST([] AS VARCHAR[])) AS matched_rules,
+               coalesce(d.evidence, CAST([] AS {EVIDENCE_SQL}[])) AS evidence,
+               d.override, coalesce(d.explanation, x.explanation) AS explanation
+        FROM code_colors c
+        LEFT JOIN code_details d ON d.run_id = c.run_id AND d.pid = c.pid
+        LEFT JOIN code_defaults x ON x.run_id = c.run_id""",
     """CREATE TABLE IF NOT EXISTS ruleset_texts (
         ruleset_hash VARCHAR NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
         text VARCHAR NOT NULL)""",
@@ -145,6 +162,8 @@ def init(db: str | os.PathLike | None = None) -> InitResult:
     key = read_key(path)
     con = _connect(path)
     try:
+        if one(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'meta'"):
+            _check_version(con, path)
         con.execute("BEGIN")
         for stmt in DDL:
             con.execute(stmt)
@@ -176,6 +195,15 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    row = one(con, "SELECT v FROM meta WHERE k = 'schema_version'")
+    if row and row[0] != SCHEMA_VERSION:
+        raise WarehouseVersion(
+            f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
+            "(schema 1 came from development builds before the first release and has no upgrade path): "
+            "create a new warehouse with `hcode init` and load the exports again")
+
+
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
     row = one(con, "SELECT v FROM meta WHERE k = 'key_fingerprint'")
     if row and row[0] != fingerprint(key):
@@ -201,7 +229,12 @@ class Warehouse:
             raise WarehouseMissing(f"no warehouse at {path}: run `hcode init --db {path}` first")
         key = read_key(path)
         con = _connect(path, read_only=read_only)
-        _check_key(con, path, key)
+        try:
+            _check_version(con, path)
+            _check_key(con, path, key)
+        except BaseException:
+            con.close()
+            raise
         return cls(path, con, key)
 
     def close(self) -> None:

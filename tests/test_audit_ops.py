@@ -37,12 +37,16 @@ def _cases(wh, tmp):
     return r, run(wh, D)
 
 
-def test_edited_code_is_caught_naming_the_run_entry(db, tmp_path):
+@pytest.mark.parametrize("edit", [
+    "UPDATE code_colors SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
+    "UPDATE code_details SET explanation = 'nothing to see' WHERE run_id = ? AND pid = ?",
+    "UPDATE code_defaults SET explanation = 'all fine' WHERE run_id = ? AND ? IS NOT NULL",
+])
+def test_edited_code_is_caught_naming_the_run_entry(db, tmp_path, edit):
     with Warehouse.open(db) as wh:
         _, run_id = _cases(wh, tmp_path)
         assert audit.verify(wh.con).ok
-        wh.con.execute("UPDATE codes SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
-                       [run_id, pid_of(wh, 0)])
+        wh.con.execute(edit, [run_id, pid_of(wh, 0)])
         seq = _entry(wh, "run", "run_id", run_id)
         v = audit.verify(wh.con)
         assert not v.ok and v.first_bad_seq == seq

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from hcode import warehouse
 from hcode.cli import app
-from hcode.errors import WarehouseMissing, WrongKey
+from hcode.errors import WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.warehouse import Warehouse
 
 
@@ -31,6 +31,32 @@ def test_another_key_stops_every_command(tmp_path, monkeypatch):
         Warehouse.open(db)
     res = CliRunner().invoke(app, ["runs", "--db", str(db)])
     assert res.exit_code == 1 and "does not match" in res.output
+
+
+def test_a_warehouse_of_another_schema_is_refused_by_init_and_every_command(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.init(db)
+    with Warehouse.open(db) as wh:
+        wh.con.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
+    with pytest.raises(WarehouseVersion, match="has warehouse schema 1, this hcode needs schema 2"):
+        Warehouse.open(db)
+    with pytest.raises(WarehouseVersion):
+        warehouse.init(db)
+    res = CliRunner().invoke(app, ["runs", "--db", str(db)])
+    assert res.exit_code == 1 and "create a new warehouse with `hcode init`" in res.output
+
+
+def test_the_codes_view_joins_the_three_stored_parts(tmp_path):
+    db = tmp_path / "w.duckdb"
+    warehouse.init(db)
+    with Warehouse.open(db) as wh:
+        wh.con.execute("INSERT INTO code_colors VALUES (1, 7, '310101', 'red', 'R'), (1, 8, '310101', 'green', NULL)")
+        wh.con.execute("INSERT INTO code_details VALUES (1, 7, ['R'], [], NULL, 'red because R')")
+        wh.con.execute("INSERT INTO code_defaults VALUES (1, 'green', NULL, 'green: nothing')")
+        rows = wh.con.execute("SELECT pid, color, rule, matched_rules, evidence, override, explanation "
+                              "FROM codes WHERE run_id = 1 ORDER BY pid").fetchall()
+    assert rows == [(7, "red", "R", ["R"], [], None, "red because R"),
+                    (8, "green", None, [], [], None, "green: nothing")]
 
 
 def test_env_key_needs_no_file_and_missing_warehouse_is_explained(tmp_path, monkeypatch):
