@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from hcode.evaluate import evaluate, feed_schema
+from hcode.evaluate import evaluate
 from hcode.ruleset import find_ruleset
+from hcode.sources import feed_schema
 
 AS_OF = dt.date(2022, 6, 14)
 C = dt.datetime(2022, 6, 15)

@@ -24,8 +24,9 @@ import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
 from .explain_text import WORDS, color_label, evidence_part, explanation_expr, fragment, rule_head
-from .feeds import FEEDS, Kind
+from .pushdown import any_of, translate
 from .ruleset import Ruleset
+from .sources import FeedSource, FrameSource, feed_rows
 
 EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TS, "detail": pl.String})
 OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
@@ -89,26 +90,6 @@ def cutoff_of(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
 
 
-def dtype_of(kind: Kind) -> pl.DataType:
-    return {Kind.TIMESTAMP: TS, Kind.BOOL: pl.Boolean}.get(kind, pl.String)
-
-
-def feed_schema(name: str) -> dict[str, pl.DataType]:
-    feed = FEEDS[name]
-    head = {"pid": pl.Int32} if feed.has_person else {}
-    return head | {c.name: dtype_of(c.kind) for c in feed.stored_columns}
-
-
-def feed_rows(frames: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, cutoff: dt.datetime) -> pl.LazyFrame:
-    """The feed's rows before the cut-off, with exactly the contract's columns and types."""
-    schema = feed_schema(name)
-    f = frames.get(name)
-    lf = pl.LazyFrame(schema=schema) if f is None else f.lazy()
-    have = lf.collect_schema()
-    lf = lf.select([pl.col(c).cast(t) if have.get(c) != t else pl.col(c) for c, t in schema.items()])
-    return lf.filter(pl.col(FEEDS[name].event_time) < pl.lit(cutoff, dtype=TS))
-
-
 def population(regs: pl.LazyFrame) -> pl.DataFrame:
     """Every distinct pid registered before C, sorted by pid, with the district of its latest
     registration (ties: the greatest district code). Most persons have one registration: only
@@ -123,22 +104,35 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
     return single.merge_sorted(many, key="pid")
 
 
-def compute_facts(rs: Ruleset, rows: Mapping[str, pl.LazyFrame], ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
+def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
     """Every fact as a small per-person DataFrame, level by level (a fact's level is one more
-    than its deepest dependency), all facts of a level collected together."""
+    than its deepest dependency), all facts of a level collected together.
+
+    Per level, the facts reading a feed share one read of it: narrowed by the pushable part of
+    their filters (pushdown.py) and, for facts that only hold for persons having the facts they
+    read (`_inner`), to those persons."""
     done: dict[str, pl.DataFrame] = {}
     level = {n: 0 for n in rs.facts}
     for n, f in rs.facts.items():  # dependency order
         level[n] = 1 + max((level[d] for d in f.deps), default=-1)
+    risk = source.rows("risk_areas")
     for lv in sorted(set(level.values())):
         names = [n for n in rs.facts if level[n] == lv]
-        reduced = _reduce_feeds(rs, names, rows, done)
+        groups: dict[tuple[str, bool], list[str]] = {}
+        for n in names:
+            groups.setdefault((rs.facts[n].feed, _inner(rs, rs.facts[n])), []).append(n)
+        reads = {}
+        for (feed, inner), members in groups.items():
+            where = any_of([None if rs.facts[n].expr.per else translate(rs.facts[n].expr.where, feed, ctx.cutoff)
+                            for n in members])
+            pids = (pl.concat([done[d].select("pid") for n in members for d in rs.facts[n].deps]).unique()
+                    if inner else None)
+            reads[(feed, inner)] = source.rows(feed, where, pids)
         plans = []
         for n in names:
             f = rs.facts[n]
             deps, inner = _deps_frame(rs, f, done)
-            src = reduced.get(f.feed, rows[f.feed]) if inner else rows[f.feed]
-            plans.append(compile_fact(n, f.expr, src, deps, inner, rows["risk_areas"],
+            plans.append(compile_fact(n, f.expr, reads[(f.feed, inner)], deps, inner, risk,
                                       f.evidence.get(lang, f.evidence["en"]), ctx))
         for n, df in zip(names, pl.collect_all(plans, engine=STREAMING), strict=True):
             done[n] = df
@@ -166,21 +160,6 @@ def _deps_frame(rs: Ruleset, f, done) -> tuple[pl.LazyFrame | None, bool]:
 def _fill(rs: Ruleset, name: str) -> pl.Expr:
     typ = rs.facts[name].type
     return pl.col(name).fill_null(False if typ == "bool" else 0) if typ in ("bool", "number") else pl.col(name)
-
-
-def _reduce_feeds(rs: Ruleset, names, rows, done) -> dict[str, pl.LazyFrame]:
-    """Per feed, its rows restricted to persons having the trigger facts that the level's
-    dependent facts need: one semi-join of the big feed, shared by those facts."""
-    keep: dict[str, list[pl.LazyFrame]] = {}
-    for n in names:
-        f = rs.facts[n]
-        if _inner(rs, f):
-            keep.setdefault(f.feed, []).extend(done[d].lazy().select("pid") for d in f.deps)
-    out = {}
-    for feed, pids in keep.items():
-        who = pl.concat(pids).unique()
-        out[feed] = rows[feed].join(who, on="pid", how="semi").collect(engine=STREAMING).lazy()
-    return out
 
 
 def active_overrides(ov: pl.LazyFrame, rs: Ruleset, cutoff: dt.datetime) -> pl.DataFrame:
@@ -270,20 +249,22 @@ def _null_person(rs: Ruleset, facts: Mapping[str, pl.DataFrame]) -> pl.LazyFrame
     return pl.DataFrame(cols).lazy().with_columns([_fill(rs, n) for n in facts])
 
 
-def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame], as_of: dt.date,
+def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame] | FeedSource, as_of: dt.date,
              lang: str = "en") -> Evaluation:
-    """Every registered person's code as of `as_of` (events before as_of + 1 day 00:00)."""
+    """Every registered person's code as of `as_of` (events before as_of + 1 day 00:00).
+
+    `frames` are the feeds as Polars frames by name, or a source (sources.py) such as the
+    warehouse's, which reads only the rows the facts can use."""
     rs = ruleset
     cutoff = cutoff_of(as_of)
     ctx = Ctx(cutoff, rs.palette)
-    needed = {"registrations", "overrides", "risk_areas", *(f.feed for f in rs.facts.values())}
+    source = frames if hasattr(frames, "rows") else FrameSource(frames, cutoff)
     t0 = [time.perf_counter()]
-    rows = {n: feed_rows(frames, n, cutoff) for n in needed}
-    pop = population(rows["registrations"])
+    pop = population(source.rows("registrations"))
     _tick("population", t0)
-    facts = compute_facts(rs, rows, ctx, lang)
+    facts = compute_facts(rs, source, ctx, lang)
     _tick("facts", t0)
-    ov = active_overrides(rows["overrides"], rs, cutoff)
+    ov = active_overrides(source.rows("overrides"), rs, cutoff)
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
     everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
@@ -314,4 +295,4 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
         ruleset=rs, as_of=as_of, cutoff=cutoff)
 
 
-__all__ = ["Evaluation", "evaluate", "cutoff_of", "feed_rows", "color_label", "CODES_SCHEMA"]
+__all__ = ["Evaluation", "evaluate", "cutoff_of", "feed_rows", "color_label", "CODES_SCHEMA", "FrameSource"]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .evaluate import evaluate, feed_schema
+from .evaluate import evaluate
 from .feeds import FEEDS
 from .ruleset import Example, Ruleset
+from .sources import feed_schema
 
 REGISTERED_AT = dt.datetime(2000, 1, 1)  # an example person is registered unless it says otherwise
 

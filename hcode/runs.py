@@ -23,6 +23,7 @@ from .errors import HcodeError, UnknownRun
 from .evaluate import Evaluation, cutoff_of, evaluate
 from .feeds import FEEDS
 from .ruleset import Ruleset
+from .sources import WarehouseSource
 from .warehouse import Warehouse, one
 
 ALWAYS_READ = ("registrations", "overrides")
@@ -90,8 +91,8 @@ def load_frames(con, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int
 def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en",
                        pids: list[int] | None = None) -> tuple[Evaluation, int, tuple[int, ...]]:
     max_load_id, loads = current_loads(wh.con)
-    frames = load_frames(wh.con, ruleset.reads().keys(), cutoff_of(as_of), max_load_id, pids)
-    return evaluate(ruleset, frames, as_of, lang=lang), max_load_id, loads
+    source = WarehouseSource(wh.con, cutoff_of(as_of), max_load_id, pids)
+    return evaluate(ruleset, source, as_of, lang=lang), max_load_id, loads
 
 
 def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int, ...],

@@ -8,8 +8,9 @@ import textwrap
 import polars as pl
 import pytest
 
-from hcode.evaluate import CODES_SCHEMA, evaluate, feed_schema
+from hcode.evaluate import CODES_SCHEMA, evaluate
 from hcode.ruleset import find_ruleset, load_ruleset
+from hcode.sources import feed_schema
 
 T = dt.datetime
 AS_OF = dt.date(2022, 6, 14)
