@@ -23,7 +23,7 @@ from functools import cached_property
 import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
-from .explain_text import WORDS, color_label, evidence_part, explanation_expr, fragment, rule_head
+from .explain_text import WORDS, color_label, evidence_detail, explanation_expr, nonempty, rule_fragment
 from .pushdown import any_of, translate
 from .ruleset import Ruleset
 from .sources import FeedSource, FrameSource, feed_rows
@@ -182,9 +182,10 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matche
     the booleans are known: their code is the one of a person with no events (the explanation
     depends only on the matched rules and the override), so it is not built again for each.
 
-    Booleans and colours are columns. Lists (matched rules, evidence) are built in long
-    form — one row per (person, matched rule[, evidence fact]) — then grouped by pid:
-    `concat_list` over many `when` columns is row-wise and far slower."""
+    Everything is a column expression over the wide frame (one boolean and one text fragment
+    per rule), except the evidence: a list of structs built by `concat_list` is row-wise and
+    ten times slower than the long form (one row per person, matched rule and evidence fact)
+    grouped by pid."""
     ms = [compile_expr(r.condition, ctx).fill_null(False).alias(f"__m_{i}") for i, r in enumerate(rs.rules)]
     m = [pl.col(f"__m_{i}") for i in range(len(rs.rules))]
     rank = pl.max_horizontal([pl.lit(0, pl.Int16)] + [pl.when(mi).then(pl.lit(rs.rank(r.color), pl.Int16))
@@ -192,6 +193,13 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matche
     decider = pl.coalesce([pl.when(mi & (pl.col("__rank") == rs.rank(r.color))).then(pl.lit(r.id))
                            for mi, r in zip(m, rs.rules, strict=True)] + [pl.lit(None, pl.String)])
     applied = pl.col("override").struct.field("applied").fill_null(False)
+    w = WORDS["zh" if lang == "zh" else "en"]
+    names = set(frame.collect_schema().names())
+    frags = [pl.when(mi).then(rule_fragment(rs, r, names, lang)).alias(f"__f_{i}")
+             for i, (mi, r) in enumerate(zip(m, rs.rules, strict=True))]
+    f = [pl.col(f"__f_{i}") for i in range(len(rs.rules))]
+    ids = pl.concat_str([pl.when(mi).then(pl.lit(r.id)) for mi, r in zip(m, rs.rules, strict=True)]
+                        + [pl.lit(None, pl.String)], separator="\x1f", ignore_nulls=True)
     base = (frame.with_columns(ms).with_columns(rank.alias("__rank"))
             .with_columns(decider.alias("__decider"),
                           pl.col("__rank").replace_strict(list(range(len(rs.palette))), list(rs.palette),
@@ -200,41 +208,29 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matche
                           .otherwise(pl.col("__rule_color")).alias("color"),
                           pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"))
             .filter(pl.col("__decider").is_not_null() | pl.col("override").is_not_null() if only_matched else True)
+            .with_columns(frags)
+            .with_columns(
+                pl.when(ids == "").then(pl.lit([], pl.List(pl.String))).otherwise(ids.str.split("\x1f"))
+                .alias("matched_rules"),
+                nonempty(pl.concat_str(f + [pl.lit(None, pl.String)], separator=w["join"], ignore_nulls=True))
+                .alias("__all"),
+                pl.coalesce([pl.when(pl.col("__decider") == r.id).then(f[i]) for i, r in enumerate(rs.rules)]
+                            + [pl.lit(None, pl.String)]).alias("__first"),
+                pl.concat_str([pl.when(pl.col("__decider") != r.id).then(f[i]) for i, r in enumerate(rs.rules)]
+                              + [pl.lit(None, pl.String)], separator=w["join"], ignore_nulls=True).alias("__others"))
             .collect())
-    names = set(base.columns)
     ev_long = pl.concat([
-        base.lazy().filter(m[i] & pl.col(f"__t_{f}").is_not_null()).select(
+        base.lazy().filter(m[i] & pl.col(f"__t_{fact}").is_not_null()).select(
             "pid", pl.lit(i, pl.Int32).alias("i"), pl.lit(j, pl.Int32).alias("j"), pl.lit(r.id).alias("rule"),
-            pl.lit(rs.facts[f].feed).alias("feed"), pl.col(f"__t_{f}").cast(TS).alias("time"),
-            (pl.col(f"__d_{f}") if f"__d_{f}" in names else pl.lit(rs.facts[f].evidence.get(lang, rs.facts[f].evidence["en"])))
-            .cast(pl.String).alias("detail"))
-        for i, r in enumerate(rs.rules) for j, f in enumerate(r.evidence_facts)]
+            pl.lit(rs.facts[fact].feed).alias("feed"), pl.col(f"__t_{fact}").cast(TS).alias("time"),
+            evidence_detail(rs, fact, names, lang).alias("detail"))
+        for i, r in enumerate(rs.rules) for j, fact in enumerate(r.evidence_facts)]
         + [pl.LazyFrame(schema={"pid": pl.Int32, "i": pl.Int32, "j": pl.Int32, "rule": pl.String, "feed": pl.String,
-                                "time": TS, "detail": pl.String})]).sort(["pid", "i", "j"]).collect()
-    join = WORDS["zh" if lang == "zh" else "en"]["join"]
-    # plain column expressions first, then only cheap aggregations (no filter/format per group)
-    parts = (ev_long.lazy().with_columns(evidence_part(lang).alias("part"))
-             .group_by("pid", "i", maintain_order=True).agg(pl.col("part").str.join(join).alias("parts")))
-    m_long = (pl.concat([base.lazy().filter(m[i]).select("pid", "__decider", pl.lit(i, pl.Int32).alias("i"),
-                                                         pl.lit(r.id).alias("rule"),
-                                                         pl.lit(rule_head(rs, r.id, lang)).alias("head"))
-                         for i, r in enumerate(rs.rules)]
-                        + [pl.LazyFrame(schema={"pid": pl.Int32, "__decider": pl.String, "i": pl.Int32,
-                                                "rule": pl.String, "head": pl.String})])
-              .join(parts, on=["pid", "i"], how="left").with_columns(fragment(lang).alias("frag"))
-              .sort(["pid", "i"]).collect())
-    matched = m_long.lazy().group_by("pid", maintain_order=True).agg(
-        pl.col("rule").alias("matched_rules"), pl.col("frag").str.join(join).alias("__all"))
-    first = m_long.lazy().filter(pl.col("rule") == pl.col("__decider")).select("pid", pl.col("frag").alias("__first"))
-    others = (m_long.lazy().filter(pl.col("rule") != pl.col("__decider")).group_by("pid", maintain_order=True)
-              .agg(pl.col("frag").str.join(join).alias("__others")))
-    evidence = ev_long.lazy().group_by("pid", maintain_order=True).agg(
-        pl.struct("rule", "feed", "time", "detail").alias("evidence"))
-    return (base.lazy().select("pid", "color", "rule", "override", "__decider", "__rule_color")
-            .join(matched, on="pid", how="left").join(first, on="pid", how="left")
-            .join(others, on="pid", how="left").join(evidence, on="pid", how="left")
-            .with_columns(pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
-                          pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))))
+                                "time": TS, "detail": pl.String})])
+    evidence = (ev_long.sort(["pid", "i", "j"]).group_by("pid", maintain_order=True)
+                .agg(pl.struct("rule", "feed", "time", "detail").alias("evidence")))
+    return (base.lazy().join(evidence, on="pid", how="left")
+            .with_columns(pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))))
             .with_columns(explanation_expr(rs, lang).alias("explanation"))
             .select("pid", "color", "rule", "matched_rules", "evidence", "override", "explanation")
             .collect())

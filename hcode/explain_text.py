@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from .ruleset import Ruleset
+from .compile import TS
+from .ruleset import Rule, Ruleset
 
 ZH_COLORS = {"green": "绿码", "yellow": "黄码", "orange": "橙码", "red": "红码", "blue": "蓝码",
              "purple": "紫码", "gray": "灰码", "grey": "灰码"}
@@ -52,17 +53,30 @@ def rule_head(rs: Ruleset, rule_id: str, lang: str) -> str:
     return f"{r.id} {r.title.get(lang, r.title['en'])}"
 
 
-def evidence_part(lang: str) -> pl.Expr:
-    """"contacts, close contact identified 2022-06-10 14:00" over columns feed, detail, time."""
-    w = WORDS["zh" if lang == "zh" else "en"]
-    return pl.format("{}" + w["comma"] + "{} {}", pl.col("feed"), pl.col("detail"), pl.col("time").dt.strftime(TIME_FMT))
+def nonempty(text: pl.Expr) -> pl.Expr:
+    return pl.when(text == "").then(pl.lit(None, pl.String)).otherwise(text)
 
 
-def fragment(lang: str) -> pl.Expr:
-    """"HEAD (PART; PART)" over columns head and parts (null parts: the head alone)."""
+def evidence_detail(rs: Ruleset, fact: str, names: set[str], lang: str) -> pl.Expr:
+    """The evidence text: built per person from the evidence row, or the fact's fixed text."""
+    if f"__d_{fact}" in names:
+        return pl.col(f"__d_{fact}").cast(pl.String)
+    ev = rs.facts[fact].evidence
+    return pl.lit(ev.get(lang, ev["en"]), pl.String)
+
+
+def rule_fragment(rs: Ruleset, r: Rule, names: set[str], lang: str) -> pl.Expr:
+    """"SH-R-03 Close contact (contacts, close contact identified 2022-06-10 14:00)": the rule's
+    head and the evidence of its facts that have an event (the head alone when none has)."""
     w = WORDS["zh" if lang == "zh" else "en"]
-    return (pl.when(pl.col("parts").is_null()).then(pl.col("head"))
-            .otherwise(pl.format("{}" + w["open"] + "{}" + w["close"], pl.col("head"), pl.col("parts"))))
+    parts = [pl.when(pl.col(f"__t_{fact}").is_not_null()).then(
+        pl.format("{}" + w["comma"] + "{} {}", pl.lit(rs.facts[fact].feed), evidence_detail(rs, fact, names, lang),
+                  pl.col(f"__t_{fact}").cast(TS).dt.strftime(TIME_FMT))) for fact in r.evidence_facts]
+    head = pl.lit(rule_head(rs, r.id, lang))
+    if not parts:
+        return head
+    joined = nonempty(pl.concat_str(parts + [pl.lit(None, pl.String)], separator=w["join"], ignore_nulls=True))
+    return pl.when(joined.is_null()).then(head).otherwise(pl.format("{}" + w["open"] + "{}" + w["close"], head, joined))
 
 
 def explanation_expr(rs: Ruleset, lang: str) -> pl.Expr:
