@@ -9,7 +9,13 @@ longer matches.
 
 Content hashes are order-independent digests computed inside DuckDB: the XOR of the MD5
 of each row's text (rows of one load, or one run's codes, are distinct, so nothing
-cancels).
+cancels). One exception keeps a 10M-person run cheap to record: its population (every
+person's pid and district, one row per pid) is hashed as SHA-256 of a canonical byte
+encoding in pid order (`population_digest`), computed from the frame the run stored and,
+by `verify`, from the table sorted by pid; per-row MD5 of 10M rows cost a second. The
+colours and rules are digested row by row only where they differ from the run's default,
+and the count of such rows is part of the digest, so turning any default row into another
+colour, or back, is caught.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+
+import polars as pl
 
 from .feeds import FEEDS
 from .warehouse import one
@@ -44,16 +52,35 @@ def load_digest(con, feed: str, load_id: int) -> str:
     return f"{rows}/{quarantine}"
 
 
-def run_digest(con, run_id: int) -> str:
-    """Digest of a run's codes (its three stored parts, warehouse.py) and its summary row."""
+def population_digest(population: pl.DataFrame) -> str:
+    """SHA-256 of (pid, district_code) rows in pid order: pids as little-endian int32, then
+    each district's UTF-8 byte length as little-endian uint32 (null: 2**32 - 1), then the
+    districts' bytes, concatenated."""
+    pop = population if population["pid"].is_sorted() else population.sort("pid")
+    h = hashlib.sha256()
+    h.update(pop["pid"].cast(pl.Int32).to_numpy().astype("<i4").tobytes())
+    d = pop["district_code"].cast(pl.String)
+    h.update(d.str.len_bytes().fill_null(2**32 - 1).cast(pl.UInt32).to_numpy().astype("<u4").tobytes())
+    h.update((d.drop_nulls().str.join("").item() if d.len() else "").encode("utf-8"))
+    return f"{pop.height}:{h.hexdigest()}"
+
+
+def run_digest(con, run_id: int, population: str | None = None) -> str:
+    """Digest of a run's codes (its three stored parts, warehouse.py) and its summary row.
+    `population` is the run's `population_digest` when the caller has the frame at hand."""
     where = ("run_id = ?", [run_id])
-    colors = _row_digest(con, "code_colors", ["pid", "district_code", "color", "rule"], *where)
+    if population is None:
+        population = population_digest(con.sql(
+            "SELECT pid, district_code FROM code_colors WHERE run_id = ? ORDER BY pid", params=[run_id]).pl())
+    d = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id]) or ("", None)
+    colors = _row_digest(con, "code_colors", ["pid", "color", "rule"],
+                         "run_id = ? AND NOT (color = ? AND rule IS NOT DISTINCT FROM ?)", [run_id, *d])
     details = _row_digest(con, "code_details", ["pid", "matched_rules", "evidence", "override", "explanation"],
                           *where)
     default = _row_digest(con, "code_defaults", ["color", "rule", "explanation"], *where)
     meta = _row_digest(con, "runs", ["run_id", "province", "version", "ruleset_hash", "as_of", "persons", "colors"],
                        *where)
-    return f"{colors}/{details}/{default}/{meta}"
+    return f"{population}/{colors}/{details}/{default}/{meta}"
 
 
 def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None, detail: str) -> str:
@@ -61,14 +88,15 @@ def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None,
     return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
 
 
-def record(con, action: str, operator: str | None, detail: dict) -> int:
+def record(con, action: str, operator: str | None, detail: dict, content: str | None = None) -> int:
     """Append an entry inside the caller's transaction. For `load` entries the content
-    digest of the load is added here; for `run` entries, the run's."""
+    digest of the load is added here; for `run` and `publish` entries, the run's (`content`
+    when the caller computed it already)."""
     detail = dict(detail)
     if action == "load":
-        detail["content"] = load_digest(con, detail["feed"], detail["load_id"])
+        detail["content"] = content or load_digest(con, detail["feed"], detail["load_id"])
     elif action in ("run", "publish"):
-        detail["content"] = run_digest(con, detail["run_id"])
+        detail["content"] = content or run_digest(con, detail["run_id"])
     last = one(con, "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1")
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)

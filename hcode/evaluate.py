@@ -104,6 +104,16 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
     return single.merge_sorted(many, key="pid")
 
 
+def registered(pop: pl.DataFrame, pids: pl.DataFrame) -> pl.DataFrame:
+    """The `pids` (unique) that are in the population, which is sorted by pid: a binary search
+    per pid instead of a hash join that would hash all 10M registered pids."""
+    if pop.height == 0 or pids.height == 0:
+        return pids.clear()
+    p = pop["pid"]
+    at = p.search_sorted(pids["pid"]).clip(upper_bound=p.len() - 1)
+    return pids.filter(p.gather(at) == pids["pid"])
+
+
 def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
     """Every fact as a small per-person DataFrame, level by level (a fact's level is one more
     than its deepest dependency), all facts of a level collected together.
@@ -264,9 +274,8 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
     everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
-    touched = pop.select("pid") if everyone else (
-        pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")])
-        .unique().join(pop.select("pid"), on="pid", how="semi"))
+    touched = pop.select("pid") if everyone else registered(
+        pop, pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")]).unique())
     frame = touched.lazy()
     for _n, df in facts.items():
         frame = frame.join(df.lazy(), on="pid", how="left")
@@ -280,14 +289,15 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     results = res.select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
     counts = dict(results.group_by("color").len().iter_rows())
     counts[d["color"]] = counts.get(d["color"], 0) + pop.height - results.height
-    applied = ov.filter(pl.col("override").struct.field("applied")).join(pop, on="pid", how="semi").height
+    ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
+    applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
     _tick("results", t0)
     return Evaluation(
         population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
         results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],
         persons=pop.height, colors={c: counts.get(c, 0) for c in rs.palette},
         overrides_applied=applied,
-        overrides_not_applied=ov.join(pop, on="pid", how="semi").height - applied,
+        overrides_not_applied=ov_seen.height - applied,
         ruleset=rs, as_of=as_of, cutoff=cutoff)
 
 

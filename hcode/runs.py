@@ -113,28 +113,31 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
             con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                         [rs.content_hash, rs.province, rs.version, rs.source_text])
         _store_codes(con, run_id, ev)
+        content = audit.run_digest(con, run_id, audit.population_digest(ev.population))
         audit.record(con, "run", operator, {
             "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash, "as_of": ev.as_of.isoformat(),
             "persons": ev.persons, "colors": ev.colors, "max_load_id": max_load_id, "published": publish,
-        })
+        }, content)
         if publish:
             superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
             if superseded:
                 con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
-            audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})})
+            audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
+                         content)
     return run_id
 
 
 def _store_codes(con, run_id: int, ev: Evaluation) -> None:
     """The three parts of the run's codes (warehouse.py): every person's colour and rule, the
     touched persons' details, the untouched persons' shared code."""
-    untouched = pl.col("color").is_null()
-    colors = (ev.population.join(ev.results.select("pid", "color", "rule"), on="pid", how="left")
-              .with_columns(pl.when(untouched).then(pl.lit(ev.default_rule, pl.String)).otherwise(pl.col("rule"))
-                            .alias("rule"), pl.col("color").fill_null(ev.default_color)))
-    con.register("_hcode_colors", colors)
-    con.execute("INSERT INTO code_colors SELECT ?, pid, district_code, color, rule FROM _hcode_colors", [run_id])
-    con.unregister("_hcode_colors")
+    con.register("_hcode_population", ev.population)
+    con.register("_hcode_results", ev.results.select("pid", "color", "rule"))
+    con.execute("INSERT INTO code_colors SELECT ?, p.pid, p.district_code, coalesce(r.color, ?), "
+                "CASE WHEN r.pid IS NULL THEN ? ELSE r.rule END "
+                "FROM _hcode_population p LEFT JOIN _hcode_results r USING (pid)",
+                [run_id, ev.default_color, ev.default_rule])
+    con.unregister("_hcode_population")
+    con.unregister("_hcode_results")
     con.register("_hcode_details", ev.results)
     con.execute("INSERT INTO code_details SELECT ?, pid, matched_rules, evidence, override, explanation "
                 "FROM _hcode_details", [run_id])

@@ -41,6 +41,9 @@ def _cases(wh, tmp):
     "UPDATE code_colors SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
     "UPDATE code_details SET explanation = 'nothing to see' WHERE run_id = ? AND pid = ?",
     "UPDATE code_defaults SET explanation = 'all fine' WHERE run_id = ? AND ? IS NOT NULL",
+    "UPDATE code_colors SET color = 'red', rule = 'SH-R-02' WHERE run_id = ? AND pid <> ?",  # default rows
+    "UPDATE code_colors SET district_code = '110101' WHERE run_id = ? AND pid <> ?",
+    "DELETE FROM code_colors WHERE run_id = ? AND pid <> ?",
 ])
 def test_edited_code_is_caught_naming_the_run_entry(db, tmp_path, edit):
     with Warehouse.open(db) as wh:
@@ -153,3 +156,18 @@ def test_purge_command(db, tmp_path):
     assert out["removed"]["contacts"] == 1 and len(out["kept_persons"]) == 2
     assert CliRunner().invoke(app, ["audit", "verify", "--db", str(db)]).exit_code == 0
     assert CliRunner().invoke(app, ["purge", "--before", "June", "--db", str(db)]).exit_code == 2
+
+
+def test_population_digest_is_the_documented_canonical_encoding():
+    import hashlib
+    import struct
+
+    import polars as pl
+
+    pop = pl.DataFrame({"pid": [2, 1, 3], "district_code": ["310104", "310101", None]},
+                       schema={"pid": pl.Int32, "district_code": pl.String})
+    raw = (struct.pack("<3i", 1, 2, 3) + struct.pack("<3I", 6, 6, 2**32 - 1) + b"310101310104")
+    assert audit.population_digest(pop) == f"3:{hashlib.sha256(raw).hexdigest()}"
+    assert audit.population_digest(pop.sort("pid")) == audit.population_digest(pop)
+    empty = pop.with_columns(pl.col("district_code").fill_null(""))
+    assert audit.population_digest(empty) != audit.population_digest(pop)  # '' is not null
