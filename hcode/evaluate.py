@@ -13,9 +13,6 @@ the constant result of a person with no events. Overrides are applied here, not 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +21,7 @@ import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
 from .explain_text import WORDS, color_label, evidence_detail, explanation_expr, nonempty, rule_fragment
+from .profiling import Stages
 from .pushdown import any_of, translate
 from .ruleset import Ruleset
 from .sources import FeedSource, FrameSource, feed_rows
@@ -35,16 +33,6 @@ CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String,
                 "matched_rules": pl.List(pl.String), "evidence": pl.List(EVIDENCE), "override": OVERRIDE,
                 "explanation": pl.String}
 STREAMING = "streaming"
-_PROFILE = bool(os.environ.get("HCODE_PROFILE"))  # stage timings on stderr, for benchmarks
-
-
-def _tick(label: str, t0: list[float]) -> None:
-    if _PROFILE:
-        now = time.perf_counter()
-        print(f"  evaluate: {label} {now - t0[0]:.2f}s", file=sys.stderr, flush=True)
-        t0[0] = now
-
-
 @dataclass(frozen=True)
 class Evaluation:
     """A run's result, kept in two parts: `population` (every registered person's pid and
@@ -265,11 +253,11 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     cutoff = cutoff_of(as_of)
     ctx = Ctx(cutoff, rs.palette)
     source = frames if hasattr(frames, "rows") else FrameSource(frames, cutoff)
-    t0 = [time.perf_counter()]
+    t0 = Stages("evaluate")
     pop = population(source.rows("registrations"))
-    _tick("population", t0)
+    t0.tick("population")
     facts = compute_facts(rs, source, ctx, lang)
-    _tick("facts", t0)
+    t0.tick("facts")
     ov = active_overrides(source.rows("overrides"), rs, cutoff)
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
@@ -281,9 +269,9 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
         frame = frame.join(df.lazy(), on="pid", how="left")
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
     frame = frame.collect()
-    _tick(f"touched frame ({frame.height} persons)", t0)
+    t0.tick(f"touched frame ({frame.height} persons)")
     res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
-    _tick("decide", t0)
+    t0.tick("decide")
 
     d = default.row(0, named=True)
     results = res.select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
@@ -291,7 +279,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     counts[d["color"]] = counts.get(d["color"], 0) + pop.height - results.height
     ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
     applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
-    _tick("results", t0)
+    t0.tick("results")
     return Evaluation(
         population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
         results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],

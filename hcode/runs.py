@@ -22,6 +22,7 @@ from . import audit
 from .errors import HcodeError, UnknownRun
 from .evaluate import Evaluation, cutoff_of, evaluate
 from .feeds import FEEDS
+from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
 from .warehouse import Warehouse, one
@@ -99,6 +100,7 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
               operator: str | None, *, publish: bool = False, batch: dict | None = None) -> int:
     """Store the run, its codes and its audit entry in one transaction; returns the run id."""
     rs = ev.ruleset
+    t0 = Stages("store")
     with wh.transaction() as con:
         run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
         now = dt.datetime.now().replace(microsecond=0)
@@ -112,8 +114,9 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
         if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
             con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                         [rs.content_hash, rs.province, rs.version, rs.source_text])
-        _store_codes(con, run_id, ev)
+        _store_codes(con, run_id, ev, t0)
         content = audit.run_digest(con, run_id, audit.population_digest(ev.population))
+        t0.tick("digest")
         audit.record(con, "run", operator, {
             "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash, "as_of": ev.as_of.isoformat(),
             "persons": ev.persons, "colors": ev.colors, "max_load_id": max_load_id, "published": publish,
@@ -124,10 +127,11 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
                 con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
             audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
                          content)
+    t0.tick("commit")
     return run_id
 
 
-def _store_codes(con, run_id: int, ev: Evaluation) -> None:
+def _store_codes(con, run_id: int, ev: Evaluation, t0: Stages) -> None:
     """The three parts of the run's codes (warehouse.py): every person's colour and rule, the
     touched persons' details, the untouched persons' shared code."""
     con.register("_hcode_population", ev.population)
@@ -138,10 +142,12 @@ def _store_codes(con, run_id: int, ev: Evaluation) -> None:
                 [run_id, ev.default_color, ev.default_rule])
     con.unregister("_hcode_population")
     con.unregister("_hcode_results")
+    t0.tick("code_colors")
     con.register("_hcode_details", ev.results)
     con.execute("INSERT INTO code_details SELECT ?, pid, matched_rules, evidence, override, explanation "
                 "FROM _hcode_details", [run_id])
     con.unregister("_hcode_details")
+    t0.tick("code_details")
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
 
