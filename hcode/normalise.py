@@ -28,11 +28,12 @@ class Validated:
 
     values: pl.DataFrame
     reasons: pl.DataFrame
+    ids: pl.Series | None = None  # the distinct valid (normalised) id numbers, for person feeds
 
     @property
     def bad(self) -> pl.Series:
         if not self.reasons.columns:
-            return pl.Series("bad", [False] * self.values.height)
+            return pl.repeat(False, self.values.height, eager=True).alias("bad")
         return self.reasons.select(pl.any_horizontal(pl.all().is_not_null()).alias("bad")).to_series()
 
 
@@ -46,6 +47,17 @@ def _empty_to_null(s: pl.Series) -> pl.Series:
 
 def _text(s: pl.Series) -> pl.Series:
     return _empty_to_null(_strip(s))
+
+
+def _no_reason(s: pl.Series) -> pl.Series:
+    return pl.repeat(None, len(s), dtype=pl.String, eager=True).alias(s.name)
+
+
+def _empty_reason(s: pl.Series) -> pl.Series:
+    """"empty" where `s` is null (an all-null reason column when nothing is)."""
+    if not s.null_count():
+        return _no_reason(s)
+    return pl.select(pl.when(s.is_null()).then(pl.lit("empty"))).to_series().alias(s.name)
 
 
 def parse_timestamps(s: pl.Series) -> pl.Series:
@@ -83,7 +95,7 @@ def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, 
         if isinstance(s.dtype, pl.Datetime) and s.dtype.time_zone is not None:
             s = s.dt.convert_time_zone("Asia/Shanghai").dt.replace_time_zone(None)
         val = s.cast(pl.Datetime("us"))
-        unparsed = pl.Series([False] * len(s))
+        unparsed = pl.repeat(False, len(s), eager=True)
     late = now + dt.timedelta(days=1)
     reason = pl.select(
         pl.when(unparsed).then(pl.lit("not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])"))
@@ -96,21 +108,33 @@ def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, 
 def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     s = s.cast(pl.String)
     values = list(col.values)
-    s = _fix_where(s, ~s.is_in(values), lambda x: _text(x).str.to_lowercase())
+    known = s.is_in(values)
+    if not known.all():  # nulls are ignored here (they stay null)
+        s = _fix_where(s, ~known, lambda x: _text(x).str.to_lowercase())
+        known = s.is_in(values)
+    if known.all() and not s.null_count():
+        return s.alias(col.name), _no_reason(s).alias(col.name)
     reason = pl.select(
         pl.when(s.is_null()).then(pl.lit("empty"))
-        .when(~s.is_in(values)).then(pl.lit("not one of " + ", ".join(values)))
+        .when(~known).then(pl.lit("not one of " + ", ".join(values)))
     ).to_series()
     return s.alias(col.name), reason.alias(col.name)
 
 
 def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     if s.dtype == pl.Boolean:
-        return s, pl.select(pl.when(s.is_null()).then(pl.lit("empty"))).to_series().alias(col.name)
+        return s, _empty_reason(s).alias(col.name)
     tokens = {"true": True, "1": True, "false": False, "0": False}
     text = s.cast(pl.String)
-    text = _fix_where(text, ~text.is_in(list(tokens)), lambda x: _text(x).str.to_lowercase())
-    val = text.replace_strict(tokens, default=None, return_dtype=pl.Boolean)
+    known = text.is_in(list(tokens))
+    if not known.all():
+        text = _fix_where(text, ~known, lambda x: _text(x).str.to_lowercase())
+        known = text.is_in(list(tokens))
+    # is_in keeps nulls null, and every known token maps to whether it is a "true" token
+    val = text.is_in(["true", "1"]) if known.all() else text.replace_strict(tokens, default=None,
+                                                                           return_dtype=pl.Boolean)
+    if known.all() and not text.null_count():
+        return val.alias(col.name), _no_reason(text).alias(col.name)
     reason = pl.select(
         pl.when(text.is_null()).then(pl.lit("empty"))
         .when(val.is_null()).then(pl.lit("not a boolean (true/false/1/0)"))
@@ -119,40 +143,67 @@ def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
 
 
 def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | None) -> tuple[pl.Series, pl.Series]:
-    val = _text(s.cast(pl.String))
-    if case == "upper":
-        val = val.str.to_uppercase()
-    elif case == "lower":
-        val = val.str.to_lowercase()
+    """A value matching `pattern` is already trimmed and in its case: only the others are
+    normalised (trimmed, blank to null, case changed) and checked again."""
+    val = s.cast(pl.String)
+    ok = val.str.contains(pattern)
+    if not ok.all():  # nulls are ignored here (they stay null)
+
+        def fix(x: pl.Series) -> pl.Series:
+            x = _text(x)
+            return x.str.to_uppercase() if case == "upper" else x.str.to_lowercase() if case == "lower" else x
+
+        val = _fix_where(val, ~ok.fill_null(True), fix)
+        ok = val.str.contains(pattern)
+    if ok.all() and not val.null_count():
+        return val.alias(col.name), _no_reason(val).alias(col.name)
     reason = pl.select(
         pl.when(val.is_null()).then(pl.lit("empty"))
-        .when(~val.str.contains(pattern)).then(pl.lit(what))
+        .when(~ok).then(pl.lit(what))
     ).to_series()
     return val.alias(col.name), reason.alias(col.name)
 
 
-def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None) -> tuple[pl.Series, pl.Series]:
+def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
+        ) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(normalised ids, reasons, distinct valid ids). Every check runs on the distinct ids:
+    the rows' ids are normalised only where their raw value is not already clean."""
     if s.dtype.is_integer():
         s = s.cast(pl.String)
-    if not s.str.contains(idnumber.ID_PATTERN).all():  # normalise only when something is not clean
-        s = _empty_to_null(_strip(s).str.to_uppercase())
-    reason = idnumber.invalid_reason(s, now, known_valid=known)
-    if s.null_count():
-        reason = pl.select(pl.when(s.is_null()).then(pl.lit("empty")).otherwise(reason)).to_series()
-    return s.alias(col.name), reason.alias(col.name)
+    distinct = s.unique()
+    clean = distinct.str.contains(idnumber.ID_PATTERN)
+    if not clean.all():  # nulls are ignored here (they stay null)
+        dirty = distinct.filter(~clean)
+        s = _fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
+        distinct = pl.concat([distinct.filter(clean.fill_null(True)),
+                              _empty_to_null(idnumber_normalise(dirty))]).unique()
+    bad = idnumber.bad_ids(distinct, now, known)
+    reason = idnumber.reasons_for(s, bad)
+    valid = distinct.drop_nulls()
+    if bad.height:
+        valid = valid.filter(~valid.is_in(bad.get_column("id").implode()))
+    return s.alias(col.name), reason.alias(col.name), valid.alias(col.name)
+
+
+def idnumber_normalise(s: pl.Series) -> pl.Series:
+    """Trim ASCII white space and upper-case (as `idnumber.normalise`)."""
+    return _strip(s).str.to_uppercase()
+
+
+def _as_read(s: pl.Series) -> pl.Series:
+    if s.dtype == pl.Null or s.dtype == pl.Categorical or isinstance(s.dtype, pl.Enum):
+        return s.cast(pl.String)
+    return s
 
 
 def validate_column(s: pl.Series, col: Column, now: dt.datetime,
                     known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
     """(normalised values, reasons) for one contract column. `known_ids` are ids already
     found valid in this session (with the same clock): they are not checked again."""
-    if s.dtype == pl.Null:
-        s = s.cast(pl.String)
-    if s.dtype == pl.Categorical or isinstance(s.dtype, pl.Enum):
-        s = s.cast(pl.String)
+    s = _as_read(s)
     k = col.kind
     if k is Kind.ID_NUMBER:
-        return _id(s, col, now, known_ids)
+        return _id(s, col, now, known_ids)[:2]
     if k is Kind.TIMESTAMP:
         return _timestamp(s, col, now)
     if k is Kind.ENUM:
@@ -176,12 +227,15 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
 
 def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
     """Validate every contract column of `frame` (which holds exactly those columns)."""
-    values, reasons = [], []
+    values, reasons, ids = [], [], None
     for col in feed.columns:
-        v, r = validate_column(frame.get_column(col.name), col, now, known_ids)
+        if col.kind is Kind.ID_NUMBER:
+            v, r, ids = _id(_as_read(frame.get_column(col.name)), col, now, known_ids)
+        else:
+            v, r = validate_column(frame.get_column(col.name), col, now, known_ids)
         values.append(v.alias(col.name))
         reasons.append(r.cast(pl.String).alias(col.name))
-    return Validated(pl.DataFrame(values), pl.DataFrame(reasons))
+    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids)
 
 
 # Parquet physical types that can hold each kind of contract value (others reject the file).
