@@ -8,6 +8,7 @@ the same bytes loaded twice are a no-op reported as a duplicate.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import getpass
 import hashlib
@@ -26,7 +27,7 @@ from .feeds import FEEDS, Feed, feed_for_file
 from .normalise import parquet_type_ok, validate
 from .persons import PersonIndex
 from .pseudonym import mask_expr
-from .warehouse import Warehouse, one
+from .warehouse import Warehouse, arrow, one
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -73,8 +74,12 @@ def _decode_csv(data: bytes) -> bytes:
     """UTF-8 (with or without BOM) or GBK → UTF-8 bytes without BOM."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        data.decode("utf-8")
+    try:  # checked in slices: decoding the whole file at once would copy it (twice its size)
+        utf8 = codecs.getincrementaldecoder("utf-8")()
+        view, step = memoryview(data), 1 << 22
+        for i in range(0, len(data), step):
+            utf8.decode(view[i:i + step])
+        utf8.decode(b"", final=True)
         return data
     except UnicodeDecodeError:
         pass
@@ -318,10 +323,10 @@ def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: i
         source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
         keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
                                                 "(SELECT id_number FROM _hcode_good))"
-        con.register("_hcode_pids", people.map)
+        con.register("_hcode_pids", arrow(people.map))
     else:
         source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
-    con.register("_hcode_good", rows)
+    con.register("_hcode_good", arrow(rows))
     try:
         if dedupe is None:
             sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source})", []

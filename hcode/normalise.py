@@ -28,7 +28,7 @@ class Validated:
 
     values: pl.DataFrame
     reasons: pl.DataFrame
-    ids: pl.Series | None = None  # the distinct valid (normalised) id numbers, for person feeds
+    ids: pl.Series | None = None  # person feeds: the distinct valid ids not among `known_ids`
 
     @property
     def bad(self) -> pl.Series:
@@ -49,15 +49,27 @@ def _text(s: pl.Series) -> pl.Series:
     return _empty_to_null(_strip(s))
 
 
-def _no_reason(s: pl.Series) -> pl.Series:
-    return pl.repeat(None, len(s), dtype=pl.String, eager=True).alias(s.name)
+def _reasons(name: str, n: int, checks: list[tuple[pl.Series, str]]) -> pl.Series:
+    """Per row, the message of the first check it fails (null when it passes them all).
+    `checks` are (failed, message) in priority order; a null `failed` passes. Messages are
+    built only for the failing rows: most rows pass, and a string column of millions of
+    rows costs more than every check."""
+    out = pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+    if not checks:
+        return out
+    failed = pl.DataFrame({f"c{i}": m.fill_null(False) for i, (m, _) in enumerate(checks)})
+    rows = failed.select(pl.any_horizontal(pl.all())).to_series().arg_true()
+    if not rows.len():
+        return out
+    first = pl.when(pl.col("c0")).then(pl.lit(checks[0][1]))
+    for i, (_, message) in enumerate(checks[1:], 1):
+        first = first.when(pl.col(f"c{i}")).then(pl.lit(message))
+    return out.scatter(rows, failed[rows].select(first).to_series())
 
 
 def _empty_reason(s: pl.Series) -> pl.Series:
-    """"empty" where `s` is null (an all-null reason column when nothing is)."""
-    if not s.null_count():
-        return _no_reason(s)
-    return pl.select(pl.when(s.is_null()).then(pl.lit("empty"))).to_series().alias(s.name)
+    """"empty" where `s` is null."""
+    return _reasons(s.name, len(s), [(s.is_null(), "empty")])
 
 
 def parse_timestamps(s: pl.Series) -> pl.Series:
@@ -97,12 +109,12 @@ def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, 
         val = s.cast(pl.Datetime("us"))
         unparsed = pl.repeat(False, len(s), eager=True)
     late = now + dt.timedelta(days=1)
-    reason = pl.select(
-        pl.when(unparsed).then(pl.lit("not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])"))
-        .when(val.is_null() & (not col.nullable)).then(pl.lit("empty"))
-        .when((val > late) & (not col.future_ok)).then(pl.lit("more than a day after the moment of loading"))
-    ).to_series()
-    return val.alias(col.name), reason.alias(col.name)
+    checks = [(unparsed, "not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])")]
+    if not col.nullable:
+        checks.append((val.is_null(), "empty"))
+    if not col.future_ok:
+        checks.append((val > late, "more than a day after the moment of loading"))
+    return val.alias(col.name), _reasons(col.name, len(val), checks)
 
 
 def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
@@ -112,13 +124,8 @@ def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     if not known.all():  # nulls are ignored here (they stay null)
         s = _fix_where(s, ~known, lambda x: _text(x).str.to_lowercase())
         known = s.is_in(values)
-    if known.all() and not s.null_count():
-        return s.alias(col.name), _no_reason(s).alias(col.name)
-    reason = pl.select(
-        pl.when(s.is_null()).then(pl.lit("empty"))
-        .when(~known).then(pl.lit("not one of " + ", ".join(values)))
-    ).to_series()
-    return s.alias(col.name), reason.alias(col.name)
+    return s.alias(col.name), _reasons(col.name, len(s), [(s.is_null(), "empty"),
+                                                          (~known, "not one of " + ", ".join(values))])
 
 
 def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
@@ -130,16 +137,12 @@ def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     if not known.all():
         text = _fix_where(text, ~known, lambda x: _text(x).str.to_lowercase())
         known = text.is_in(list(tokens))
-    # is_in keeps nulls null, and every known token maps to whether it is a "true" token
-    val = text.is_in(["true", "1"]) if known.all() else text.replace_strict(tokens, default=None,
-                                                                           return_dtype=pl.Boolean)
-    if known.all() and not text.null_count():
-        return val.alias(col.name), _no_reason(text).alias(col.name)
-    reason = pl.select(
-        pl.when(text.is_null()).then(pl.lit("empty"))
-        .when(val.is_null()).then(pl.lit("not a boolean (true/false/1/0)"))
-    ).to_series()
-    return val.alias(col.name), reason.alias(col.name)
+    val = text.is_in([t for t, v in tokens.items() if v])  # null stays null
+    unknown = (~known).arg_true()
+    if unknown.len():
+        val = val.scatter(unknown, None)
+    return val.alias(col.name), _reasons(col.name, len(val), [(text.is_null(), "empty"),
+                                                              (val.is_null(), "not a boolean (true/false/1/0)")])
 
 
 def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | None) -> tuple[pl.Series, pl.Series]:
@@ -155,19 +158,14 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
 
         val = _fix_where(val, ~ok.fill_null(True), fix)
         ok = val.str.contains(pattern)
-    if ok.all() and not val.null_count():
-        return val.alias(col.name), _no_reason(val).alias(col.name)
-    reason = pl.select(
-        pl.when(val.is_null()).then(pl.lit("empty"))
-        .when(~ok).then(pl.lit(what))
-    ).to_series()
-    return val.alias(col.name), reason.alias(col.name)
+    return val.alias(col.name), _reasons(col.name, len(val), [(val.is_null(), "empty"), (~ok, what)])
 
 
 def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         ) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """(normalised ids, reasons, distinct valid ids). Every check runs on the distinct ids:
-    the rows' ids are normalised only where their raw value is not already clean."""
+    """(normalised ids, reasons, distinct valid ids not in `known`). Every check runs on the
+    distinct ids, and only on those not found valid before: the rows' ids are normalised
+    only where their raw value is not already clean."""
     if s.dtype.is_integer():
         s = s.cast(pl.String)
     distinct = s.unique()
@@ -177,12 +175,14 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         s = _fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
         distinct = pl.concat([distinct.filter(clean.fill_null(True)),
                               _empty_to_null(idnumber_normalise(dirty))]).unique()
-    bad = idnumber.bad_ids(distinct, now, known)
+    if known is not None and known.len():
+        distinct = distinct.to_frame("id").join(known.rename("id").to_frame(), on="id", how="anti").to_series()
+    bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
-    valid = distinct.drop_nulls()
+    new = distinct.drop_nulls()
     if bad.height:
-        valid = valid.filter(~valid.is_in(bad.get_column("id").implode()))
-    return s.alias(col.name), reason.alias(col.name), valid.alias(col.name)
+        new = new.filter(~new.is_in(bad.get_column("id").implode()))
+    return s.alias(col.name), reason.alias(col.name), new.alias(col.name)
 
 
 def idnumber_normalise(s: pl.Series) -> pl.Series:
@@ -221,7 +221,7 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
         return _pattern(s, col, r"^[A-Z]{2}$", "not a two-letter country code", "upper")
     if k is Kind.TEXT:
         val = _text(s.cast(pl.String))
-        return val, pl.select(pl.when(val.is_null()).then(pl.lit("empty"))).to_series().alias(col.name)
+        return val, _empty_reason(val).alias(col.name)
     raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
 
 

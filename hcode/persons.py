@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from .pseudonym import _pads, hmac_sql
+from .warehouse import arrow
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -40,13 +41,13 @@ class PersonIndex:
         return self._known
 
     def add(self, con, ids: pl.Series) -> None:
-        """Map every id of `ids` (distinct, valid, normalised) to its pid, creating the
-        persons that are new to the warehouse, numbered in `person_key` order (so that a
-        pid says nothing about the id number)."""
-        unseen = ids.to_frame("id_number").join(self._known, on="id_number", how="anti")
+        """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
+        pid, creating the persons that are new to the warehouse, numbered in `person_key`
+        order (so that a pid says nothing about the id number)."""
+        unseen = ids.to_frame("id_number")
         if not unseen.height:
             return
-        con.register("_hcode_ids", unseen)
+        con.register("_hcode_ids", arrow(unseen))
         try:
             mapped = con.sql(
                 f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
@@ -58,7 +59,7 @@ class PersonIndex:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
             top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
-            con.register("_hcode_new_persons", new)
+            con.register("_hcode_new_persons", arrow(new))
             try:
                 con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
             finally:

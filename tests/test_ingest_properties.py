@@ -16,8 +16,10 @@ from hcode.warehouse import Warehouse
 IDS = make_ids(12, np.random.default_rng(3)).to_list()
 
 
-def contacts_csv(rows):
-    return "id_number,contact_level,identified_at\n" + "".join(f"{i},{lvl},{t}\n" for i, lvl, t in rows)
+def contacts_csv(rows, part=""):
+    """A contacts export; `part` fills a column outside the contract (not loaded), so that
+    two parts holding the same rows are still different files, not a duplicate upload."""
+    return "id_number,contact_level,identified_at,part\n" + "".join(f"{i},{lvl},{t},{part}\n" for i, lvl, t in rows)
 
 
 def stored(db):
@@ -49,7 +51,7 @@ def test_split_files_in_any_order_give_the_same_table(tmp_path_factory, monkeypa
     files = []
     for n, part in enumerate(parts):
         f = base / f"contacts_{n}.csv"
-        f.write_text(contacts_csv(part))
+        f.write_text(contacts_csv(part, n))
         files.append(f)
     with Warehouse.open(split_db) as wh:
         results = ingest(wh, files, now=NOW)
