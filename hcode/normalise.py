@@ -10,6 +10,7 @@ Cheap paths first (perf-notes.md): a column that is already clean is not re-norm
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -173,8 +174,11 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
     if not clean.all():  # nulls are ignored here (they stay null)
         dirty = distinct.filter(~clean)
         s = _fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
-        distinct = pl.concat([distinct.filter(clean.fill_null(True)),
-                              _empty_to_null(idnumber_normalise(dirty))]).unique()
+        distinct = distinct.filter(clean.fill_null(True))
+        fixed = _empty_to_null(idnumber_normalise(dirty)).unique()
+        present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
+        fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
+        distinct = pl.concat([distinct, fixed])
     if known is not None and known.len():
         distinct = distinct.to_frame("id").join(known.rename("id").to_frame(), on="id", how="anti").to_series()
     bad = idnumber.bad_ids(distinct, now)
@@ -227,14 +231,16 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
 
 def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
     """Validate every contract column of `frame` (which holds exactly those columns)."""
-    values, reasons, ids = [], [], None
-    for col in feed.columns:
-        if col.kind is Kind.ID_NUMBER:
-            v, r, ids = _id(_as_read(frame.get_column(col.name)), col, now, known_ids)
-        else:
-            v, r = validate_column(frame.get_column(col.name), col, now, known_ids)
-        values.append(v.alias(col.name))
-        reasons.append(r.cast(pl.String).alias(col.name))
+    id_col = next((c for c in feed.columns if c.kind is Kind.ID_NUMBER), None)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the ids on a second core, the rest here
+        checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
+        done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
+        ids = None
+        if checking:
+            v, r, ids = checking.result()
+            done[id_col.name] = (v, r)
+    values = [done[c.name][0].alias(c.name) for c in feed.columns]
+    reasons = [done[c.name][1].cast(pl.String).alias(c.name) for c in feed.columns]
     return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids)
 
 
