@@ -189,7 +189,7 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     try:
         with wh.transaction() as con:
             load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
-            written: list[pl.Series] = []  # row hashes of this load's earlier batches
+            written: list[np.ndarray] = []  # sorted row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
@@ -257,11 +257,10 @@ def _ids_of_good_rows(checked, bad: pl.Series, good: pl.DataFrame) -> pl.Series:
     return ids
 
 
-def _first_of_each(frame: pl.DataFrame, hashes: pl.Series) -> pl.Series | None:
+def _first_of_each(frame: pl.DataFrame, hashes: pl.Series, h: np.ndarray) -> pl.Series | None:
     """A mask keeping the first of identical rows, or None when no two rows are identical.
     Rows are compared exactly, but only those whose hash occurs twice (a sort of 8-byte
-    hashes instead of a hash table of whole rows)."""
-    h = np.sort(hashes.to_numpy())
+    hashes instead of a hash table of whole rows); `h` is `hashes` sorted."""
     twice = h[1:][h[1:] == h[:-1]]
     if not twice.size:
         return None
@@ -270,8 +269,15 @@ def _first_of_each(frame: pl.DataFrame, hashes: pl.Series) -> pl.Series | None:
         idx, frame[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series())
 
 
+def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Which values of `sorted_b` are in `sorted_a` (both sorted: binary searches of sorted
+    keys run without random access)."""
+    at = np.minimum(np.searchsorted(sorted_a, sorted_b), max(sorted_a.size - 1, 0))
+    return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
+
+
 def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
-                written: list[pl.Series]) -> int:
+                written: list[np.ndarray]) -> int:
     """Insert the rows not already stored; returns how many were new.
 
     Identical rows have identical event times, so only stored rows within this batch's
@@ -287,18 +293,18 @@ def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_i
     t = feed.event_time
     lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
     hashes = good.hash_rows()
+    h = np.sort(hashes.to_numpy())
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
     if earlier:
         n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi))
     else:
-        keep = _first_of_each(good, hashes)
+        keep = _first_of_each(good, hashes, h)
         again = None
         if written:  # rows whose hash an earlier batch of this file wrote: compare them exactly
-            before = pl.concat(written, rechunk=False)
-            seen = before.filter(before.is_in(hashes.implode()))
-            if seen.len():
-                again = hashes.is_in(seen.implode())
+            seen = np.unique(np.concatenate([h[_found(before, h)] for before in written]))
+            if seen.size:
+                again = hashes.is_in(pl.Series(seen).implode())
         if again is None:
             n = _insert(con, people, good if keep is None else good.filter(keep), feed, load_id)
         else:
@@ -307,7 +313,7 @@ def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_i
             rest = good.filter(again)
             r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
             n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))
-    written.append(hashes)
+    written.append(h)
     return n
 
 
