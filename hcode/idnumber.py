@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2
 CHECK_CHARS = "10X98765432"  # check character for (weighted sum mod 11)
@@ -61,12 +62,23 @@ def invalid_reason(ids: pl.Series, now: dt.datetime, known_valid: pl.Series | No
     Reasons: ``empty``, ``bad format``, ``bad check character``, ``bad birth date``,
     ``birth date in the future``, ``unknown region``.
     """
-    distinct = pl.DataFrame({"id": ids}).unique()
-    if known_valid is not None and known_valid.len():  # found valid earlier in this session
-        distinct = distinct.join(known_valid.rename("id").to_frame(), on="id", how="anti")
-    bad = _check_distinct(distinct, now).filter(pl.col("reason").is_not_null())
-    out = pl.Series("reason", [None] * len(ids), dtype=pl.String)
-    if bad.height:  # join back only the (few) rows with a bad id
+    return reasons_for(ids, bad_ids(ids.unique(), now, known_valid))
+
+
+def bad_ids(distinct: pl.Series, now: dt.datetime, known_valid: pl.Series | None = None) -> pl.DataFrame:
+    """`id`, `reason` for the ids of `distinct` (normalised, already unique) that are not
+    valid; `known_valid` are ids found valid earlier (with the same clock), not checked again."""
+    df = pl.DataFrame({"id": distinct})
+    if known_valid is not None and known_valid.len():
+        df = df.join(known_valid.rename("id").to_frame(), on="id", how="anti")
+    return _check_distinct(df, now).filter(pl.col("reason").is_not_null())
+
+
+def reasons_for(ids: pl.Series, bad: pl.DataFrame) -> pl.Series:
+    """Each row's reason from `bad_ids`' verdicts (null for a valid id). Only the (few) rows
+    with a bad id are joined."""
+    out = pl.repeat(None, len(ids), dtype=pl.String, eager=True).alias("reason")
+    if bad.height:
         rows = ids.is_in(bad.get_column("id").implode(), nulls_equal=True).arg_true()
         reasons = (pl.DataFrame({"id": ids.gather(rows)})
                    .join(bad, on="id", how="left", nulls_equal=True, maintain_order="left").get_column("reason"))
@@ -75,13 +87,32 @@ def invalid_reason(ids: pl.Series, now: dt.datetime, known_valid: pl.Series | No
 
 
 def _check_chars_ok(ids: pl.Series) -> pl.Series:
-    """MOD 11-2 check for ids already known to match ID_PATTERN, on a (n, 18) byte matrix."""
+    """MOD 11-2 check for ids already known to match ID_PATTERN, on a (n, 18) byte matrix
+    read straight from the Arrow string buffer (no Python string per id)."""
     if ids.len() == 0:
         return pl.Series([], dtype=pl.Boolean)
-    b = np.frombuffer("".join(ids.to_list()).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-    weighted = (b[:, :17].astype(np.int32) - 48) @ np.asarray(WEIGHTS, dtype=np.int32)
+    arr = ids.to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+    b = data.reshape(-1, 18)
+    weighted = sum((b[:, i].astype(np.int32) - 48) * w for i, w in enumerate(WEIGHTS))
     expected = np.frombuffer(CHECK_CHARS.encode("ascii"), dtype=np.uint8)[weighted % 11]
     return pl.Series(b[:, 17] == expected)
+
+
+def _known_code_years(code_years: pl.Series) -> pl.Series:
+    """The values of `code_years` (region code * 10000 + birth year) whose region was a
+    county of the division list in that year. Joins only the distinct pairs to the list."""
+    pairs = code_years.drop_nulls().unique().to_frame("_code_year")
+    div = divisions().with_columns(pl.col("code").cast(pl.Int64).alias("_code"))
+    return (
+        pairs.with_columns((pl.col("_code_year") // 10_000).alias("_code"), (pl.col("_code_year") % 10_000).alias("_y"))
+        .join(div, on="_code", how="inner")
+        .filter((pl.col("_y") >= pl.col("first_year")) & (pl.col("_y") <= pl.col("last_year")))
+        .get_column("_code_year").unique()
+    )
 
 
 def _check_distinct(df: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
@@ -91,23 +122,15 @@ def _check_distinct(df: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     shaped = shaped.with_columns(
         _check_chars_ok(shaped.get_column("id")).alias("_check"),
         idc.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False).alias("_birth"),
-        idc.str.slice(0, 6).alias("code"),
-    ).with_columns(pl.col("_birth").dt.year().cast(pl.Int32).alias("_year"))
-    region_ok = (
-        shaped.select("id", "code", "_year")
-        .filter(pl.col("_year").is_not_null())
-        .join(divisions(), on="code", how="inner")
-        .filter((pl.col("_year") >= pl.col("first_year")) & (pl.col("_year") <= pl.col("last_year")))
-        .select("id")
-        .unique()
-        .with_columns(pl.lit(True).alias("_region"))
-    )
-    shaped = shaped.join(region_ok, on="id", how="left")
+    ).with_columns(  # region and birth year as one integer, e.g. 3101051990
+        (idc.str.slice(0, 6).cast(pl.Int64) * 10_000 + pl.col("_birth").dt.year()).alias("_code_year"))
+    shaped = shaped.with_columns(pl.col("_code_year").is_in(_known_code_years(shaped.get_column("_code_year"))
+                                                            .implode()).alias("_region"))
     reason = (
         pl.when(~pl.col("_check")).then(pl.lit("bad check character"))
         .when(pl.col("_birth").is_null()).then(pl.lit("bad birth date"))
         .when(pl.col("_birth") > pl.lit(now.date())).then(pl.lit("birth date in the future"))
-        .when(pl.col("_region").is_null()).then(pl.lit("unknown region"))
+        .when(~pl.col("_region")).then(pl.lit("unknown region"))
         .otherwise(None)
     )
     checked = shaped.select("id", reason.alias("reason"))

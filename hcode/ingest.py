@@ -8,6 +8,7 @@ the same bytes loaded twice are a no-op reported as a duplicate.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import getpass
 import hashlib
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from . import audit
@@ -25,11 +27,11 @@ from .feeds import FEEDS, Feed, feed_for_file
 from .normalise import parquet_type_ok, validate
 from .persons import PersonIndex
 from .pseudonym import mask_expr
-from .warehouse import Warehouse, one
+from .warehouse import Warehouse, arrow, one
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
-BATCH_ROWS = 2_000_000  # rows validated and written at a time: bounds memory on 50M-row files
+BATCH_ROWS = 5_000_000  # rows validated and written at a time: bounds memory on 50M-row files
 
 
 def now_cst() -> dt.datetime:
@@ -72,8 +74,12 @@ def _decode_csv(data: bytes) -> bytes:
     """UTF-8 (with or without BOM) or GBK → UTF-8 bytes without BOM."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    try:
-        data.decode("utf-8")
+    try:  # checked in slices: decoding the whole file at once would copy it (twice its size)
+        utf8 = codecs.getincrementaldecoder("utf-8")()
+        view, step = memoryview(data), 1 << 22
+        for i in range(0, len(data), step):
+            utf8.decode(view[i:i + step])
+        utf8.decode(b"", final=True)
         return data
     except UnicodeDecodeError:
         pass
@@ -183,12 +189,16 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     try:
         with wh.transaction() as con:
             load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
+            written: list[np.ndarray] = []  # sorted row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
-                n_bad += _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
-                good = checked.values.filter(~bad)
-                n_new += _write_rows(con, people, good, contract, load_id)
+                batch_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
+                good = checked.values.filter(~bad) if batch_bad else checked.values
+                if contract.has_person:
+                    people.add(con, _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids)
+                n_new += _write_rows(con, people, good, contract, load_id, written)
+                n_bad += batch_bad
                 read += raw.height
                 loaded += good.height
             con.execute(
@@ -235,31 +245,103 @@ def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location:
     return n_bad
 
 
-def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int) -> int:
+def _ids_of_good_rows(checked, bad: pl.Series, good: pl.DataFrame) -> pl.Series:
+    """The valid ids that have a good row: an id seen only on quarantined rows (bad in
+    another column) does not make a person."""
+    ids = checked.ids
+    only_bad = checked.values.get_column("id_number").filter(bad).drop_nulls().unique()
+    if only_bad.len():
+        in_good = good.get_column("id_number")
+        only_bad = only_bad.filter(~only_bad.is_in(in_good.filter(in_good.is_in(only_bad.implode())).implode()))
+        ids = ids.filter(~ids.is_in(only_bad.implode()))
+    return ids
+
+
+def _first_of_each(frame: pl.DataFrame, hashes: pl.Series, h: np.ndarray) -> pl.Series | None:
+    """A mask keeping the first of identical rows, or None when no two rows are identical.
+    Rows are compared exactly, but only those whose hash occurs twice (a sort of 8-byte
+    hashes instead of a hash table of whole rows); `h` is `hashes` sorted."""
+    twice = h[1:][h[1:] == h[:-1]]
+    if not twice.size:
+        return None
+    idx = hashes.is_in(pl.Series(np.unique(twice)).implode()).arg_true()
+    return pl.repeat(True, frame.height, eager=True).scatter(
+        idx, frame[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series())
+
+
+def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Which values of `sorted_b` are in `sorted_a` (both sorted: binary searches of sorted
+    keys run without random access)."""
+    at = np.minimum(np.searchsorted(sorted_a, sorted_b), max(sorted_a.size - 1, 0))
+    return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
+
+
+def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
+                written: list[np.ndarray]) -> int:
     """Insert the rows not already stored; returns how many were new.
 
-    Identical rows have identical event times, so the stored rows compared against are only
-    those of this batch's persons within its event-time range: a night's increment is
-    checked against the few rows it could repeat, not against the whole history."""
+    Identical rows have identical event times, so only stored rows within this batch's
+    event-time range can repeat one of its rows. When no earlier load has a row in that
+    range (a first load, or a night of new events), the batch is inserted as it is, minus
+    its own repeats and rows that repeat an earlier batch of this file (found by row hash,
+    then compared exactly). Otherwise the batch is compared, by EXCEPT, with the stored rows
+    of its persons within its range: a night's increment is checked against the few rows it
+    could repeat, not against the whole history. `written` collects the row hashes of the
+    file's batches."""
     if good.is_empty():
         return 0
-    cols = [c.name for c in feed.stored_columns]
-    collist = ", ".join(cols)
-    if feed.has_person:
-        ids = people.pids(con, good.get_column("id_number"))
-        good = good.join(ids, on="id_number", how="inner").select("pid", *cols)
-        keycols, same_persons = f"pid, {collist}", "AND pid IN (SELECT pid FROM _hcode_good)"
-    else:
-        keycols, same_persons = collist, ""
     t = feed.event_time
     lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
-    con.register("_hcode_good", good)
+    hashes = good.hash_rows()
+    h = np.sort(hashes.to_numpy())
+    earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
+                  [lo, hi, load_id])
+    if earlier:
+        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi))
+    else:
+        keep = _first_of_each(good, hashes, h)
+        again = None
+        if written:  # rows whose hash an earlier batch of this file wrote: compare them exactly
+            seen = np.unique(np.concatenate([h[_found(before, h)] for before in written]))
+            if seen.size:
+                again = hashes.is_in(pl.Series(seen).implode())
+        if again is None:
+            n = _insert(con, people, good if keep is None else good.filter(keep), feed, load_id)
+        else:
+            keep = ~again if keep is None else keep & ~again
+            n = _insert(con, people, good.filter(keep), feed, load_id)
+            rest = good.filter(again)
+            r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
+            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))
+    written.append(h)
+    return n
+
+
+def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
+            dedupe: tuple | None = None) -> int:
+    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
+    only those not already stored among the rows of the same persons with event times in
+    [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`)."""
+    if rows.is_empty():
+        return 0
+    cols = ", ".join(c.name for c in feed.stored_columns)
+    if feed.has_person:
+        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
+        keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
+                                                "(SELECT id_number FROM _hcode_good))"
+        con.register("_hcode_pids", arrow(people.map))
+    else:
+        source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
+    con.register("_hcode_good", arrow(rows))
     try:
-        # EXCEPT is a set operation: it also drops duplicates within the batch.
-        inserted = con.execute(
-            f"INSERT INTO {feed.table} SELECT *, {load_id} FROM (SELECT {keycols} FROM _hcode_good EXCEPT "
-            f"SELECT {keycols} FROM {feed.table} WHERE {t} BETWEEN ? AND ? {same_persons})", [lo, hi]
-        ).fetchall()
+        if dedupe is None:
+            sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source})", []
+        else:
+            sql = (f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
+                   f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons})")
+            params = list(dedupe)
+        return con.execute(sql, params).fetchall()[0][0]
     finally:
         con.unregister("_hcode_good")
-    return inserted[0][0]
+        if feed.has_person:
+            con.unregister("_hcode_pids")

@@ -9,9 +9,11 @@ rolled back rolls the map back too, so it never holds a pid that was not committ
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from .pseudonym import _pads, hmac_sql
+from .warehouse import arrow
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -33,28 +35,50 @@ class PersonIndex:
     def rollback(self) -> None:
         self._known = self._saved
 
-    def pids(self, con, ids: pl.Series) -> pl.DataFrame:
-        """`id_number`, `pid` for every distinct id of `ids` (valid, normalised), creating
-        persons that are new to the warehouse."""
-        distinct = ids.unique().to_frame("id_number")
-        unseen = distinct.join(self._known, on="id_number", how="anti")
-        if unseen.height:
-            con.register("_hcode_ids", unseen)
+    @property
+    def map(self) -> pl.DataFrame:
+        """`id_number`, `pid` of every id mapped in this session."""
+        return self._known
+
+    def add(self, con, ids: pl.Series) -> None:
+        """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
+        pid, creating the persons that are new to the warehouse, numbered in `person_key`
+        order (so that a pid says nothing about the id number)."""
+        unseen = ids.to_frame("id_number")
+        if not unseen.height:
+            return
+        con.register("_hcode_ids", arrow(unseen))
+        try:
             mapped = con.sql(
-                f"SELECT k.id_number, p.pid, k.person_key FROM (SELECT id_number, {hmac_sql('id_number')} "
-                "AS person_key FROM _hcode_ids) k "
-                "LEFT JOIN persons p USING (person_key)", params=[self._opad, self._ipad]).pl()
+                f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
+                "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]).pl()
+        finally:
             con.unregister("_hcode_ids")
-            new = mapped.filter(pl.col("pid").is_null()).sort("person_key")
-            if new.height:
-                top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
-                new = new.with_columns(pl.int_range(top + 1, top + 1 + new.height, dtype=pl.Int32).alias("pid"))
-                con.register("_hcode_new_persons", new.select("pid", "person_key"))
+        n_new = mapped.get_column("pid").null_count()
+        if n_new:
+            new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
+            top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
+            new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
+            con.register("_hcode_new_persons", arrow(new))
+            try:
                 con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
+            finally:
                 con.unregister("_hcode_new_persons")
-            found = pl.concat([mapped.filter(pl.col("pid").is_not_null()), new], how="vertical")
-            self._known = pl.concat([self._known, found.select("id_number", pl.col("pid").cast(pl.Int32))])
-        return distinct.join(self._known, on="id_number", how="inner")
+            mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
+        self._known = pl.concat([self._known, mapped.select("id_number", pl.col("pid").cast(pl.Int32))])
+
+
+def _numbered(keys: pl.Series, first: int) -> pl.Series:
+    """first, first + 1, ... given to `keys` (distinct hex strings) in sorted order. Sorts the
+    keys' first 16 hex digits as 8-byte integers, which is their order unless two share
+    those digits (then the whole keys are sorted)."""
+    prefix = keys.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
+    order = prefix.arg_sort()
+    p = prefix.gather(order).to_numpy()
+    if (p[1:] == p[:-1]).any():
+        order = keys.arg_sort()
+    numbers = pl.int_range(first, first + keys.len(), dtype=pl.Int32, eager=True)
+    return pl.Series(np.zeros(keys.len(), dtype=np.int32)).scatter(order, numbers)
 
 
 def find_person(con, key: str, id_number: str) -> tuple[str, int | None]:

@@ -67,6 +67,15 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) ->
     return rows[0] if rows else None
 
 
+def arrow(frame):
+    """A Polars frame as the Arrow table to `register` with DuckDB. Registering the frame
+    itself converts its strings to Arrow's large_string (a copy of every string); Arrow's
+    string_view, which DuckDB reads as well, is Polars' own layout and costs no copy."""
+    import polars as pl
+
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def _feed_ddl() -> list[str]:
     out = []
     for feed in FEEDS.values():

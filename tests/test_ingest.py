@@ -56,11 +56,17 @@ NAT_HEADER = "id_number,sampled_at,result,pooled\n"
         (f"{ID_A},2022-06-16 06:00:01,negative,false", "sampled_at", "more than a day after the moment of loading"),
         (f"{ID_A}, ,negative,false", "sampled_at", "empty"),
         (",2022-06-10 08:00:00,negative,false", "id_number", "empty"),
+        ("  ,2022-06-10 08:00:00,negative,false", "id_number", "empty"),  # blank: empty once trimmed
+        (f"{ID_A.lower()}x,2022-06-10 08:00:00,negative,false", "id_number", "bad format"),  # 19 characters
+        (f" {ID_X.lower()} ,2022-06-10 08:00:00,negative,false", "result", None),  # a clean id once trimmed
     ],
 )
 def test_bad_nat_rows_are_quarantined_with_column_and_reason(wh, tmp_path, row, column, reason):
     p = write(tmp_path, "nat_results.csv", NAT_HEADER + f"{ID_C},2022-06-10 08:00:00,negative,false\n" + row + "\n")
     r = load(wh, p)
+    if reason is None:  # not an error at all
+        assert (r.rows_read, r.rows_loaded, r.rows_quarantined, r.rows_new) == (2, 2, 0, 2)
+        return
     assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (2, 1, 1)
     q = quarantined(wh)
     assert list(q) == [3]  # header is line 1, the good row line 2, the bad row line 3
