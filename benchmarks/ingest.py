@@ -7,6 +7,7 @@ peak memory (max RSS) is its own. The baseline, in the same run, is DuckDB's
 
     python benchmarks/ingest.py                    # 1M residents
     python benchmarks/ingest.py --residents 100000 # quicker
+    python benchmarks/ingest.py --repeat 5         # median of 5 runs of each loader (default 3)
 """
 
 from __future__ import annotations
@@ -61,17 +62,26 @@ def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
             "peak_rss_mib": rss_mib()}
 
 
-def measure(mode: str, fmt: str, src: Path, work: Path) -> dict:
-    db = work / f"{mode}-{fmt}.duckdb"
+def measure(mode: str, fmt: str, src: Path, work: Path, n: int) -> dict:
+    db = work / f"{mode}-{fmt}-{n}.duckdb"
     out = subprocess.run([sys.executable, __file__, "--child", mode, fmt, str(src), str(db)],
                          check=True, capture_output=True, text=True)
+    for f in work.glob(f"{db.name}*"):
+        f.unlink()
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(runs: list[dict]) -> dict:
+    """The run with the median time (its peak memory is reported with it)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="Measure each loader this many times, alternating; report the median (default 3).")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "FORMAT", "SRC", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -91,14 +101,20 @@ def main() -> None:
         print(f"generated {args.residents:,} residents in {time.perf_counter() - t0:.1f} s "
               f"(machine: {os.cpu_count()} cores)")
         print(f"{'format':8} {'loader':8} {'rows':>12} {'seconds':>8} {'rows/s':>12} {'peak MiB':>9} {'ratio':>6}")
+        samples = {}
         for fmt in ("parquet", "csv"):
-            bare = measure("bare", fmt, work / fmt, work)
-            ours = measure("hcode", fmt, work / fmt, work)
+            runs = [(measure("bare", fmt, work / fmt, work, n), measure("hcode", fmt, work / fmt, work, n))
+                    for n in range(args.repeat)]
+            bare, ours = median_of([b for b, _ in runs]), median_of([h for _, h in runs])
+            samples[fmt] = runs
             for r in (bare, ours):
                 ratio = r["seconds"] / bare["seconds"]
                 print(f"{fmt:8} {r['mode']:8} {r['rows']:>12,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>12,.0f} "
                       f"{r['peak_rss_mib']:>9,.0f} {ratio:>6.2f}")
             print(f"{fmt:8} quarantined by hcode: {ours['quarantined']:,}")
+        print(f"median of {args.repeat} alternating runs; every run (bare / hcode seconds):")
+        for fmt, runs in samples.items():
+            print(f"  {fmt}: " + ", ".join(f"{b['seconds']:.2f} / {h['seconds']:.2f}" for b, h in runs))
 
 
 if __name__ == "__main__":
