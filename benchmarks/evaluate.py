@@ -13,6 +13,7 @@ person the same colour and deciding rule (a cross-check of the engine at scale).
 
     python benchmarks/evaluate.py --residents 1000000
     python benchmarks/evaluate.py --residents 10000000 --work /tmp/hcode-bench-10m
+    python benchmarks/evaluate.py --repeat 5    # median of 5 runs of each engine (default 3)
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="Run every engine this many times, in turn; report the median (default 3).")
     ap.add_argument("--work", type=Path, default=None, help="Keep the warehouse here to reuse it.")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,10 +175,12 @@ def main() -> None:
     work = args.work or Path(f"/tmp/hcode-bench-evaluate-{args.residents}")
     work.mkdir(parents=True, exist_ok=True)
     db = prepare(work, args.residents, args.seed)
-    sql = run_child("sql", db)
-    ours = run_child("hcode", db)
-    sql_temp = run_child("sql-temp", db)
-    dry = run_child("hcode-dry", db)
+    modes = ("sql", "hcode", "sql-temp", "hcode-dry")
+    samples: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(args.repeat):
+        for m in modes:
+            samples[m].append(run_child(m, db))
+    sql, ours, sql_temp, dry = (sorted(samples[m], key=lambda r: r["seconds"])[args.repeat // 2] for m in modes)
     persons, color_diff, rule_diff = compare(db, ours["run_id"])
     print(f"shanghai@2022.05.23 on {args.residents:,} residents ({os.cpu_count()} cores)")
     print("stored: SQL writes a codes table; hcode stores a run (codes, details, audit digest)")
@@ -184,6 +189,9 @@ def main() -> None:
     for r, base in ((sql, sql), (ours, sql), (sql_temp, sql_temp), (dry, sql_temp)):
         print(f"{r['mode']:10} {r['seconds']:>8.2f} {r['peak_rss_mib']:>9,.0f} {r['seconds'] / base['seconds']:>6.2f}")
     print("hcode stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in ours["stages"].items()))
+    print(f"median of {args.repeat} runs of each, in turn; every run's seconds:")
+    for m in modes:
+        print(f"  {m}: " + ", ".join(f"{r['seconds']:.2f}" for r in samples[m]))
     print(f"persons compared {persons:,}: colour differs for {color_diff:,}, deciding rule for {rule_diff:,}")
 
 
