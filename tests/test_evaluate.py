@@ -8,7 +8,7 @@ import textwrap
 import polars as pl
 import pytest
 
-from hcode.evaluate import CODES_SCHEMA, evaluate
+from hcode.evaluate import CODES_SCHEMA, evaluate, population, registered
 from hcode.ruleset import find_ruleset, load_ruleset
 from hcode.sources import feed_schema
 
@@ -131,6 +131,20 @@ def test_extra_columns_and_missing_feeds_are_fine():
 def test_empty_population():
     ev = evaluate(SH, {}, AS_OF)
     assert ev.persons == 0 and ev.codes.height == 0 and ev.colors == {"green": 0, "yellow": 0, "red": 0}
+
+
+def test_registered_keeps_exactly_the_pids_in_the_sorted_population():
+    pop = pl.DataFrame({"pid": [2, 5, 9]}, schema={"pid": pl.Int32})
+    pids = pl.DataFrame({"pid": [9, 1, 5, 12, 3]}, schema={"pid": pl.Int32})
+    assert sorted(registered(pop, pids)["pid"].to_list()) == [5, 9]
+    assert registered(pop.clear(), pids).height == 0 and registered(pop, pids.clear()).height == 0
+
+
+def test_population_takes_the_latest_registration_of_each_person_in_pid_order():
+    regs = pl.DataFrame({"pid": [3, 1, 3, 2, 3, 1], "district_code": ["a", "b", "c", "d", "e", "f"],
+                         "registered_at": [dt.datetime(2022, 1, d) for d in (5, 1, 9, 1, 9, 2)]})
+    pop = population(regs.lazy())
+    assert pop.rows() == [(1, "f"), (2, "d"), (3, "e")]  # pid 3: two at the latest time, the greatest code
 
 
 @pytest.fixture
