@@ -25,6 +25,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from .feeds import FEEDS
@@ -55,13 +56,21 @@ def load_digest(con, feed: str, load_id: int) -> str:
 def population_digest(population: pl.DataFrame) -> str:
     """SHA-256 of (pid, district_code) rows in pid order: pids as little-endian int32, then
     each district's UTF-8 byte length as little-endian uint32 (null: 2**32 - 1), then the
-    districts' bytes, concatenated."""
+    districts' bytes, concatenated. (The bytes are hashed from the Arrow buffers, without
+    copies: 10M districts are 60 MB.)"""
     pop = population if population["pid"].is_sorted() else population.sort("pid")
     h = hashlib.sha256()
-    h.update(pop["pid"].cast(pl.Int32).to_numpy().astype("<i4").tobytes())
+    h.update(np.ascontiguousarray(pop["pid"].cast(pl.Int32).to_numpy(), dtype="<i4"))
     d = pop["district_code"].cast(pl.String)
-    h.update(d.str.len_bytes().fill_null(2**32 - 1).cast(pl.UInt32).to_numpy().astype("<u4").tobytes())
-    h.update((d.drop_nulls().str.join("").item() if d.len() else "").encode("utf-8"))
+    h.update(np.ascontiguousarray(d.str.len_bytes().fill_null(2**32 - 1).cast(pl.UInt32).to_numpy(), dtype="<u4"))
+    if d.len():
+        text = d.fill_null("") if d.null_count() else d  # a null's slot may keep bytes: make it empty
+        arr = text.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: int64 offsets, one buffer
+        arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+        _, offsets, data = arr.buffers()
+        ends = np.frombuffer(offsets, dtype="<i8")[arr.offset:arr.offset + len(arr) + 1]
+        if data is not None:
+            h.update(memoryview(data)[int(ends[0]):int(ends[-1])])
     return f"{pop.height}:{h.hexdigest()}"
 
 

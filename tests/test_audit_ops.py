@@ -171,3 +171,12 @@ def test_population_digest_is_the_documented_canonical_encoding():
     assert audit.population_digest(pop.sort("pid")) == audit.population_digest(pop)
     empty = pop.with_columns(pl.col("district_code").fill_null(""))
     assert audit.population_digest(empty) != audit.population_digest(pop)  # '' is not null
+    # a null made from a value keeps the value's bytes in Arrow's buffer: they are not hashed
+    ten = pl.DataFrame({"pid": range(1, 11), "district_code": [f"3101{i:02d}" for i in range(1, 11)]},
+                       schema={"pid": pl.Int32, "district_code": pl.String})
+    masked = ten.with_columns(pl.when(pl.col("pid") == 7).then(None).otherwise(pl.col("district_code"))
+                              .alias("district_code"))
+    direct = pl.DataFrame({"pid": range(1, 11), "district_code": [None if i == 7 else f"3101{i:02d}"
+                                                                  for i in range(1, 11)]},
+                          schema={"pid": pl.Int32, "district_code": pl.String})
+    assert audit.population_digest(masked) == audit.population_digest(direct)
