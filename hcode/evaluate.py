@@ -24,7 +24,7 @@ from .explain_text import WORDS, color_label, evidence_detail, explanation_expr,
 from .profiling import Stages
 from .pushdown import any_of, translate
 from .ruleset import Ruleset
-from .sources import FeedSource, FrameSource, feed_rows
+from .sources import STREAMING, FeedSource, FrameSource, feed_rows
 
 EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TS, "detail": pl.String})
 OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
@@ -32,7 +32,6 @@ OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.St
 CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String, "rule": pl.String,
                 "matched_rules": pl.List(pl.String), "evidence": pl.List(EVIDENCE), "override": OVERRIDE,
                 "explanation": pl.String}
-STREAMING = "streaming"
 @dataclass(frozen=True)
 class Evaluation:
     """A run's result, kept in two parts: `population` (every registered person's pid and
@@ -253,11 +252,11 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     cutoff = cutoff_of(as_of)
     ctx = Ctx(cutoff, rs.palette)
     source = frames if hasattr(frames, "rows") else FrameSource(frames, cutoff)
-    t0 = Stages("evaluate")
+    stages = Stages("evaluate")
     pop = population(source.rows("registrations"))
-    t0.tick("population")
+    stages.tick("population")
     facts = compute_facts(rs, source, ctx, lang)
-    t0.tick("facts")
+    stages.tick("facts")
     ov = active_overrides(source.rows("overrides"), rs, cutoff)
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
@@ -269,9 +268,9 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
         frame = frame.join(df.lazy(), on="pid", how="left")
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
     frame = frame.collect()
-    t0.tick(f"touched frame ({frame.height} persons)")
+    stages.tick(f"touched frame ({frame.height} persons)")
     res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
-    t0.tick("decide")
+    stages.tick("decide")
 
     d = default.row(0, named=True)
     results = res.select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
@@ -279,7 +278,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     counts[d["color"]] = counts.get(d["color"], 0) + pop.height - results.height
     ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
     applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
-    t0.tick("results")
+    stages.tick("results")
     return Evaluation(
         population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
         results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],

@@ -81,7 +81,7 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _value(node: Node, feed: str, kind: Kind, cutoff: dt.datetime) -> tuple[bool, object]:
+def _value(node: Node, kind: Kind, cutoff: dt.datetime) -> tuple[bool, object]:
     """A constant of the column's type: a literal, or cut-off +/- a duration for timestamps."""
     if isinstance(node, Lit):
         v = node.value
@@ -107,7 +107,7 @@ def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
             if not isinstance(n.left, Column):
                 op = _FLIP[op]
             kind = _kind(feed, name)
-            ok, v = _value(other, feed, kind, cutoff) if kind else (False, None)
+            ok, v = _value(other, kind, cutoff) if kind else (False, None)
             return Pushed(f"{_ident(name)} {_OPS[op]} ?", (v,), True) if ok else None
         case Within(item=Column(name=name), span=span) if _kind(feed, name) is Kind.TIMESTAMP:
             return Pushed(f"{_ident(name)} >= ? AND {_ident(name)} < ?", (cutoff - span.delta, cutoff), True)

@@ -21,7 +21,6 @@ import polars as pl
 from . import audit
 from .errors import HcodeError, UnknownRun
 from .evaluate import Evaluation, cutoff_of, evaluate
-from .feeds import FEEDS
 from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
@@ -70,23 +69,10 @@ def current_loads(con) -> tuple[int, tuple[int, ...]]:
 
 def load_frames(con, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int,
                 pids: list[int] | None = None) -> dict[str, pl.DataFrame]:
-    """Each feed's rows loaded up to `max_load_id` with an event time before the cut-off
-    (the engine filters again; this only spares moving rows it would drop)."""
-    frames = {}
-    for name in dict.fromkeys([*ALWAYS_READ, *feeds]):
-        feed = FEEDS[name]
-        cols = (["pid"] if feed.has_person else []) + [c.name for c in feed.stored_columns]
-        where = ["load_id <= ?"]
-        params: list = [max_load_id]
-        if feed.event_time:
-            where.append(f"{feed.event_time} < ?")
-            params.append(cutoff)
-        if pids is not None and feed.has_person:
-            where.append("list_contains(?, pid)")
-            params.append(pids)
-        frames[name] = con.sql(f"SELECT {', '.join(cols)} FROM {feed.table} WHERE {' AND '.join(where)}",
-                               params=params).pl()
-    return frames
+    """Every row of each feed (and of the feeds every run reads) that a run started now would
+    see, as frames: for callers that change them before evaluating (purge's what-if)."""
+    source = WarehouseSource(con, cutoff, max_load_id, pids)
+    return {name: source.rows(name).collect() for name in dict.fromkeys([*ALWAYS_READ, *feeds])}
 
 
 def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en",
@@ -100,7 +86,7 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
               operator: str | None, *, publish: bool = False, batch: dict | None = None) -> int:
     """Store the run, its codes and its audit entry in one transaction; returns the run id."""
     rs = ev.ruleset
-    t0 = Stages("store")
+    stages = Stages("store")
     with wh.transaction() as con:
         run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
         now = dt.datetime.now().replace(microsecond=0)
@@ -114,9 +100,9 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
         if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
             con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                         [rs.content_hash, rs.province, rs.version, rs.source_text])
-        _store_codes(con, run_id, ev, t0)
+        _store_codes(con, run_id, ev, stages)
         content = audit.run_digest(con, run_id, audit.population_digest(ev.population))
-        t0.tick("digest")
+        stages.tick("digest")
         audit.record(con, "run", operator, {
             "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash, "as_of": ev.as_of.isoformat(),
             "persons": ev.persons, "colors": ev.colors, "max_load_id": max_load_id, "published": publish,
@@ -127,11 +113,11 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
                 con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
             audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
                          content)
-    t0.tick("commit")
+    stages.tick("commit")
     return run_id
 
 
-def _store_codes(con, run_id: int, ev: Evaluation, t0: Stages) -> None:
+def _store_codes(con, run_id: int, ev: Evaluation, stages: Stages) -> None:
     """The three parts of the run's codes (warehouse.py): every person's colour and rule, the
     touched persons' details, the untouched persons' shared code."""
     con.register("_hcode_population", ev.population)
@@ -142,12 +128,12 @@ def _store_codes(con, run_id: int, ev: Evaluation, t0: Stages) -> None:
                 [run_id, ev.default_color, ev.default_rule])
     con.unregister("_hcode_population")
     con.unregister("_hcode_results")
-    t0.tick("code_colors")
+    stages.tick("code_colors")
     con.register("_hcode_details", ev.results)
     con.execute("INSERT INTO code_details SELECT ?, pid, matched_rules, evidence, override, explanation "
                 "FROM _hcode_details", [run_id])
     con.unregister("_hcode_details")
-    t0.tick("code_details")
+    stages.tick("code_details")
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
 
