@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from .explain_text import TIME_FMT, ZH_COLORS
+
 if TYPE_CHECKING:
     from .diff import SideMeta
 
@@ -25,7 +27,7 @@ FEED_ZH = {
     "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
 }
 FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
-COLOR_ZH = {"green": "绿码", "yellow": "黄码", "orange": "橙码", "red": "红码", "absent": "无记录"}
+COLOR_ZH = {**ZH_COLORS, "absent": "无记录"}  # a side without the person
 
 TEXT = {
     "en": {
@@ -63,9 +65,6 @@ TEXT = {
         "nobody": "无",
     },
 }
-TIME_FMT = "%Y-%m-%d %H:%M"
-
-
 def color_name(expr: pl.Expr, lang: str) -> pl.Expr:
     """A colour as read out: the palette name in English, 绿码/黄码/红码 in Chinese."""
     if lang == "zh":

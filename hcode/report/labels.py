@@ -7,6 +7,7 @@ so that a Chinese report (`--lang zh`) is complete rather than half translated.
 from __future__ import annotations
 
 from ..diff import Diff, SideMeta
+from ..diff_explain import COLOR_ZH
 
 LABELS = {
     "en": {
@@ -44,7 +45,6 @@ LABELS = {
         "shown": "显示",
     },
 }
-COLOR_NAMES_ZH = {"green": "绿码", "yellow": "黄码", "orange": "橙码", "red": "红码", "absent": "无记录"}
 COLOR_HEX = {"green": "#1b7f3b", "yellow": "#c99a06", "orange": "#dd6b10", "red": "#c0262d",
              "absent": "#8a94a3"}
 FALLBACK_HEX = "#5b6b7f"
@@ -56,7 +56,7 @@ def labels(lang: str) -> dict[str, str]:
 
 def color_label(color: str | None, lang: str) -> str:
     color = color or "absent"
-    return COLOR_NAMES_ZH.get(color, color) if lang == "zh" else color
+    return COLOR_ZH.get(color, color) if lang == "zh" else color
 
 
 def color_hex(color: str | None) -> str:
