@@ -210,11 +210,17 @@ def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFra
         aggs.append(pl.lit(True).alias(name))
     elif agg.kind == "count":
         aggs.append(pl.len().cast(pl.Int64).alias(name))
+    detail = None
     if evidence_template and has_template(evidence_template, agg.feed):
         fmt, cols = _template(evidence_template, agg.feed)
         det = pl.format(fmt, *[pl.col(c).cast(pl.String) for c in cols]) if cols else pl.lit(fmt)
-        aggs.append(det.filter(value == key).min().alias(f"__d_{name}"))
+        # the text of the evidence row (ties: the least text); a filter inside the group-by's
+        # aggregation runs group by group, so the rows holding the key are selected first
+        detail = (rows.filter(value == key.over("pid")).group_by("pid")
+                  .agg(det.min().alias(f"__d_{name}")))
     out = rows.group_by("pid").agg(aggs)
+    if detail is not None:
+        out = out.join(detail, on="pid", how="left")
     if agg.kind in ("latest", "earliest"):
         out = out.with_columns(pl.col(f"__t_{name}").alias(name))
     return out
@@ -249,7 +255,8 @@ def _template(text: str, feed: str) -> tuple[str, list[str]]:
 
 def _join_risk(rows: pl.LazyFrame, ra: RiskArea, risk: pl.LazyFrame, ctx: Ctx) -> pl.LazyFrame:
     """Keep the rows whose region had one of the levels at the row's time: join on the region
-    code, then filter the validity interval (a row matching several risk rows is kept once)."""
+    code, then filter the validity interval. A row matching several risk rows comes out once
+    per match: latest/earliest/exists are unaffected and count counts distinct rows."""
     region = ra.region.name  # resolve_fact guarantees a column
     time = compile_expr(ra.time, ctx)
     areas = (risk.filter(pl.col("level").is_in(list(ra.levels)))
@@ -259,5 +266,4 @@ def _join_risk(rows: pl.LazyFrame, ra: RiskArea, risk: pl.LazyFrame, ctx: Ctx) -
     hit = (rows.with_columns(time.alias("__at"))
            .join(areas, on=region, how="inner")
            .filter((pl.col("__vf") <= pl.col("__at")) & (pl.col("__vt").is_null() | (pl.col("__at") < pl.col("__vt")))))
-    # a row matching several risk rows must count once: keep it once per distinct content
-    return hit.select(cols).unique()
+    return hit.select(cols)

@@ -181,3 +181,24 @@ def test_rules_matching_people_without_events(odd_ruleset):
     assert ev.codes["matched_rules"].to_list() == [[], ["O-1", "O-2"], ["O-1"]]
     assert ev.colors == {"green": 1, "yellow": 0, "orange": 2, "red": 0}
     assert ev.codes["explanation"][2] == "orange: O-1 Not tested"
+
+
+@pytest.mark.parametrize("kind", ["count", "latest", "exists"])
+def test_a_trip_matching_two_overlapping_risk_rows_is_one_event(kind):
+    from hcode.compile import Ctx, compile_fact
+    from hcode.rulecheck import resolve_fact
+    from hcode.rulelang import parse_fact
+
+    text = {"count": "count trips", "latest": "latest trips.visited_at", "exists": "exists trips"}[kind]
+    agg = resolve_fact(parse_fact(text + " where risk_area(region_code, visited_at, 'high')"), {}, SH.palette)
+    trips = frame("trips", [{"pid": 1, "region_code": "310101", "visited_at": T(2022, 6, 10), "source": "telecom"},
+                            {"pid": 1, "region_code": "310101", "visited_at": T(2022, 6, 11), "source": "railway"}])
+    risk = frame("risk_areas", [{"region_code": "310101", "level": "high", "valid_from": T(2022, 6, 1),
+                                 "valid_to": None}] * 2 + [
+        {"region_code": "310101", "level": "high", "valid_from": T(2022, 6, 11), "valid_to": T(2022, 6, 12)}])
+    out = compile_fact("f", agg, trips.lazy(), None, False, risk.lazy(), "area {region_code} by {source}",
+                       Ctx(T(2022, 6, 15), SH.palette)).collect()
+    assert out.height == 1
+    value = {"count": 2, "latest": T(2022, 6, 11), "exists": True}[kind]
+    assert out["f"][0] == value  # the 11 June trip matches three risk rows, the 10th two: still two trips
+    assert out["__t_f"][0] == T(2022, 6, 11) and out["__d_f"][0] == "area 310101 by railway"
