@@ -12,10 +12,11 @@ of each row's text (rows of one load, or one run's codes, are distinct, so nothi
 cancels). One exception keeps a 10M-person run cheap to record: its population (every
 person's pid and district, one row per pid) is hashed as SHA-256 of a canonical byte
 encoding in pid order (`population_digest`), computed from the frame the run stored and,
-by `verify`, from the table sorted by pid; per-row MD5 of 10M rows cost a second. The
-colours and rules are digested row by row only where they differ from the run's default,
-and the count of such rows is part of the digest, so turning any default row into another
-colour, or back, is caught.
+by `verify`, from the table sorted by pid (once per stored population, which runs share);
+per-row MD5 of 10M rows cost a second. The other persons' codes are the run's default
+(`code_defaults`), digested once; the codes that differ (`code_details`) row by row. A
+run's rows point at their population through `runs.population_id`, and the population's
+digest is part of the run's: re-pointing a run at another population is caught too.
 """
 
 from __future__ import annotations
@@ -74,22 +75,28 @@ def population_digest(population: pl.DataFrame) -> str:
     return f"{pop.height}:{h.hexdigest()}"
 
 
-def run_digest(con, run_id: int, population: str | None = None) -> str:
-    """Digest of a run's codes (its three stored parts, warehouse.py) and its summary row.
-    `population` is the run's `population_digest` when the caller has the frame at hand."""
+def run_digest(con, run_id: int, population: str | None = None, cache: dict[int, str] | None = None) -> str:
+    """Digest of a run's codes (its population, details and default, warehouse.py) and its
+    summary row. `population` is the run's `population_digest` when the caller has the frame
+    at hand; else it is computed from the stored rows (once per population in `cache`)."""
     where = ("run_id = ?", [run_id])
     if population is None:
-        population = population_digest(con.sql(
-            "SELECT pid, district_code FROM code_colors WHERE run_id = ? ORDER BY pid", params=[run_id]).pl())
-    d = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id]) or ("", None)
-    colors = _row_digest(con, "code_colors", ["pid", "color", "rule"],
-                         "run_id = ? AND NOT (color = ? AND rule IS NOT DISTINCT FROM ?)", [run_id, *d])
-    details = _row_digest(con, "code_details", ["pid", "matched_rules", "evidence", "override", "explanation"],
-                          *where)
+        pid = one(con, "SELECT population_id FROM runs WHERE run_id = ?", [run_id])
+        pid = pid[0] if pid else None
+        if cache is not None and pid in cache:
+            population = cache[pid]
+        else:
+            population = population_digest(con.sql(
+                "SELECT pid, district_code FROM population_rows WHERE population_id = ? ORDER BY pid",
+                params=[pid]).pl())
+            if cache is not None:
+                cache[pid] = population
+    details = _row_digest(con, "code_details", ["pid", "color", "rule", "matched_rules", "evidence", "override",
+                                                "explanation"], *where)
     default = _row_digest(con, "code_defaults", ["color", "rule", "explanation"], *where)
     meta = _row_digest(con, "runs", ["run_id", "province", "version", "ruleset_hash", "as_of", "persons", "colors"],
                        *where)
-    return f"{population}/{colors}/{details}/{default}/{meta}"
+    return f"{population}/{details}/{default}/{meta}"
 
 
 def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None, detail: str) -> str:
@@ -151,8 +158,9 @@ def verify(con) -> Verification:
     for load_id, (seq, feed, digest) in expected_loads.items():
         if load_digest(con, feed, load_id) != digest:
             problems.append((seq, f"entry {seq}: the rows of load {load_id} ({feed}) no longer match their hash"))
+    populations: dict[int, str] = {}  # runs sharing a population hash it once
     for run_id, (seq, digest) in expected_runs.items():
-        if run_digest(con, run_id) != digest:
+        if run_digest(con, run_id, cache=populations) != digest:
             problems.append((seq, f"entry {seq}: the codes of run {run_id} no longer match their hash"))
     if problems:
         seq, msg = min(problems)

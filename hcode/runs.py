@@ -3,8 +3,9 @@
 A run is a pure function of (the rows loaded before it started with an event time before
 its cut-off, the ruleset). It records the ruleset's name, version and content hash, the
 as-of date, the loads it saw and the counts per colour; its codes (one per registered
-person) are written in the same transaction as the run row and its audit entry, so a run
-is either wholly there or not at all.
+person: its population, shared with the runs that saw the same one, and the codes that
+differ from a person's with no events) are written in the same transaction as the run row
+and its audit entry, so a run is either wholly there or not at all.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from .evaluate import Evaluation, cutoff_of, evaluate
 from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
-from .warehouse import Warehouse, one
+from .warehouse import Warehouse, arrow, one
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -84,58 +86,84 @@ def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: st
 
 def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int, ...],
               operator: str | None, *, publish: bool = False, batch: dict | None = None) -> int:
-    """Store the run, its codes and its audit entry in one transaction; returns the run id."""
+    """Store the run, its codes and its audit entry in one transaction; returns the run id.
+
+    The population is stored once per distinct content: a run whose population (pid,
+    district) has the digest of one already stored shares it, as two runs on one night's data
+    do (a ruleset and its successor, a re-run). The digest is computed on a second thread
+    while DuckDB writes the details."""
     rs = ev.ruleset
     stages = Stages("store")
-    with wh.transaction() as con:
-        run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
-        now = dt.datetime.now().replace(microsecond=0)
-        info = {"loads": list(loads), **(batch or {})}
-        con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, rs.province, rs.version, rs.content_hash, ev.as_of, ev.cutoff, now, max_load_id,
-             ev.persons, json.dumps(ev.colors), ev.overrides_applied, ev.overrides_not_applied, operator,
-             publish, now if publish else None, json.dumps(info)],
-        )
-        if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
-            con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
-                        [rs.content_hash, rs.province, rs.version, rs.source_text])
-        _store_codes(con, run_id, ev, stages)
-        content = audit.run_digest(con, run_id, audit.population_digest(ev.population))
-        stages.tick("digest")
-        audit.record(con, "run", operator, {
-            "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash, "as_of": ev.as_of.isoformat(),
-            "persons": ev.persons, "colors": ev.colors, "max_load_id": max_load_id, "published": publish,
-        }, content)
-        if publish:
-            superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
-            if superseded:
-                con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
-            audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
-                         content)
+    with ThreadPoolExecutor(1) as pool:
+        population = pool.submit(audit.population_digest, ev.population)
+        with wh.transaction() as con:
+            run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
+            _store_details(con, run_id, ev)
+            stages.tick("code_details")
+            digest = population.result()
+            population_id = _store_population(con, ev.population, digest)
+            stages.tick("population")
+            now = dt.datetime.now().replace(microsecond=0)
+            info = {"loads": list(loads), **(batch or {})}
+            con.execute(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}, population_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, rs.province, rs.version, rs.content_hash, ev.as_of, ev.cutoff, now, max_load_id,
+                 ev.persons, json.dumps(ev.colors), ev.overrides_applied, ev.overrides_not_applied, operator,
+                 publish, now if publish else None, json.dumps(info), population_id],
+            )
+            if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
+                con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
+                            [rs.content_hash, rs.province, rs.version, rs.source_text])
+            content = audit.run_digest(con, run_id, digest)
+            stages.tick("digest")
+            audit.record(con, "run", operator, {
+                "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
+                "as_of": ev.as_of.isoformat(), "persons": ev.persons, "colors": ev.colors,
+                "max_load_id": max_load_id, "published": publish,
+            }, content)
+            if publish:
+                superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
+                if superseded:
+                    con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
+                audit.record(con, "publish", operator,
+                             {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
     stages.tick("commit")
     return run_id
 
 
-def _store_codes(con, run_id: int, ev: Evaluation, stages: Stages) -> None:
-    """The three parts of the run's codes (warehouse.py): every person's colour and rule, the
-    touched persons' details, the untouched persons' shared code."""
-    con.register("_hcode_population", ev.population)
-    con.register("_hcode_results", ev.results.select("pid", "color", "rule"))
-    con.execute("INSERT INTO code_colors SELECT ?, p.pid, p.district_code, coalesce(r.color, ?), "
-                "CASE WHEN r.pid IS NULL THEN ? ELSE r.rule END "
-                "FROM _hcode_population p LEFT JOIN _hcode_results r USING (pid)",
-                [run_id, ev.default_color, ev.default_rule])
-    con.unregister("_hcode_population")
-    con.unregister("_hcode_results")
-    stages.tick("code_colors")
+def _store_population(con, population: pl.DataFrame, digest: str) -> int:
+    """The id of the stored population with this digest, stored now if there is none."""
+    row = one(con, "SELECT population_id FROM populations WHERE digest = ?", [digest])
+    if row:
+        return row[0]
+    population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
+    con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
+    con.register("_hcode_population", arrow(population))
+    try:
+        con.execute("INSERT INTO population_rows SELECT ?, pid, district_code FROM _hcode_population",
+                    [population_id])
+    finally:
+        con.unregister("_hcode_population")
+    return population_id
+
+
+def _store_details(con, run_id: int, ev: Evaluation) -> None:
+    """The full codes of the persons some rule matched or an override names, and the code of
+    everyone else (warehouse.py)."""
     con.register("_hcode_details", ev.results)
-    con.execute("INSERT INTO code_details SELECT ?, pid, matched_rules, evidence, override, explanation "
-                "FROM _hcode_details", [run_id])
-    con.unregister("_hcode_details")
-    stages.tick("code_details")
+    try:
+        con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "
+                    "explanation FROM _hcode_details", [run_id])
+    finally:
+        con.unregister("_hcode_details")
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
+
+
+RUN_COLUMNS = ("run_id", "province", "version", "ruleset_hash", "as_of", "cutoff", "created_at", "max_load_id",
+               "persons", "colors", "overrides_applied", "overrides_not_applied", "operator", "published",
+               "published_at", "info")
 
 
 def _run_from_row(row: tuple) -> RunInfo:
@@ -147,11 +175,12 @@ def _run_from_row(row: tuple) -> RunInfo:
 
 
 def list_runs(con) -> list[RunInfo]:
-    return [_run_from_row(r) for r in con.execute("SELECT * FROM runs ORDER BY run_id").fetchall()]
+    return [_run_from_row(r) for r in con.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY run_id").fetchall()]
 
 
 def get_run(con, run_id: int) -> RunInfo:
-    rows = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not rows:
         known = [r for (r,) in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
         raise UnknownRun(f"no run {run_id} in this warehouse (runs: {', '.join(map(str, known)) or 'none'})")

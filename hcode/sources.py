@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 import polars as pl
@@ -29,6 +30,10 @@ class FeedSource(Protocol):
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         """The feed's rows with an event time before the cut-off (at least those satisfying
         `where`, of the persons in `pids` when given), with exactly the contract's columns."""
+        ...
+
+    def concurrent(self) -> AbstractContextManager[FeedSource]:
+        """The same source for use on another thread, while this one is used."""
         ...
 
 
@@ -65,6 +70,10 @@ class FrameSource:
             return lf
         # one semi-join shared by the facts that read these rows
         return lf.join(pids.lazy(), on="pid", how="semi").collect(engine=STREAMING).lazy()
+
+    @contextmanager
+    def concurrent(self) -> Iterator[FrameSource]:
+        yield self  # frames are read-only
 
 
 class WarehouseSource:
@@ -103,3 +112,13 @@ class WarehouseSource:
             if name:
                 self.con.unregister(name)
         return feed_rows({feed: df}, feed, self.cutoff)
+
+    @contextmanager
+    def concurrent(self) -> Iterator[WarehouseSource]:
+        """This source on a connection of its own (a DuckDB cursor, which sees committed data:
+        evaluation never runs inside a write transaction)."""
+        cursor = self.con.cursor()
+        try:
+            yield WarehouseSource(cursor, self.cutoff, self.max_load_id, self.persons)
+        finally:
+            cursor.close()

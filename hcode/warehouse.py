@@ -12,7 +12,8 @@ Tables (all created by `init`, idempotently):
   reasons, and the raw contract values (id masked).
 - `feed_<name>`: one table per feed of `hcode.feeds.FEEDS`: `pid` (for person feeds),
   the contract columns except the id number, and `load_id`.
-- `runs` and `codes`: evaluation runs and one code per person per run.
+- `runs`, `populations`, `population_rows`, `code_details`, `code_defaults` and the view
+  `codes`: evaluation runs and one code per person per run (see the DDL below).
 - `audit`: the hash-chained audit log.
 """
 
@@ -31,7 +32,7 @@ import duckdb
 from .errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from .feeds import FEEDS
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_MEMORY = "6GB"
 
@@ -109,28 +110,35 @@ DDL = [
         created_at TIMESTAMP NOT NULL, max_load_id INTEGER NOT NULL, persons BIGINT NOT NULL,
         colors VARCHAR NOT NULL, overrides_applied BIGINT NOT NULL,
         overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
-        published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR)""",
+        published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR,
+        population_id INTEGER NOT NULL)""",
     # A run's codes, in three parts (the view `codes` joins them back into one row per person):
-    # every person's colour and deciding rule; the details (matched rules, evidence, override,
-    # explanation) of the persons some fact or override touched, a few percent; and the run's
-    # code of a person with no events, which every other person has. Writing and digesting
-    # 10M nested rows per run cost more than evaluating them.
-    """CREATE TABLE IF NOT EXISTS code_colors (
-        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, district_code VARCHAR,
-        color VARCHAR NOT NULL, rule VARCHAR)""",
+    # the run's population (every person's pid and district), shared by the runs that saw the
+    # same one; the full code (colour, deciding rule, matched rules, evidence, override,
+    # explanation) of the persons some rule matched or an override names, a few percent; and
+    # the run's code of a person with no events, which every other person has. Writing and
+    # digesting 10M rows of colours and nested details per run cost more than evaluating them.
+    """CREATE TABLE IF NOT EXISTS populations (
+        population_id INTEGER NOT NULL, persons BIGINT NOT NULL, digest VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS population_rows (
+        population_id INTEGER NOT NULL, pid INTEGER NOT NULL, district_code VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS code_details (
-        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, matched_rules VARCHAR[] NOT NULL,
-        evidence {EVIDENCE_SQL}[] NOT NULL, override {OVERRIDE_SQL}, explanation VARCHAR NOT NULL)""",
+        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR,
+        matched_rules VARCHAR[] NOT NULL, evidence {EVIDENCE_SQL}[] NOT NULL, override {OVERRIDE_SQL},
+        explanation VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS code_defaults (
         run_id INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR, explanation VARCHAR NOT NULL)""",
     f"""CREATE VIEW IF NOT EXISTS codes AS
-        SELECT c.run_id, c.pid, c.district_code, c.color, c.rule,
+        SELECT r.run_id, p.pid, p.district_code,
+               CASE WHEN d.pid IS NULL THEN x.color ELSE d.color END AS color,
+               CASE WHEN d.pid IS NULL THEN x.rule ELSE d.rule END AS rule,
                coalesce(d.matched_rules, CAST([] AS VARCHAR[])) AS matched_rules,
                coalesce(d.evidence, CAST([] AS {EVIDENCE_SQL}[])) AS evidence,
                d.override, coalesce(d.explanation, x.explanation) AS explanation
-        FROM code_colors c
-        LEFT JOIN code_details d ON d.run_id = c.run_id AND d.pid = c.pid
-        LEFT JOIN code_defaults x ON x.run_id = c.run_id""",
+        FROM runs r
+        JOIN population_rows p ON p.population_id = r.population_id
+        LEFT JOIN code_details d ON d.run_id = r.run_id AND d.pid = p.pid
+        LEFT JOIN code_defaults x ON x.run_id = r.run_id""",
     """CREATE TABLE IF NOT EXISTS ruleset_texts (
         ruleset_hash VARCHAR NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
         text VARCHAR NOT NULL)""",
@@ -209,8 +217,8 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if row and row[0] != SCHEMA_VERSION:
         raise WarehouseVersion(
             f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
-            "(schema 1 came from development builds before the first release and has no upgrade path): "
-            "create a new warehouse with `hcode init` and load the exports again")
+            "(schemas 1 and 2 came from development builds before the first release and have no "
+            "upgrade path): create a new warehouse with `hcode init` and load the exports again")
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:

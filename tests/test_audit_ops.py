@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 from ops_fixtures import IDS, A, B, C, csv, key_of, load, pid_of, register, run, three_published_runs
 from typer.testing import CliRunner
@@ -37,13 +38,18 @@ def _cases(wh, tmp):
     return r, run(wh, D)
 
 
+POPULATION = "population_id = (SELECT population_id FROM runs WHERE run_id = ?)"
+
+
 @pytest.mark.parametrize("edit", [
-    "UPDATE code_colors SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
+    "UPDATE code_details SET color = 'green', rule = NULL WHERE run_id = ? AND pid = ?",
     "UPDATE code_details SET explanation = 'nothing to see' WHERE run_id = ? AND pid = ?",
+    "DELETE FROM code_details WHERE run_id = ? AND pid = ?",  # the person gets the default code
     "UPDATE code_defaults SET explanation = 'all fine' WHERE run_id = ? AND ? IS NOT NULL",
-    "UPDATE code_colors SET color = 'red', rule = 'SH-R-02' WHERE run_id = ? AND pid <> ?",  # default rows
-    "UPDATE code_colors SET district_code = '110101' WHERE run_id = ? AND pid <> ?",
-    "DELETE FROM code_colors WHERE run_id = ? AND pid <> ?",
+    "UPDATE code_defaults SET color = 'red', rule = 'SH-R-02' WHERE run_id = ? AND ? IS NOT NULL",
+    f"UPDATE population_rows SET district_code = '110101' WHERE {POPULATION} AND pid <> ?",
+    f"DELETE FROM population_rows WHERE {POPULATION} AND pid <> ?",
+    "UPDATE runs SET population_id = population_id + 1 WHERE run_id = ? AND ? IS NOT NULL",
 ])
 def test_edited_code_is_caught_naming_the_run_entry(db, tmp_path, edit):
     with Warehouse.open(db) as wh:
@@ -180,3 +186,22 @@ def test_population_digest_is_the_documented_canonical_encoding():
                                                                   for i in range(1, 11)]},
                           schema={"pid": pl.Int32, "district_code": pl.String})
     assert audit.population_digest(masked) == audit.population_digest(direct)
+
+
+def test_runs_on_one_population_share_it_and_a_shared_population_edit_names_the_first_run(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        _, first = _cases(wh, tmp_path)
+        second = run(wh, D, publish=False, ruleset="shanghai@2022.06.28")
+        register(wh, tmp_path, [5], D)  # one more person: a new population
+        third = run(wh, D, publish=False)
+        pops = wh.con.execute("SELECT run_id, population_id FROM runs ORDER BY run_id").fetchall()
+        assert [p for _, p in pops] == [1, 1, 2]
+        assert wh.con.execute("SELECT population_id, persons, count(*) FROM populations JOIN population_rows "
+                              "USING (population_id) GROUP BY ALL ORDER BY 1").fetchall() == [(1, 3, 3), (2, 4, 4)]
+        counts = dict(wh.con.execute("SELECT run_id, count(*) FROM codes GROUP BY run_id").fetchall())
+        assert counts == {first: 3, second: 3, third: 4}
+        assert run_codes(wh.con, first).filter(pl.col("pid") == pid_of(wh, 0))["color"].to_list() == ["red"]
+        assert audit.verify(wh.con).ok
+        wh.con.execute("UPDATE population_rows SET district_code = '110101' WHERE population_id = 1")
+        v = audit.verify(wh.con)
+        assert not v.ok and v.first_bad_seq == _entry(wh, "run", "run_id", first)

@@ -33,12 +33,13 @@ def test_another_key_stops_every_command(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "does not match" in res.output
 
 
-def test_a_warehouse_of_another_schema_is_refused_by_init_and_every_command(tmp_path):
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_a_warehouse_of_another_schema_is_refused_by_init_and_every_command(tmp_path, version):
     db = tmp_path / "w.duckdb"
     warehouse.init(db)
     with Warehouse.open(db) as wh:
-        wh.con.execute("UPDATE meta SET v = '1' WHERE k = 'schema_version'")
-    with pytest.raises(WarehouseVersion, match="has warehouse schema 1, this hcode needs schema 2"):
+        wh.con.execute("UPDATE meta SET v = ? WHERE k = 'schema_version'", [version])
+    with pytest.raises(WarehouseVersion, match=f"has warehouse schema {version}, this hcode needs schema 3"):
         Warehouse.open(db)
     with pytest.raises(WarehouseVersion):
         warehouse.init(db)
@@ -46,17 +47,27 @@ def test_a_warehouse_of_another_schema_is_refused_by_init_and_every_command(tmp_
     assert res.exit_code == 1 and "create a new warehouse with `hcode init`" in res.output
 
 
-def test_the_codes_view_joins_the_three_stored_parts(tmp_path):
+def test_the_codes_view_joins_the_stored_parts(tmp_path):
     db = tmp_path / "w.duckdb"
     warehouse.init(db)
     with Warehouse.open(db) as wh:
-        wh.con.execute("INSERT INTO code_colors VALUES (1, 7, '310101', 'red', 'R'), (1, 8, '310101', 'green', NULL)")
-        wh.con.execute("INSERT INTO code_details VALUES (1, 7, ['R'], [], NULL, 'red because R')")
-        wh.con.execute("INSERT INTO code_defaults VALUES (1, 'green', NULL, 'green: nothing')")
-        rows = wh.con.execute("SELECT pid, color, rule, matched_rules, evidence, override, explanation "
-                              "FROM codes WHERE run_id = 1 ORDER BY pid").fetchall()
-    assert rows == [(7, "red", "R", ["R"], [], None, "red because R"),
-                    (8, "green", None, [], [], None, "green: nothing")]
+        run = ("INSERT INTO runs (run_id, province, version, ruleset_hash, as_of, cutoff, created_at, max_load_id, "
+               "persons, colors, overrides_applied, overrides_not_applied, population_id) VALUES "
+               "(?, 'p', '1', 'h', DATE '2022-06-14', TIMESTAMP '2022-06-15', TIMESTAMP '2022-06-15', 1, 2, '{}', "
+               "0, 0, ?)")
+        wh.con.execute(run, [1, 5])
+        wh.con.execute(run, [2, 5])  # two runs share population 5
+        wh.con.execute("INSERT INTO populations VALUES (5, 2, 'x'), (6, 1, 'y')")
+        wh.con.execute("INSERT INTO population_rows VALUES (5, 7, '310101'), (5, 8, '310104'), (6, 9, '310101')")
+        wh.con.execute("INSERT INTO code_details VALUES (1, 7, 'red', 'R', ['R'], [], NULL, 'red because R')")
+        wh.con.execute("INSERT INTO code_defaults VALUES (1, 'green', NULL, 'green: nothing'), "
+                       "(2, 'yellow', 'Y', 'yellow: everyone')")
+        rows = wh.con.execute("SELECT run_id, pid, district_code, color, rule, matched_rules, evidence, override, "
+                              "explanation FROM codes ORDER BY run_id, pid").fetchall()
+    assert rows == [(1, 7, "310101", "red", "R", ["R"], [], None, "red because R"),
+                    (1, 8, "310104", "green", None, [], [], None, "green: nothing"),
+                    (2, 7, "310101", "yellow", "Y", [], [], None, "yellow: everyone"),
+                    (2, 8, "310104", "yellow", "Y", [], [], None, "yellow: everyone")]
 
 
 def test_env_key_needs_no_file_and_missing_warehouse_is_explained(tmp_path, monkeypatch):
