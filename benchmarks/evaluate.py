@@ -102,13 +102,14 @@ def prepare(work: Path, residents: int, seed: int) -> Path:
     from hcode.warehouse import Warehouse
 
     loaded, db = work / "loaded.duckdb", work / "bench.duckdb"
-    if loaded.exists():
+    for path in (loaded, db):
         try:
-            Warehouse.open(loaded, read_only=True).close()
+            if path.exists():
+                Warehouse.open(path, read_only=True).close()
         except WarehouseVersion:  # made by an older hcode
-            loaded.unlink()
-            db.unlink(missing_ok=True)
+            path.unlink()
     if not loaded.exists():
+        db.unlink(missing_ok=True)
         from hcode.ingest import ingest
         from hcode.sample import generate, write
 

@@ -101,8 +101,9 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
 
 
 def registered(pop: pl.DataFrame, pids: pl.DataFrame) -> pl.DataFrame:
-    """The `pids` (unique) that are in the population, which is sorted by pid: a binary search
-    per pid instead of a hash join that would hash all 10M registered pids."""
+    """The rows of `pids` (a frame with unique pids) whose pid is in the population, which is
+    sorted by pid: a binary search per pid instead of a hash join that would hash all 10M
+    registered pids."""
     if pop.height == 0 or pids.height == 0:
         return pids.clear()
     p = pop["pid"]
@@ -262,34 +263,37 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     ctx = Ctx(cutoff, rs.palette)
     source = FrameSource(frames, cutoff) if isinstance(frames, Mapping) else frames
     stages = Stages("evaluate")
-    # the population (10M rows: read, ordered, deduplicated) is built on a second thread while
-    # the facts are computed: neither keeps both cores busy all the time
+    # The population (10M rows read, ordered, deduplicated) is built on a second thread while
+    # the facts of the persons with a fact or an override are computed and joined; then those
+    # not registered are dropped.
     with ThreadPoolExecutor(1) as pool, source.concurrent() as side:
         pending = pool.submit(lambda: population(side.rows("registrations")))
         facts = compute_facts(rs, source, ctx, lang)
         stages.tick("facts")
+        ov = active_overrides(source.rows("overrides"), rs, cutoff)
+        default = decide(_null_person(rs, facts), rs, ctx, lang)
+        everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
+        if everyone:
+            candidates = pending.result().select("pid")
+        else:
+            candidates = pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")]).unique()
+        frame = candidates.lazy()
+        for _n, df in facts.items():
+            frame = frame.join(df.lazy(), on="pid", how="left")
+        frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts]).collect()
+        stages.tick(f"touched frame ({frame.height} persons)")
         pop = pending.result()
-    stages.tick("population (the rest of it)")
-    ov = active_overrides(source.rows("overrides"), rs, cutoff)
-
-    default = decide(_null_person(rs, facts), rs, ctx, lang)
-    everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
-    touched = pop.select("pid") if everyone else registered(
-        pop, pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")]).unique())
-    frame = touched.lazy()
-    for _n, df in facts.items():
-        frame = frame.join(df.lazy(), on="pid", how="left")
-    frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts])
-    frame = frame.collect()
-    stages.tick(f"touched frame ({frame.height} persons)")
-    res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
+        stages.tick("population (what was left of it)")
+    if not everyone:
+        frame = registered(pop, frame)
+    res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from chunks are slow
     stages.tick("decide")
+    ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
 
     d = default.row(0, named=True)
     results = res.select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
     counts = dict(results.group_by("color").len().iter_rows())
     counts[d["color"]] = counts.get(d["color"], 0) + pop.height - results.height
-    ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
     applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
     stages.tick("results")
     return Evaluation(

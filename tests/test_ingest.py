@@ -227,3 +227,22 @@ def test_large_files_are_processed_in_batches_with_the_same_outcome(wh, tmp_path
     r = load(wh, p)
     assert (r.rows_read, r.rows_quarantined) == (3, 1)
     assert 1 in {line for (line,) in wh.con.execute("SELECT line FROM quarantine WHERE file_name = 'contacts.parquet'").fetchall()}
+
+
+def test_registrations_are_stored_in_pid_order(wh, tmp_path):
+    import numpy as np
+
+    from hcode.idnumber import make_ids
+
+    ids = list(make_ids(30, np.random.default_rng(7)))
+    text = "id_number,registered_at,district_code\n" + "".join(f"{i},2022-01-01,310101\n" for i in ids)
+    assert load(wh, write(tmp_path, "registrations.csv", text)).rows_loaded == 30
+    more = "id_number,registered_at,district_code\n" + "".join(f"{i},2022-02-01,310104\n" for i in ids[::-3])
+    (tmp_path / "night2").mkdir()
+    assert load(wh, write(tmp_path / "night2", "registrations.csv", more)).rows_loaded == 10
+    stored = table(wh, "registrations", "pid, load_id")  # storage order: no ORDER BY
+    first, second = (stored.filter(pl.col("load_id") == n)["pid"] for n in stored["load_id"].unique().sort())
+    assert first.is_sorted() and second.is_sorted() and first.n_unique() == 30
+    pids = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
+    in_file_order = pl.Series([pids[person_key(i, wh.key)] for i in ids])
+    assert not in_file_order.is_sorted()  # the order is the warehouse's doing, not the file's
