@@ -22,7 +22,15 @@ import numpy as np
 import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
-from .explain_text import WORDS, color_label, evidence_detail, explanation_expr, nonempty, rule_fragment
+from .explain_text import (
+    WORDS,
+    color_label,
+    evidence_detail,
+    evidence_text,
+    explanation_expr,
+    nonempty,
+    rule_fragment,
+)
 from .profiling import Stages
 from .pushdown import any_of, translate
 from .ruleset import Ruleset
@@ -209,7 +217,9 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matche
     applied = pl.col("override").struct.field("applied").fill_null(False)
     w = WORDS["zh" if lang == "zh" else "en"]
     names = set(frame.collect_schema().names())
-    frags = [pl.when(mi).then(rule_fragment(rs, r, names, lang)).alias(f"__f_{i}")
+    cited = list(dict.fromkeys(f for r in rs.rules for f in r.evidence_facts))
+    texts = [evidence_text(rs, fact, names, lang).alias(f"__x_{fact}") for fact in cited]
+    frags = [pl.when(mi).then(rule_fragment(rs, r, lang)).alias(f"__f_{i}")
              for i, (mi, r) in enumerate(zip(m, rs.rules, strict=True))]
     f = [pl.col(f"__f_{i}") for i in range(len(rs.rules))]
     ids = pl.concat_str([pl.when(mi).then(pl.lit(r.id)) for mi, r in zip(m, rs.rules, strict=True)]
@@ -222,6 +232,7 @@ def decide(frame: pl.LazyFrame, rs: Ruleset, ctx: Ctx, lang: str, *, only_matche
                           .otherwise(pl.col("__rule_color")).alias("color"),
                           pl.when(applied).then(pl.lit("override")).otherwise(pl.col("__decider")).alias("rule"))
             .filter(pl.col("__decider").is_not_null() | pl.col("override").is_not_null() if only_matched else True)
+            .with_columns(texts)
             .with_columns(frags)
             .with_columns(
                 pl.when(ids == "").then(pl.lit([], pl.List(pl.String))).otherwise(ids.str.split("\x1f"))

@@ -65,18 +65,27 @@ def evidence_detail(rs: Ruleset, fact: str, names: set[str], lang: str) -> pl.Ex
     return pl.lit(ev.get(lang, ev["en"]), pl.String)
 
 
-def rule_fragment(rs: Ruleset, r: Rule, names: set[str], lang: str) -> pl.Expr:
-    """"SH-R-03 Close contact (contacts, close contact identified 2022-06-10 14:00)": the rule's
-    head and the evidence of its facts that have an event (the head alone when none has)."""
+def evidence_text(rs: Ruleset, fact: str, names: set[str], lang: str) -> pl.Expr:
+    """"contacts, close contact identified 2022-06-10 14:00": the fact's feed, evidence text
+    and event time; null for persons without the event. Built once per fact and shared by
+    the rules citing it (column `__x_<fact>`, see `rule_fragment`)."""
     w = WORDS["zh" if lang == "zh" else "en"]
-    parts = [pl.when(pl.col(f"__t_{fact}").is_not_null()).then(
-        pl.format("{}" + w["comma"] + "{} {}", pl.lit(rs.facts[fact].feed), evidence_detail(rs, fact, names, lang),
-                  pl.col(f"__t_{fact}").cast(TS).dt.strftime(TIME_FMT))) for fact in r.evidence_facts]
+    return pl.format("{}" + w["comma"] + "{} {}", pl.lit(rs.facts[fact].feed), evidence_detail(rs, fact, names, lang),
+                     pl.col(f"__t_{fact}").cast(TS).dt.strftime(TIME_FMT))
+
+
+def rule_fragment(rs: Ruleset, r: Rule, lang: str) -> pl.Expr:
+    """"SH-R-03 Close contact (contacts, close contact identified 2022-06-10 14:00)": the rule's
+    head and the evidence texts (columns `__x_<fact>`, `evidence_text`) of its facts that have
+    an event; the head alone when none has."""
+    w = WORDS["zh" if lang == "zh" else "en"]
     head = pl.lit(rule_head(rs, r.id, lang))
+    parts = [pl.col(f"__x_{fact}") for fact in r.evidence_facts]
     if not parts:
         return head
-    joined = nonempty(pl.concat_str(parts + [pl.lit(None, pl.String)], separator=w["join"], ignore_nulls=True))
-    return pl.when(joined.is_null()).then(head).otherwise(pl.format("{}" + w["open"] + "{}" + w["close"], head, joined))
+    joined = parts[0] if len(parts) == 1 else pl.concat_str(parts, separator=w["join"], ignore_nulls=True)
+    # a null part (no event) drops out; no event at all leaves the head alone
+    return pl.coalesce(pl.format("{}" + w["open"] + "{}" + w["close"], head, nonempty(joined)), head)
 
 
 def explanation_expr(rs: Ruleset, lang: str) -> pl.Expr:
