@@ -144,7 +144,7 @@ def child(mode: str, db: Path) -> dict:
 
         rs = find_ruleset("shanghai@2022.05.23")
         with Warehouse.open(db, read_only=mode == "hcode-dry") as wh:
-            ev, max_load, loads = runs.evaluate_warehouse(wh, rs, AS_OF, to_store=mode != "hcode-dry")
+            ev, max_load, loads = runs.evaluate_warehouse(wh, rs, AS_OF)
             t1 = time.perf_counter()
             stages = {"read+evaluate": t1 - t0}
             extra = {}

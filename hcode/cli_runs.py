@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         check_lang(lang)
         with Warehouse.open(db) as wh:
             with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
-                ev, max_load, loads = runs_mod.evaluate_warehouse(wh, rs, day, lang=lang, to_store=not dry_run)
+                ev, max_load, loads = runs_mod.evaluate_warehouse(wh, rs, day, lang=lang)
             run_id = None if dry_run else runs_mod.store_run(wh, ev, max_load, loads, operator or getpass.getuser())
             if out_file is not None:
                 runs_mod.write_codes(runs_mod.with_person_keys(wh.con, ev.codes), out_file)

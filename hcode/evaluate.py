@@ -13,7 +13,7 @@ the constant result of a person with no events. Overrides are applied here, not 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -62,7 +62,6 @@ class Evaluation:
     ruleset: Ruleset
     as_of: dt.date
     cutoff: dt.datetime
-    population_receipt: object = None  # what `on_population` returned (runs.py: the stored population)
 
     @cached_property
     def codes(self) -> pl.DataFrame:
@@ -272,31 +271,23 @@ def _null_person(rs: Ruleset, facts: Mapping[str, pl.DataFrame]) -> pl.LazyFrame
 
 
 def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame] | FeedSource, as_of: dt.date,
-             lang: str = "en", on_population: Callable[[pl.DataFrame], object] | None = None) -> Evaluation:
+             lang: str = "en") -> Evaluation:
     """Every registered person's code as of `as_of` (events before as_of + 1 day 00:00).
 
     `frames` are the feeds as Polars frames by name, or a source (sources.py) such as the
-    warehouse's, which reads only the rows the facts can use. `on_population`, when given, is
-    called with the population (pid, district; sorted by pid) on the second thread as soon as
-    it is built, while the facts are computed; what it returns is the result's
-    `population_receipt`."""
+    warehouse's, which reads only the rows the facts can use."""
     rs = ruleset
     cutoff = cutoff_of(as_of)
     ctx = Ctx(cutoff, rs.palette)
     source = FrameSource(frames, cutoff) if isinstance(frames, Mapping) else frames
     stages = Stages("evaluate")
-    # the population (10M rows read and deduplicated) is built, and handed to `on_population`,
-    # on a second thread while the facts are computed
+    # the population (10M rows read and deduplicated) is built on a second thread while the
+    # facts are computed
     with ThreadPoolExecutor(1) as pool, source.concurrent() as side:
-        def build() -> tuple[pl.DataFrame, object]:
-            pop = population(side.rows("registrations")).select(pl.col("pid").cast(pl.Int32),
-                                                                pl.col("district_code").cast(pl.String))
-            return pop, on_population(pop) if on_population else None
-
-        pending = pool.submit(build)
+        pending = pool.submit(lambda: population(side.rows("registrations")))
         facts = compute_facts(rs, source, ctx, lang)
         stages.tick("facts")
-        pop, receipt = pending.result()
+        pop = pending.result()
     stages.tick("population (what was left of it)")
     ov = active_overrides(source.rows("overrides"), rs, cutoff)
 
@@ -320,7 +311,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
     stages.tick("results")
     return Evaluation(
-        population=pop, population_receipt=receipt,
+        population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
         results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],
         persons=pop.height, colors={c: counts.get(c, 0) for c in rs.palette},
         overrides_applied=applied,

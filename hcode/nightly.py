@@ -165,7 +165,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             loads.append(r)
         crash_point("after-loads")
         lap("load")
-        ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang, to_store=True)
+        ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang)
         lap("evaluate")
         # every person with a matched rule is in ev.results (the others have none)
         fresh = freshness.check(wh.con, date, config, ruleset=rs, codes=ev.results.select("pid", "matched_rules"))

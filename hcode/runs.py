@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from . import audit
 from .errors import HcodeError, UnknownRun
@@ -78,28 +79,10 @@ def load_frames(con, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int
 
 
 def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en",
-                       pids: list[int] | None = None, *, to_store: bool = False
-                       ) -> tuple[Evaluation, int, tuple[int, ...]]:
-    """Evaluate on the warehouse's feeds. With `to_store` (the caller will `store_run` the
-    result), the population is stored while the facts are computed (`store_population`),
-    on a connection of its own and in a transaction of its own: a stored population belongs
-    to no run until a run points at it, so one left behind by a run that never committed is
-    harmless, and a later run with the same population uses it."""
+                       pids: list[int] | None = None) -> tuple[Evaluation, int, tuple[int, ...]]:
     max_load_id, loads = current_loads(wh.con)
     source = WarehouseSource(wh.con, cutoff_of(as_of), max_load_id, pids)
-
-    def store(population: pl.DataFrame) -> tuple[str, int]:
-        cursor = wh.con.cursor()
-        try:
-            cursor.execute("BEGIN TRANSACTION")
-            receipt = store_population(cursor, population)
-            cursor.execute("COMMIT")
-            return receipt
-        finally:
-            cursor.close()
-
-    ev = evaluate(ruleset, source, as_of, lang=lang, on_population=store if to_store else None)
-    return ev, max_load_id, loads
+    return evaluate(ruleset, source, as_of, lang=lang), max_load_id, loads
 
 
 def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int, ...],
@@ -108,20 +91,18 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
 
     The population is stored once per distinct content: a run whose population (pid,
     district) has the digest of one already stored shares it, as two runs on one night's data
-    do (a ruleset and its successor, a re-run). It is stored here unless `evaluate_warehouse`
-    stored it already (`to_store`)."""
+    do (a ruleset and its successor, a re-run). The digest is computed on a second thread
+    while DuckDB writes the details."""
     rs = ev.ruleset
     stages = Stages("store")
     with ThreadPoolExecutor(1) as pool:
-        # the population's digest (and the population, when not stored while evaluating) is
-        # computed on a second thread while DuckDB writes the details
-        stored = ev.population_receipt
-        digest = pool.submit(lambda: stored[0] if stored else audit.population_digest(ev.population))
+        population = pool.submit(audit.population_digest, ev.population)
         with wh.transaction() as con:
             run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
             _store_details(con, run_id, ev)
             stages.tick("code_details")
-            population_id = stored[1] if stored else store_population(con, ev.population, digest.result())[1]
+            digest = population.result()
+            population_id = _store_population(con, ev.population, digest)
             stages.tick("population")
             now = dt.datetime.now().replace(microsecond=0)
             info = {"loads": list(loads), **(batch or {})}
@@ -135,7 +116,7 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
             if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
                 con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                             [rs.content_hash, rs.province, rs.version, rs.source_text])
-            content = audit.run_digest(con, run_id, digest.result())
+            content = audit.run_digest(con, run_id, digest)
             stages.tick("digest")
             audit.record(con, "run", operator, {
                 "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
@@ -152,13 +133,11 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
     return run_id
 
 
-def store_population(con, population: pl.DataFrame, digest: str | None = None) -> tuple[str, int]:
-    """The digest and id of the stored population with `population`'s content, stored now if
-    there is none (inside the caller's transaction)."""
-    digest = digest or audit.population_digest(population)
+def _store_population(con, population: pl.DataFrame, digest: str) -> int:
+    """The id of the stored population with this digest, stored now if there is none."""
     row = one(con, "SELECT population_id FROM populations WHERE digest = ?", [digest])
     if row:
-        return digest, row[0]
+        return row[0]
     population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
     con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
     con.register("_hcode_population", arrow(population))
@@ -167,15 +146,16 @@ def store_population(con, population: pl.DataFrame, digest: str | None = None) -
                     [population_id])
     finally:
         con.unregister("_hcode_population")
-    return digest, population_id
+    return population_id
 
 
 def _store_details(con, run_id: int, ev: Evaluation) -> None:
     """The full codes of the persons some rule matched or an override names, and the code of
     everyone else (warehouse.py)."""
-    con.register("_hcode_details", ev.results)
-    # rows in any order (the table has no order; `codes` readers sort): DuckDB then writes
-    # them on every core, twice as fast
+    # Arrow batches of 64K rows in any order (the table has no order; readers of `codes`
+    # sort): DuckDB then writes them on every core, twice as fast as one batch in order
+    details = arrow(ev.results)
+    con.register("_hcode_details", pa.Table.from_batches(details.to_batches(max_chunksize=65536), details.schema))
     con.execute("SET preserve_insertion_order = false")
     try:
         con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "

@@ -49,7 +49,7 @@ def run(wh, as_of: dt.date, publish: bool = True, ruleset: str = SHANGHAI) -> in
     from hcode.ruleset import find_ruleset
     from hcode.runs import evaluate_warehouse, store_run
 
-    ev, top, loads = evaluate_warehouse(wh, find_ruleset(ruleset), as_of, to_store=True)
+    ev, top, loads = evaluate_warehouse(wh, find_ruleset(ruleset), as_of)
     return store_run(wh, ev, top, loads, "tester", publish=publish)
 
 

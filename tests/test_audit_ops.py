@@ -205,25 +205,3 @@ def test_runs_on_one_population_share_it_and_a_shared_population_edit_names_the_
         wh.con.execute("UPDATE population_rows SET district_code = '110101' WHERE population_id = 1")
         v = audit.verify(wh.con)
         assert not v.ok and v.first_bad_seq == _entry(wh, "run", "run_id", first)
-
-
-def test_a_population_stored_while_evaluating_is_used_by_the_run_or_left_harmless(db, tmp_path):
-    from hcode.runs import store_run
-
-    with Warehouse.open(db) as wh:
-        register(wh, tmp_path, range(3), D)
-        rs = find_ruleset("shanghai@2022.05.23")
-        ev, top, loads = evaluate_warehouse(wh, rs, D, to_store=True)  # a run that never commits
-        stored = wh.con.execute("SELECT population_id, persons FROM populations").fetchall()
-        assert stored == [(1, 3)] and ev.population_receipt[1] == 1
-        assert wh.con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
-        assert audit.verify(wh.con).ok  # a population no run points at is no run's content
-        dry, _, _ = evaluate_warehouse(wh, rs, D)  # a dry run stores nothing
-        assert dry.population_receipt is None
-        run_id = store_run(wh, dry, top, loads, "tester")  # stores it, finding the same one
-        again, top, loads = evaluate_warehouse(wh, rs, D, to_store=True)
-        second = store_run(wh, again, top, loads, "tester")
-        assert wh.con.execute("SELECT population_id FROM runs WHERE run_id IN (?, ?)",
-                              [run_id, second]).fetchall() == [(1,), (1,)]
-        assert wh.con.execute("SELECT count(*) FROM population_rows").fetchall() == [(3,)]
-        assert audit.verify(wh.con).ok
