@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 
 from . import audit
 from .errors import HcodeError, UnknownRun
@@ -154,6 +153,8 @@ def _store_details(con, run_id: int, ev: Evaluation) -> None:
     everyone else (warehouse.py)."""
     # Arrow batches of 64K rows in any order (the table has no order; readers of `codes`
     # sort): DuckDB then writes them on every core, twice as fast as one batch in order
+    import pyarrow as pa  # (imported here: a dry run does not need it)
+
     details = arrow(ev.results)
     con.register("_hcode_details", pa.Table.from_batches(details.to_batches(max_chunksize=65536), details.schema))
     con.execute("SET preserve_insertion_order = false")
