@@ -300,7 +300,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
         frame = frame.join(df.lazy(), on="pid", how="left")
     frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts]).collect()
     stages.tick(f"touched frame ({frame.height} persons)")
-    res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from chunks are slow
+    res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
     stages.tick("decide")
     ov_seen = frame.filter(pl.col("override").is_not_null())  # every registered person with an override
 
