@@ -26,7 +26,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from .feeds import FEEDS
@@ -59,6 +58,8 @@ def population_digest(population: pl.DataFrame) -> str:
     each district's UTF-8 byte length as little-endian uint32 (null: 2**32 - 1), then the
     districts' bytes, concatenated. (The bytes are hashed from the Arrow buffers, without
     copies: 10M districts are 60 MB.)"""
+    import numpy as np  # (here: most commands never digest a population)
+
     pop = population if population["pid"].is_sorted() else population.sort("pid")
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(pop["pid"].cast(pl.Int32).to_numpy(), dtype="<i4"))

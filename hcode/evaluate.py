@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
-import numpy as np
 import polars as pl
 
 from .compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
@@ -121,9 +120,7 @@ def registered(pop: pl.DataFrame, pids: pl.DataFrame) -> pl.DataFrame:
     found = p.gather(p.search_sorted(q).clip(upper_bound=p.len() - 1)) == q
     if found.all():
         return pids
-    keep = np.zeros(pids.height, dtype=bool)
-    keep[order.to_numpy()] = found.to_numpy()
-    return pids.filter(keep)
+    return pids.filter(pl.zeros(pids.height, dtype=pl.Boolean, eager=True).scatter(order, found))
 
 
 def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:

@@ -8,10 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hcode.cli import app
 from hcode.errors import RulesetError
+from hcode.paths import rulesets_dir
 from hcode.ruleset import find_ruleset, load_ruleset, shipped
 
 HEAD = """\
@@ -274,3 +276,25 @@ def test_the_tutorial_ruleset_in_the_docs_loads(tmp_path):
     rs = load_ruleset(p)
     assert rs.palette == ("green", "yellow", "orange", "red")
     assert [r.id for r in rs.rules] == ["GX-R-01", "GX-O-01", "GX-Y-01"]
+
+
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML built without libyaml")
+@pytest.mark.parametrize("path", sorted(rulesets_dir().glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_libyaml_and_python_parsers_build_the_same_located_document(path):
+    from yaml.constructor import SafeConstructor
+
+    from hcode.ruleset_yaml import _build
+
+    text = path.read_text(encoding="utf-8")
+    fast, slow = (_build(yaml.compose(text, Loader=loader), SafeConstructor())
+                  for loader in (yaml.CSafeLoader, yaml.SafeLoader))
+
+    def same(a, b):
+        assert type(a) is type(b) and a == b
+        assert getattr(a, "_lines", None) == getattr(b, "_lines", None)  # the line numbers errors cite
+        assert getattr(a, "_raw", None) == getattr(b, "_raw", None)
+        for x, y in (zip(a.values(), b.values(), strict=True) if isinstance(a, dict) else
+                     zip(a, b, strict=True) if isinstance(a, list) else ()):
+            same(x, y)
+
+    same(fast, slow)
