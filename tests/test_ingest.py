@@ -240,9 +240,15 @@ def test_registrations_are_stored_in_pid_order(wh, tmp_path):
     more = "id_number,registered_at,district_code\n" + "".join(f"{i},2022-02-01,310104\n" for i in ids[::-3])
     (tmp_path / "night2").mkdir()
     assert load(wh, write(tmp_path / "night2", "registrations.csv", more)).rows_loaded == 10
+    # a third file repeats rows of the first and adds new districts at the same time: the
+    # insert goes through the comparison with stored rows (EXCEPT), still in pid order
+    again = "id_number,registered_at,district_code\n" + "".join(
+        f"{i},2022-01-01,{'310101' if n % 2 else '310105'}\n" for n, i in enumerate(ids))
+    (tmp_path / "night3").mkdir()
+    assert load(wh, write(tmp_path / "night3", "registrations.csv", again)).rows_new == 15
     stored = table(wh, "registrations", "pid, load_id")  # storage order: no ORDER BY
-    first, second = (stored.filter(pl.col("load_id") == n)["pid"] for n in stored["load_id"].unique().sort())
-    assert first.is_sorted() and second.is_sorted() and first.n_unique() == 30
+    first, second, third = (stored.filter(pl.col("load_id") == n)["pid"] for n in stored["load_id"].unique().sort())
+    assert first.is_sorted() and second.is_sorted() and third.is_sorted() and first.n_unique() == 30
     pids = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
     in_file_order = pl.Series([pids[person_key(i, wh.key)] for i in ids])
     assert not in_file_order.is_sorted()  # the order is the warehouse's doing, not the file's
