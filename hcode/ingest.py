@@ -15,6 +15,7 @@ import hashlib
 import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .feeds import FEEDS, Feed, feed_for_file
 from .normalise import parquet_type_ok, validate
 from .persons import PersonIndex
 from .pseudonym import mask_expr
-from .warehouse import Warehouse, arrow, one
+from .warehouse import Warehouse, arrow, one, view
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -239,9 +240,8 @@ def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location:
         "errors": reasons.select(errors.alias("errors")).to_series(),
         "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
     })
-    con.register("_hcode_quarantine", q)
-    con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
-    con.unregister("_hcode_quarantine")
+    with view(con, "_hcode_quarantine", q):
+        con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
     return n_bad
 
 
@@ -329,23 +329,20 @@ def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: i
         source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
         keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
                                                 "(SELECT id_number FROM _hcode_good))"
-        con.register("_hcode_pids", arrow(people.map))
     else:
         source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
-    con.register("_hcode_good", arrow(rows))
     # Registrations are stored in pid order: every run reads all of them to build its
     # population, which is 8x faster from rows (nearly) in pid order (evaluate.population).
     # New persons get new, higher pids, so a night's rows land after the earlier ones.
     order = " ORDER BY pid" if feed.name == "registrations" else ""
-    try:
-        if dedupe is None:
-            sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source}){order}", []
-        else:
-            sql = (f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
-                   f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
-            params = list(dedupe)
-        return con.execute(sql, params).fetchall()[0][0]
-    finally:
-        con.unregister("_hcode_good")
+    if dedupe is None:
+        sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source}){order}", []
+    else:
+        sql = (f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
+               f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
+        params = list(dedupe)
+    with ExitStack() as views:
         if feed.has_person:
-            con.unregister("_hcode_pids")
+            views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
+        views.enter_context(view(con, "_hcode_good", arrow(rows)))
+        return con.execute(sql, params).fetchall()[0][0]

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from .pseudonym import _pads, hmac_sql
-from .warehouse import arrow
+from .warehouse import arrow, view
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -47,23 +47,17 @@ class PersonIndex:
         unseen = ids.to_frame("id_number")
         if not unseen.height:
             return
-        con.register("_hcode_ids", arrow(unseen))
-        try:
+        with view(con, "_hcode_ids", arrow(unseen)):
             mapped = con.sql(
                 f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
                 "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]).pl()
-        finally:
-            con.unregister("_hcode_ids")
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
             top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
-            con.register("_hcode_new_persons", arrow(new))
-            try:
+            with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
-            finally:
-                con.unregister("_hcode_new_persons")
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
         self._known = pl.concat([self._known, mapped.select("id_number", pl.col("pid").cast(pl.Int32))])
 

@@ -26,7 +26,7 @@ from .evaluate import Evaluation, cutoff_of, evaluate
 from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
-from .warehouse import Warehouse, arrow, one
+from .warehouse import Warehouse, arrow, one, unordered_inserts, view
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -139,12 +139,9 @@ def _store_population(con, population: pl.DataFrame, digest: str) -> int:
         return row[0]
     population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
     con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
-    con.register("_hcode_population", arrow(population))
-    try:
+    with view(con, "_hcode_population", arrow(population)):
         con.execute("INSERT INTO population_rows SELECT ?, pid, district_code FROM _hcode_population",
                     [population_id])
-    finally:
-        con.unregister("_hcode_population")
     return population_id
 
 
@@ -156,14 +153,10 @@ def _store_details(con, run_id: int, ev: Evaluation) -> None:
     import pyarrow as pa  # (imported here: a dry run does not need it)
 
     details = arrow(ev.results)
-    con.register("_hcode_details", pa.Table.from_batches(details.to_batches(max_chunksize=65536), details.schema))
-    con.execute("SET preserve_insertion_order = false")
-    try:
+    batches = pa.Table.from_batches(details.to_batches(max_chunksize=65536), details.schema)
+    with view(con, "_hcode_details", batches), unordered_inserts(con):
         con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "
                     "explanation FROM _hcode_details", [run_id])
-    finally:
-        con.execute("RESET preserve_insertion_order")
-        con.unregister("_hcode_details")
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
 

@@ -23,7 +23,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,5 +271,34 @@ class Warehouse:
             yield self.con
         except BaseException:
             self.con.execute("ROLLBACK")
+            self.con.execute("RESET preserve_insertion_order")  # see unordered_inserts
             raise
         self.con.execute("COMMIT")
+
+
+@contextmanager
+def view(con: duckdb.DuckDBPyConnection, name: str, data) -> Iterator[str]:
+    """`data` (an Arrow table or a Polars frame) as the view `name` for the block's queries.
+    When a statement of the block fails inside a transaction, DuckDB refuses every further
+    statement, the unregister too, until the rollback: that refusal is ignored, so the error
+    the caller sees is the statement's (registering the name again replaces the view)."""
+    con.register(name, data)
+    try:
+        yield name
+    finally:
+        with suppress(duckdb.TransactionException):
+            con.unregister(name)
+
+
+@contextmanager
+def unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write the rows of the INSERTs in the block in any order, on every core
+    (twice as fast for nested rows). The setting is global, so it is reset afterwards; when
+    a statement failed, the transaction refuses every statement until it is rolled back, and
+    `Warehouse.transaction` resets it then."""
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        with suppress(duckdb.TransactionException):
+            con.execute("RESET preserve_insertion_order")

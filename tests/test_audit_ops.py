@@ -4,6 +4,7 @@ audit log still verifies."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -205,3 +206,20 @@ def test_runs_on_one_population_share_it_and_a_shared_population_edit_names_the_
         wh.con.execute("UPDATE population_rows SET district_code = '110101' WHERE population_id = 1")
         v = audit.verify(wh.con)
         assert not v.ok and v.first_bad_seq == _entry(wh, "run", "run_id", first)
+
+
+def test_a_run_that_fails_to_store_leaves_nothing_and_says_why(db, tmp_path):
+    import duckdb
+
+    from hcode.runs import store_run
+
+    with Warehouse.open(db) as wh:
+        _cases(wh, tmp_path)
+        ev, top, loads = evaluate_warehouse(wh, find_ruleset("shanghai@2022.05.23"), D)
+        broken = dataclasses.replace(ev, results=ev.results.with_columns(pl.lit(None, pl.String).alias("color")))
+        before = wh.con.execute("SELECT count(*) FROM runs").fetchall()
+        with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):  # the cause, not "transaction aborted"
+            store_run(wh, broken, top, loads, "tester")
+        assert wh.con.execute("SELECT count(*) FROM runs").fetchall() == before
+        assert wh.con.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
+        assert audit.verify(wh.con).ok
