@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from .feeds import FEEDS
-from .warehouse import one
+from .warehouse import one, to_polars
 
 GENESIS = "0" * 64
 
@@ -87,9 +87,9 @@ def run_digest(con, run_id: int, population: str | None = None, cache: dict[int,
         if cache is not None and pid in cache:
             population = cache[pid]
         else:
-            population = population_digest(con.sql(
+            population = population_digest(to_polars(con.sql(
                 "SELECT pid, district_code FROM population_rows WHERE population_id = ? ORDER BY pid",
-                params=[pid]).pl())
+                params=[pid])))
             if cache is not None:
                 cache[pid] = population
     details = _row_digest(con, "code_details", ["pid", "color", "rule", "matched_rules", "evidence", "override",

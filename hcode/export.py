@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import HcodeError, UnknownRun
-from .warehouse import one
+from .warehouse import one, to_polars
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
                           "k": pl.Series(range(len(seq)), dtype=pl.Int64)})
     con.register("_hcode_seq", order)
     try:
-        return con.sql(
+        return to_polars(con.sql(
             """
             WITH s AS (SELECT q.run_id, q.k, r.as_of FROM _hcode_seq q JOIN runs r USING (run_id)),
             c AS (SELECT c.pid, c.color, s.k, s.as_of,
@@ -73,7 +73,7 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
             WHERE x.run_id = ?
             ORDER BY p.person_key
             """,
-            params=[len(seq) - 1, run_id]).pl()
+            params=[len(seq) - 1, run_id]))
     finally:
         con.unregister("_hcode_seq")
 

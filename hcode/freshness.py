@@ -30,6 +30,7 @@ import polars as pl
 from .config import DEFAULT_CADENCE, Config
 from .feeds import FEEDS
 from .rulelang import FactRef, RiskArea, walk
+from .warehouse import to_polars
 
 CASE_AGE_DAYS = 14
 
@@ -91,13 +92,13 @@ def _cases_waiting(con, cutoff: dt.datetime, pids: pl.DataFrame | None) -> int:
     """Persons (among `pids`, or everyone registered) whose latest case is older than 14 days
     at the cut-off and (without `pids`) has no discharge at or after it."""
     old = cutoff - dt.timedelta(days=CASE_AGE_DAYS)
-    cases = con.sql(
+    cases = to_polars(con.sql(
         "SELECT c.pid, c.at FROM (SELECT pid, max(reported_at) AS at FROM feed_cases WHERE reported_at < ? "
         "GROUP BY pid) c WHERE c.at < ? AND c.pid IN (SELECT pid FROM feed_registrations WHERE registered_at < ?)"
         + ("" if pids is not None else
            " AND NOT EXISTS (SELECT 1 FROM feed_discharges d WHERE d.pid = c.pid AND d.discharged_at >= c.at "
            "AND d.discharged_at < ?)"),
-        params=[cutoff, old, cutoff] + ([] if pids is not None else [cutoff])).pl()
+        params=[cutoff, old, cutoff] + ([] if pids is not None else [cutoff])))
     if pids is not None:
         cases = cases.join(pids.select(pl.col("pid").cast(cases.schema["pid"])), on="pid", how="semi")
     return cases.height

@@ -23,6 +23,7 @@ import polars as pl
 
 from .evaluate import cutoff_of
 from .runs import get_run, stored_ruleset
+from .warehouse import to_polars
 
 EXPIRING_DAYS = 3
 
@@ -31,7 +32,7 @@ def active(con, as_of: dt.date) -> pl.DataFrame:
     """Overrides in force at the cut-off of `as_of`, oldest first, with the file that brought
     them; `current` marks each person's latest (the one a run applies)."""
     cutoff = cutoff_of(as_of)
-    return con.sql(
+    return to_polars(con.sql(
         """
         SELECT p.person_key, o.color, o.authority, o.basis, o.operator, o.reason, o.issued_at, o.expires_at,
                o.issued_at = max(o.issued_at) OVER (PARTITION BY o.pid) AS current,
@@ -39,7 +40,7 @@ def active(con, as_of: dt.date) -> pl.DataFrame:
         FROM feed_overrides o JOIN persons p USING (pid) JOIN loads l USING (load_id)
         WHERE o.issued_at < ? AND (o.expires_at IS NULL OR o.expires_at >= ?)
         ORDER BY o.issued_at, p.person_key, o.color
-        """, params=[cutoff, cutoff]).pl()
+        """, params=[cutoff, cutoff]))
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,10 @@ def overrides_report(con, run_id: int) -> OverridesReport:
     """Every override a stored run met, and the ones an auditor must look at."""
     run = get_run(con, run_id)
     rs = stored_ruleset(con, run)
-    rows = con.sql(
+    rows = to_polars(con.sql(
         "SELECT p.person_key, c.matched_rules, c.override FROM codes c JOIN persons p USING (pid) "
         "WHERE c.run_id = ? AND c.override IS NOT NULL ORDER BY c.override.issued_at, p.person_key",
-        params=[run_id]).pl()  # a few hundred rows at most: overrides are rare by nature
+        params=[run_id]))  # a few hundred rows at most: overrides are rare by nature
     soon = cutoff_of(run.as_of) + dt.timedelta(days=EXPIRING_DAYS)
     applied, not_applied, unsupported, expiring = [], [], [], []
     for key, matched, ov in rows.iter_rows():

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from .pseudonym import _pads, hmac_sql
-from .warehouse import arrow, view
+from .warehouse import arrow, to_polars, view
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -48,9 +48,9 @@ class PersonIndex:
         if not unseen.height:
             return
         with view(con, "_hcode_ids", arrow(unseen)):
-            mapped = con.sql(
+            mapped = to_polars(con.sql(
                 f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
-                "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]).pl()
+                "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]))
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())

@@ -13,6 +13,8 @@ import hmac
 import duckdb
 import polars as pl
 
+from .warehouse import to_polars
+
 BLOCK = 64  # SHA-256 block size in bytes
 
 
@@ -48,10 +50,10 @@ def person_keys(ids: pl.Series, key: str, con: duckdb.DuckDBPyConnection | None 
     try:
         frame = pl.DataFrame({"id": ids.cast(pl.String)})
         con.register("_hcode_ids", frame)
-        out = con.sql(
+        out = to_polars(con.sql(
             f"SELECT {hmac_sql('id')} AS person_key FROM _hcode_ids",
             params=[opad, ipad],
-        ).pl()["person_key"]
+        ))["person_key"]
         con.unregister("_hcode_ids")
     finally:
         if own:

@@ -26,7 +26,7 @@ from .evaluate import Evaluation, cutoff_of, evaluate
 from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
-from .warehouse import Warehouse, arrow, one, unordered_inserts, view
+from .warehouse import Warehouse, arrow, one, to_polars, unordered_inserts, view
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -221,15 +221,15 @@ def run_codes(con, run_id: int, pids: list[int] | None = None, *, ordered: bool 
     if pids is not None:
         where += " AND list_contains(?, c.pid)"
         params.append(pids)
-    return con.sql(
+    return to_polars(con.sql(
         "SELECT p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
         f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where}"
         + (" ORDER BY p.person_key" if ordered else ""),
-        params=params).pl()
+        params=params))
 
 
 def with_person_keys(con, codes: pl.DataFrame) -> pl.DataFrame:
-    keys = con.sql("SELECT pid, person_key FROM persons").pl()
+    keys = to_polars(con.sql("SELECT pid, person_key FROM persons"))
     return codes.join(keys, on="pid", how="left").sort("person_key")
 
 

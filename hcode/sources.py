@@ -21,6 +21,7 @@ import polars as pl
 from .compile import TS
 from .feeds import FEEDS, Kind
 from .pushdown import Pushed
+from .warehouse import ArrowStream, to_polars
 
 STREAMING = "streaming"
 _names = itertools.count()
@@ -103,11 +104,11 @@ class WarehouseSource:
         name = None
         if pids is not None:
             name = f"_hcode_pids_{next(_names)}"
-            self.con.register(name, pids.select("pid"))
+            self.con.register(name, ArrowStream(pids.select("pid")))
             conds.append(f"pid IN (SELECT pid FROM {name})")
         try:
-            df = self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
-                              params=params).pl()
+            df = to_polars(self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
+                                        params=params))
         finally:
             if name:
                 self.con.unregister(name)
