@@ -26,7 +26,7 @@ from .evaluate import Evaluation, cutoff_of, evaluate
 from .profiling import Stages
 from .ruleset import Ruleset
 from .sources import WarehouseSource
-from .warehouse import Warehouse, arrow, one, to_polars, unordered_inserts, view
+from .warehouse import ArrowStream, Warehouse, one, to_polars, unordered_inserts, view
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -139,7 +139,7 @@ def _store_population(con, population: pl.DataFrame, digest: str) -> int:
         return row[0]
     population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
     con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
-    with view(con, "_hcode_population", arrow(population)):
+    with view(con, "_hcode_population", ArrowStream(population)):
         con.execute("INSERT INTO population_rows SELECT ?, pid, district_code FROM _hcode_population",
                     [population_id])
     return population_id
@@ -148,13 +148,9 @@ def _store_population(con, population: pl.DataFrame, digest: str) -> int:
 def _store_details(con, run_id: int, ev: Evaluation) -> None:
     """The full codes of the persons some rule matched or an override names, and the code of
     everyone else (warehouse.py)."""
-    # Arrow batches of 64K rows in any order (the table has no order; readers of `codes`
-    # sort): DuckDB then writes them on every core, twice as fast as one batch in order
-    import pyarrow as pa  # (imported here: a dry run does not need it)
-
-    details = arrow(ev.results)
-    batches = pa.Table.from_batches(details.to_batches(max_chunksize=65536), details.schema)
-    with view(con, "_hcode_details", batches), unordered_inserts(con):
+    # rows in any order (the table has no order; readers of `codes` sort): DuckDB then
+    # writes them on every core, twice as fast
+    with view(con, "_hcode_details", ArrowStream(ev.results)), unordered_inserts(con):
         con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "
                     "explanation FROM _hcode_details", [run_id])
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",

@@ -79,8 +79,8 @@ def to_polars(result):
 
 class ArrowStream:
     """A Polars frame for DuckDB's `register`, read through the Arrow C stream interface
-    without importing pyarrow (0.08 s): for small frames, as a stream is scanned by one
-    thread (`arrow` gives a table whose batches DuckDB scans on every core)."""
+    without importing pyarrow (0.08 s). DuckDB scans a stream on one thread; the INSERTs of
+    a run's details and population are as fast from it as from a pyarrow table."""
 
     def __init__(self, frame):
         self.frame = frame
