@@ -82,16 +82,16 @@ def run_digest(con, run_id: int, population: str | None = None, cache: dict[int,
     at hand; else it is computed from the stored rows (once per population in `cache`)."""
     where = ("run_id = ?", [run_id])
     if population is None:
-        pid = one(con, "SELECT population_id FROM runs WHERE run_id = ?", [run_id])
-        pid = pid[0] if pid else None
-        if cache is not None and pid in cache:
-            population = cache[pid]
+        row = one(con, "SELECT population_id FROM runs WHERE run_id = ?", [run_id])
+        population_id = row[0] if row else None
+        if cache is not None and population_id in cache:
+            population = cache[population_id]
         else:
             population = population_digest(to_polars(con.sql(
                 "SELECT pid, district_code FROM population_rows WHERE population_id = ? ORDER BY pid",
-                params=[pid])))
+                params=[population_id])))
             if cache is not None:
-                cache[pid] = population
+                cache[population_id] = population
     details = _row_digest(con, "code_details", ["pid", "color", "rule", "matched_rules", "evidence", "override",
                                                 "explanation"], *where)
     default = _row_digest(con, "code_defaults", ["color", "rule", "explanation"], *where)

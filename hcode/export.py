@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from .errors import HcodeError, UnknownRun
-from .warehouse import one, to_polars
+from .warehouse import one, to_polars, view
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,7 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
     seq = streak_runs(con, run_id)
     order = pl.DataFrame({"run_id": pl.Series(seq, dtype=pl.Int32),
                           "k": pl.Series(range(len(seq)), dtype=pl.Int64)})
-    con.register("_hcode_seq", order)
-    try:
+    with view(con, "_hcode_seq", order):
         return to_polars(con.sql(
             """
             WITH s AS (SELECT q.run_id, q.k, r.as_of FROM _hcode_seq q JOIN runs r USING (run_id)),
@@ -74,8 +73,6 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
             ORDER BY p.person_key
             """,
             params=[len(seq) - 1, run_id]))
-    finally:
-        con.unregister("_hcode_seq")
 
 
 def export(con, run_id: int, out: str | Path) -> ExportResult:

@@ -13,7 +13,7 @@ import hmac
 import duckdb
 import polars as pl
 
-from .warehouse import to_polars
+from .warehouse import to_polars, view
 
 BLOCK = 64  # SHA-256 block size in bytes
 
@@ -48,13 +48,9 @@ def person_keys(ids: pl.Series, key: str, con: duckdb.DuckDBPyConnection | None 
     own = con is None
     con = con or duckdb.connect()
     try:
-        frame = pl.DataFrame({"id": ids.cast(pl.String)})
-        con.register("_hcode_ids", frame)
-        out = to_polars(con.sql(
-            f"SELECT {hmac_sql('id')} AS person_key FROM _hcode_ids",
-            params=[opad, ipad],
-        ))["person_key"]
-        con.unregister("_hcode_ids")
+        with view(con, "_hcode_ids", pl.DataFrame({"id": ids.cast(pl.String)})):
+            out = to_polars(con.sql(f"SELECT {hmac_sql('id')} AS person_key FROM _hcode_ids",
+                                    params=[opad, ipad]))["person_key"]
     finally:
         if own:
             con.close()

@@ -31,7 +31,7 @@ from .errors import HcodeError
 from .evaluate import evaluate
 from .feeds import FEEDS
 from .runs import cutoff_of, get_run, load_frames, stored_ruleset
-from .warehouse import Warehouse, one
+from .warehouse import Warehouse, one, view
 
 PURGEABLE = tuple(n for n, f in FEEDS.items() if f.has_person and f.event_time and n != "registrations")
 
@@ -103,32 +103,28 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
     keep = pl.concat([needed_persons(wh, r, ts, feeds) for r in refs]).unique().sort()
     keep_df = pl.DataFrame({"pid": keep.cast(pl.Int32)})
     operator = operator or getpass.getuser()
-    con.register("_hcode_keep", keep_df)
-    try:
-        with wh.transaction() as tx:
-            removed, kept, touched = {}, {}, set()
-            for name in feeds:
-                f = FEEDS[name]
-                old = f"{f.event_time} < ?"
-                mine = "pid IN (SELECT pid FROM _hcode_keep)"
-                kept[name] = one(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])[0]
-                rows = tx.execute(f"SELECT load_id, count(*) FROM {f.table} WHERE {old} AND NOT {mine} "
-                                  "GROUP BY load_id", [ts]).fetchall()
-                removed[name] = sum(n for _, n in rows)
-                touched |= {(name, lid) for lid, _ in rows}
-                if not dry_run and rows:
-                    tx.execute(f"DELETE FROM {f.table} WHERE {old} AND NOT {mine}", [ts])
-            keys = tuple(k for (k,) in tx.execute(
-                "SELECT person_key FROM persons WHERE pid IN (SELECT pid FROM _hcode_keep) ORDER BY person_key"
-            ).fetchall())
-            seq = None
-            if not dry_run:
-                seq = audit.record(tx, "purge", operator, {
-                    "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
-                    "kept_persons": len(keys),
-                    "loads_after": {str(lid): audit.load_digest(tx, feed, lid) for feed, lid in sorted(touched)},
-                })
-    finally:
-        con.unregister("_hcode_keep")
+    with view(con, "_hcode_keep", keep_df), wh.transaction() as tx:
+        removed, kept, touched = {}, {}, set()
+        for name in feeds:
+            f = FEEDS[name]
+            old = f"{f.event_time} < ?"
+            mine = "pid IN (SELECT pid FROM _hcode_keep)"
+            kept[name] = one(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])[0]
+            rows = tx.execute(f"SELECT load_id, count(*) FROM {f.table} WHERE {old} AND NOT {mine} "
+                              "GROUP BY load_id", [ts]).fetchall()
+            removed[name] = sum(n for _, n in rows)
+            touched |= {(name, lid) for lid, _ in rows}
+            if not dry_run and rows:
+                tx.execute(f"DELETE FROM {f.table} WHERE {old} AND NOT {mine}", [ts])
+        keys = tuple(k for (k,) in tx.execute(
+            "SELECT person_key FROM persons WHERE pid IN (SELECT pid FROM _hcode_keep) ORDER BY person_key"
+        ).fetchall())
+        seq = None
+        if not dry_run:
+            seq = audit.record(tx, "purge", operator, {
+                "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
+                "kept_persons": len(keys),
+                "loads_after": {str(lid): audit.load_digest(tx, feed, lid) for feed, lid in sorted(touched)},
+            })
     return PurgeResult(before, tuple(refs), removed, kept, keys, tuple(sorted(lid for _, lid in touched)), seq,
                        dry_run)

@@ -31,6 +31,12 @@ from .warehouse import ArrowStream, Warehouse, one, to_polars, unordered_inserts
 ALWAYS_READ = ("registrations", "overrides")
 
 
+# the columns of `runs` a RunInfo is read from, in its order (`population_id` is internal)
+RUN_COLUMNS = ("run_id", "province", "version", "ruleset_hash", "as_of", "cutoff", "created_at", "max_load_id",
+               "persons", "colors", "overrides_applied", "overrides_not_applied", "operator", "published",
+               "published_at", "info")
+
+
 @dataclass(frozen=True)
 class RunInfo:
     run_id: int
@@ -155,11 +161,6 @@ def _store_details(con, run_id: int, ev: Evaluation) -> None:
                     "explanation FROM _hcode_details", [run_id])
     con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
-
-
-RUN_COLUMNS = ("run_id", "province", "version", "ruleset_hash", "as_of", "cutoff", "created_at", "max_load_id",
-               "persons", "colors", "overrides_applied", "overrides_not_applied", "operator", "published",
-               "published_at", "info")
 
 
 def _run_from_row(row: tuple) -> RunInfo:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Protocol
 
 import polars as pl
@@ -21,7 +21,7 @@ import polars as pl
 from .compile import TS
 from .feeds import FEEDS, Kind
 from .pushdown import Pushed
-from .warehouse import ArrowStream, to_polars
+from .warehouse import ArrowStream, to_polars, view
 
 STREAMING = "streaming"
 _names = itertools.count()
@@ -101,17 +101,13 @@ class WarehouseSource:
         if where is not None:
             conds.append(f"({where.sql})")
             params.extend(where.params)
-        name = None
-        if pids is not None:
-            name = f"_hcode_pids_{next(_names)}"
-            self.con.register(name, ArrowStream(pids.select("pid")))
-            conds.append(f"pid IN (SELECT pid FROM {name})")
-        try:
+        with ExitStack() as views:
+            if pids is not None:
+                name = views.enter_context(view(self.con, f"_hcode_pids_{next(_names)}",
+                                                ArrowStream(pids.select("pid"))))
+                conds.append(f"pid IN (SELECT pid FROM {name})")
             df = to_polars(self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
                                         params=params))
-        finally:
-            if name:
-                self.con.unregister(name)
         return feed_rows({feed: df}, feed, self.cutoff)
 
     @contextmanager

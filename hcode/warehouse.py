@@ -92,7 +92,9 @@ class ArrowStream:
 def arrow(frame):
     """A Polars frame as the Arrow table to `register` with DuckDB. Registering the frame
     itself converts its strings to Arrow's large_string (a copy of every string); Arrow's
-    string_view, which DuckDB reads as well, is Polars' own layout and costs no copy."""
+    string_view, which DuckDB reads as well, is Polars' own layout and costs no copy. Ingest
+    hands its batches over this way (its figures were measured so; an `ArrowStream` was not
+    faster and imports nothing ingest does not import anyway)."""
     import polars as pl
 
     return frame.to_arrow(compat_level=pl.CompatLevel.newest())
