@@ -44,10 +44,11 @@ CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String,
 @dataclass(frozen=True)
 class Evaluation:
     """A run's result, kept in two parts: `population` (every registered person's pid and
-    district) and `results` (the full code of every person whom a rule matched or an override
-    names, a few percent); every other person has the code of a person with no events
-    (`default_*`). `codes` assembles the one-row-per-person frame when a caller needs it; the
-    warehouse stores the parts as they are (runs.store_run)."""
+    district, the 6-digit code as an Int32: `codes` has it as text) and `results` (the full
+    code of every person whom a rule matched or an override names, a few percent); every other
+    person has the code of a person with no events (`default_*`). `codes` assembles the
+    one-row-per-person frame when a caller needs it; the warehouse stores the parts as they
+    are (runs.store_run)."""
 
     population: pl.DataFrame
     results: pl.DataFrame
@@ -74,7 +75,8 @@ def assemble_codes(population: pl.DataFrame, results: pl.DataFrame, color: str, 
     untouched = pl.col("color").is_null()
     # population is sorted by pid and the left join keeps its order: no sort of nested columns
     return (population.join(results, on="pid", how="left", maintain_order="left")
-            .with_columns(pl.when(untouched).then(pl.lit(rule, pl.String)).otherwise(pl.col("rule")).alias("rule"),
+            .with_columns(district_text(pl.col("district")).alias("district_code"),
+                          pl.when(untouched).then(pl.lit(rule, pl.String)).otherwise(pl.col("rule")).alias("rule"),
                           pl.col("color").fill_null(color),
                           pl.col("matched_rules").fill_null(pl.lit([], pl.List(pl.String))),
                           pl.col("evidence").fill_null(pl.lit([], pl.List(EVIDENCE))),
@@ -86,14 +88,20 @@ def cutoff_of(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
 
 
+def district_text(district: pl.Expr) -> pl.Expr:
+    """A district held as a number (population) back to its 6-digit code."""
+    return district.cast(pl.String).str.zfill(6)
+
+
 def population(regs: pl.LazyFrame) -> pl.DataFrame:
     """Every distinct pid registered before C, sorted by pid, with the district of its latest
-    registration (ties: the greatest district code).
+    registration (ties: the greatest district code), from the rows of
+    `FeedSource.registrations`: `pid`, `district` (Int32), `registered_at`.
 
     The rows are ordered by an arg-sort of the pids alone, and the frame is gathered once, in
     the end, with just the rows kept: most persons have one registration, and only the rows
     of persons with several (about 1 %) are sorted by time to find the latest."""
-    s = regs.select("pid", "district_code", "registered_at").collect()
+    s = regs.select("pid", "district", "registered_at").collect()
     order = s["pid"].arg_sort()
     p = s["pid"].gather(order)
     many = ((p == p.shift(1)) | (p == p.shift(-1))).fill_null(False)
@@ -102,10 +110,10 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
         pos = pl.Series("__pos", range(s.height), dtype=pl.Int64).filter(many)
         m = pl.col("pid")
         latest = (s[order.filter(many)].with_columns(pos)  # sorted by pid: the sort below is stable
-                  .sort(["pid", "registered_at", "district_code"], maintain_order=True)
+                  .sort(["pid", "registered_at", "district"], maintain_order=True)
                   .filter(m.shift(-1).ne_missing(m))["__pos"])  # the last row of each pid
         keep = keep.scatter(latest, True)
-    return s.select("pid", "district_code")[order.filter(keep)]
+    return s.select("pid", "district")[order.filter(keep)]
 
 
 def registered(pop: pl.DataFrame, pids: pl.DataFrame) -> pl.DataFrame:
@@ -281,7 +289,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     # the population (10M rows read and deduplicated) is built on a second thread while the
     # facts are computed
     with ThreadPoolExecutor(1) as pool, source.concurrent() as side:
-        pending = pool.submit(lambda: population(side.rows("registrations")))
+        pending = pool.submit(lambda: population(side.registrations()))
         facts = compute_facts(rs, source, ctx, lang)
         stages.tick("facts")
         pop = pending.result()
@@ -308,7 +316,7 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
     applied = ov_seen.filter(pl.col("override").struct.field("applied")).height
     stages.tick("results")
     return Evaluation(
-        population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district_code").cast(pl.String)),
+        population=pop.select(pl.col("pid").cast(pl.Int32), pl.col("district").cast(pl.Int32)),
         results=results, default_color=d["color"], default_rule=d["rule"], default_explanation=d["explanation"],
         persons=pop.height, colors={c: counts.get(c, 0) for c in rs.palette},
         overrides_applied=applied,

@@ -146,7 +146,7 @@ def _store_population(con, population: pl.DataFrame, digest: str) -> int:
     population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
     con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
     with view(con, "_hcode_population", ArrowStream(population)):
-        con.execute("INSERT INTO population_rows SELECT ?, pid, district_code FROM _hcode_population",
+        con.execute("INSERT INTO population_rows SELECT ?, pid, district FROM _hcode_population",
                     [population_id])
     return population_id
 

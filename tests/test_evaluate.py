@@ -141,10 +141,17 @@ def test_registered_keeps_exactly_the_pids_in_the_sorted_population():
 
 
 def test_population_takes_the_latest_registration_of_each_person_in_pid_order():
-    regs = pl.DataFrame({"pid": [3, 1, 3, 2, 3, 1], "district_code": ["a", "b", "c", "d", "e", "f"],
+    regs = pl.DataFrame({"pid": [3, 1, 3, 2, 3, 1], "district": [1, 2, 3, 4, 5, 6],
                          "registered_at": [dt.datetime(2022, 1, d) for d in (5, 1, 9, 1, 9, 2)]})
     pop = population(regs.lazy())
-    assert pop.rows() == [(1, "f"), (2, "d"), (3, "e")]  # pid 3: two at the latest time, the greatest code
+    assert pop.rows() == [(1, 6), (2, 4), (3, 5)]  # pid 3: two at the latest time, the greatest code
+
+
+def test_districts_are_numbers_in_the_population_and_six_digits_in_the_codes():
+    r = pl.concat([regs(1, district="010101"), regs(2, district="310104")])
+    ev = evaluate(SH, {"registrations": r}, AS_OF)
+    assert ev.population["district"].to_list() == [10101, 310104]
+    assert ev.codes["district_code"].to_list() == ["010101", "310104"]
 
 
 @pytest.fixture
