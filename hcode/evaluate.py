@@ -116,19 +116,35 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
     return s.select("pid", "district")[order.filter(keep)]
 
 
-def registered(pop: pl.DataFrame, pids: pl.DataFrame) -> pl.DataFrame:
-    """The rows of `pids` (a frame with unique pids) whose pid is in the population, which is
-    sorted by pid: a binary search per pid, in pid order (nearby searches share cache lines),
-    instead of a hash join that would hash all 10M registered pids."""
-    if pop.height == 0 or pids.height == 0:
-        return pids.clear()
+def registered(pop: pl.DataFrame, pids: pl.Series) -> pl.Series:
+    """The pids (sorted, unique) that are in the population, which is sorted by pid: a binary
+    search per pid, in order (nearby searches share cache lines), instead of a hash join that
+    would hash all 10M registered pids."""
     p = pop["pid"]
-    order = pids["pid"].arg_sort()
-    q = pids["pid"].gather(order)
-    found = p.gather(p.search_sorted(q).clip(upper_bound=p.len() - 1)) == q
-    if found.all():
-        return pids
-    return pids.filter(pl.zeros(pids.height, dtype=pl.Boolean, eager=True).scatter(order, found))
+    if p.len() == 0 or pids.len() == 0:
+        return pids.clear()
+    found = p.gather(p.search_sorted(pids).clip(upper_bound=p.len() - 1)) == pids
+    return pids if found.all() else pids.filter(found)
+
+
+def widen(keys: pl.Series, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per pid of `keys` (sorted, unique) with the columns of every frame (unique
+    pids), null where a frame has no row for the pid: a left join of each frame, done as a
+    binary search of its pids among the keys and one gather of its rows (a hash join per
+    frame took twice the CPU). Rows of pids not among the keys are left out."""
+    cols = [keys.alias("pid")]
+    for df in frames:
+        pos = keys.search_sorted(df["pid"])
+        rows = pl.int_range(0, df.height, dtype=pl.Int64, eager=True)
+        if keys.len():
+            found = keys.gather(pos.clip(upper_bound=keys.len() - 1)) == df["pid"]
+            if not found.all():
+                pos, rows = pos.filter(found), rows.filter(found)
+        else:
+            pos, rows = pos.clear(), rows.clear()
+        at = pl.repeat(None, keys.len(), dtype=pl.Int64, eager=True).scatter(pos, rows)
+        cols.extend(df.drop("pid").select(pl.all().gather(at)).get_columns())
+    return pl.DataFrame(cols)
 
 
 def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[str, pl.DataFrame]:
@@ -295,15 +311,14 @@ def evaluate(ruleset: Ruleset, frames: Mapping[str, pl.LazyFrame | pl.DataFrame]
         pop = pending.result()
     stages.tick("population (what was left of it)")
     ov = active_overrides(source.rows("overrides"), rs, cutoff)
+    stages.tick("overrides")
 
     default = decide(_null_person(rs, facts), rs, ctx, lang)
+    stages.tick("default")
     everyone = default["matched_rules"][0].len() > 0  # a rule that matches people without events
-    touched = pop.select("pid") if everyone else registered(
-        pop, pl.concat([df.select("pid") for df in facts.values()] + [ov.select("pid")]).unique())
-    frame = touched.lazy()
-    for _n, df in facts.items():
-        frame = frame.join(df.lazy(), on="pid", how="left")
-    frame = frame.join(ov.lazy(), on="pid", how="left").with_columns([_fill(rs, n) for n in facts]).collect()
+    touched = pop["pid"] if everyone else registered(
+        pop, pl.concat([df["pid"] for df in facts.values()] + [ov["pid"]]).unique().sort())
+    frame = widen(touched, [*facts.values(), ov]).with_columns([_fill(rs, n) for n in facts])
     stages.tick(f"touched frame ({frame.height} persons)")
     res = decide(frame.lazy(), rs, ctx, lang, only_matched=not everyone).rechunk()  # gathers from many chunks are slow
     stages.tick("decide")

@@ -8,7 +8,7 @@ import textwrap
 import polars as pl
 import pytest
 
-from hcode.evaluate import CODES_SCHEMA, evaluate, population, registered
+from hcode.evaluate import CODES_SCHEMA, evaluate, population, registered, widen
 from hcode.ruleset import find_ruleset, load_ruleset
 from hcode.sources import feed_schema
 
@@ -135,9 +135,20 @@ def test_empty_population():
 
 def test_registered_keeps_exactly_the_pids_in_the_sorted_population():
     pop = pl.DataFrame({"pid": [2, 5, 9]}, schema={"pid": pl.Int32})
-    pids = pl.DataFrame({"pid": [9, 1, 5, 12, 3]}, schema={"pid": pl.Int32})
-    assert sorted(registered(pop, pids)["pid"].to_list()) == [5, 9]
-    assert registered(pop.clear(), pids).height == 0 and registered(pop, pids.clear()).height == 0
+    pids = pl.Series("pid", [1, 3, 5, 9, 12], dtype=pl.Int32)
+    assert registered(pop, pids).to_list() == [5, 9]
+    assert registered(pop.clear(), pids).len() == 0 and registered(pop, pids.clear()).len() == 0
+
+
+def test_widen_is_a_left_join_of_each_frame_on_the_sorted_keys():
+    keys = pl.Series("pid", [2, 4, 6, 8], dtype=pl.Int32)
+    a = pl.DataFrame({"pid": [8, 1, 4, 9], "x": [80, 10, 40, 90]}, schema={"pid": pl.Int32, "x": pl.Int64})
+    b = pl.DataFrame({"pid": [6], "s": [{"c": "red"}]}, schema={"pid": pl.Int32, "s": pl.Struct({"c": pl.String})})
+    c = pl.DataFrame({"pid": [], "t": []}, schema={"pid": pl.Int32, "t": pl.String})
+    joined = keys.to_frame().join(a, on="pid", how="left").join(b, on="pid", how="left").join(c, on="pid",
+                                                                                             how="left")
+    assert widen(keys, [a, b, c]).equals(joined)
+    assert widen(keys.clear(), [a, b, c]).equals(joined.clear())
 
 
 def test_population_takes_the_latest_registration_of_each_person_in_pid_order():
