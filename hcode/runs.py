@@ -98,6 +98,9 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
     district) has the digest of one already stored shares it, as two runs on one night's data
     do (a ruleset and its successor, a re-run). The digest is computed on a second thread
     while DuckDB writes the details."""
+    import numpy  # noqa: F401  (population_digest's, imported on this thread: an import on the
+    # digest thread holds the GIL that DuckDB's scan of the details needs, 0.12 s at 1M)
+
     rs = ev.ruleset
     stages = Stages("store")
     with ThreadPoolExecutor(1) as pool:
