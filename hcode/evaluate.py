@@ -98,22 +98,20 @@ def population(regs: pl.LazyFrame) -> pl.DataFrame:
     registration (ties: the greatest district code), from the rows of
     `FeedSource.registrations`: `pid`, `district` (Int32), `registered_at`.
 
-    The rows are ordered by an arg-sort of the pids alone, and the frame is gathered once, in
-    the end, with just the rows kept: most persons have one registration, and only the rows
-    of persons with several (about 1 %) are sorted by time to find the latest."""
-    s = regs.select("pid", "district", "registered_at").collect()
-    order = s["pid"].arg_sort()
-    p = s["pid"].gather(order)
+    The rows are sorted by pid alone (the registrations are stored nearly in pid order);
+    most persons have one registration, and only the rows of persons with several (about
+    1 %) are sorted by time to find the latest."""
+    s = regs.select("pid", "district", "registered_at").collect().sort("pid")
+    p = s["pid"]
     many = ((p == p.shift(1)) | (p == p.shift(-1))).fill_null(False)
-    keep = ~many
-    if many.any():
-        pos = pl.Series("__pos", range(s.height), dtype=pl.Int64).filter(many)
-        m = pl.col("pid")
-        latest = (s[order.filter(many)].with_columns(pos)  # sorted by pid: the sort below is stable
-                  .sort(["pid", "registered_at", "district"], maintain_order=True)
-                  .filter(m.shift(-1).ne_missing(m))["__pos"])  # the last row of each pid
-        keep = keep.scatter(latest, True)
-    return s.select("pid", "district")[order.filter(keep)]
+    if not many.any():
+        return s.select("pid", "district")
+    m = pl.col("pid")
+    pos = pl.int_range(0, s.height, dtype=pl.Int64, eager=True).alias("__pos").filter(many)
+    latest = (s.filter(many).with_columns(pos)
+              .sort(["pid", "registered_at", "district"], maintain_order=True)
+              .filter(m.shift(-1).ne_missing(m))["__pos"])  # the last row of each pid
+    return s.select("pid", "district").filter((~many).scatter(latest, True))
 
 
 def registered(pop: pl.DataFrame, pids: pl.Series) -> pl.Series:
