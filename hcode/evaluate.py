@@ -33,7 +33,7 @@ from .explain_text import (
 from .profiling import Stages
 from .pushdown import any_of, translate
 from .ruleset import Ruleset
-from .sources import STREAMING, FeedSource, FrameSource, feed_rows
+from .sources import FeedSource, FrameSource, feed_rows
 
 EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TS, "detail": pl.String})
 OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
@@ -175,7 +175,7 @@ def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[
             deps, inner = _deps_frame(rs, f, done)
             plans.append(compile_fact(n, f.expr, reads[(f.feed, inner)], deps, inner, risk,
                                       f.evidence.get(lang, f.evidence["en"]), ctx))
-        for n, df in zip(names, pl.collect_all(plans, engine=STREAMING), strict=True):
+        for n, df in zip(names, pl.collect_all(plans, engine=source.engine), strict=True):
             done[n] = df
     return done
 
