@@ -474,6 +474,11 @@ def to_value(v, kind: Kind):
         if isinstance(v, bool):
             return v
         raise ValueError(f"{v!r} is not true/false")
+    if kind is Kind.CODE6:  # as ingest checks it (evaluation holds a district as a number)
+        if not isinstance(v, str):  # unquoted, 010101 is the octal number 4161 to YAML
+            raise ValueError(f"{v!r} is a number to YAML, not a 6-digit code: write it in quotes, like '310101'")
+        if not (len(v) == 6 and v.isascii() and v.isdigit()):
+            raise ValueError(f"{v!r} is not a 6-digit code, like '310101'")
     return str(v)
 
 

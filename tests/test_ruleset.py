@@ -206,6 +206,8 @@ examples:
     as_of: 2022-06-14
     events:
       contacts: [{identified_at: 2022-06-01, contact_levl: close}]
+      registrations: [{registered_at: 2022-01-01, district_code: Pudong}, {registered_at: 2022-01-02,
+                       district_code: 010101}]
     expect: {color: blue, rules: [T-9]}
 """)
     with pytest.raises(RulesetError) as exc:
@@ -214,6 +216,8 @@ examples:
     assert "example 'typo': contacts has no column 'contact_levl'" in text
     assert "example 'typo': expected colour 'blue' is not in the palette" in text
     assert "example 'typo': unknown rule 'T-9'" in text
+    assert "registrations.district_code: 'Pudong' is not a 6-digit code, like '310101'" in text
+    assert "registrations.district_code: 4161 is a number to YAML, not a 6-digit code: write it in quotes" in text
 
 
 runner = CliRunner()
