@@ -7,7 +7,10 @@ import textwrap
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from hcode.compile import TS
 from hcode.evaluate import CODES_SCHEMA, evaluate, population, registered, widen
 from hcode.ruleset import find_ruleset, load_ruleset
 from hcode.sources import feed_schema
@@ -156,6 +159,28 @@ def test_population_takes_the_latest_registration_of_each_person_in_pid_order():
                          "registered_at": [dt.datetime(2022, 1, d) for d in (5, 1, 9, 1, 9, 2)]})
     pop = population(regs.lazy())
     assert pop.rows() == [(1, 6), (2, 4), (3, 5)]  # pid 3: two at the latest time, the greatest code
+
+
+@given(st.lists(st.tuples(st.integers(1, 30), st.integers(1, 4), st.integers(1, 3)), max_size=60))
+def test_population_is_the_latest_registration_of_each_pid(rows):
+    regs = pl.DataFrame([(p, d, dt.datetime(2022, 1, day)) for p, d, day in rows],
+                        schema={"pid": pl.Int32, "district": pl.Int32, "registered_at": TS}, orient="row")
+    latest: dict[int, tuple] = {}
+    for p, d, day in rows:  # the latest time, then the greatest district
+        latest[p] = max(latest.get(p, (day, d)), (day, d))
+    assert population(regs.lazy()).rows() == sorted((p, d) for p, (_, d) in latest.items())
+
+
+@given(st.lists(st.integers(0, 40), unique=True).map(sorted),
+       st.lists(st.dictionaries(st.integers(0, 50), st.integers(0, 9)), min_size=1, max_size=3))
+def test_widen_equals_left_joins(keys, frames):
+    key = pl.Series("pid", keys, dtype=pl.Int32)
+    dfs = [pl.DataFrame({"pid": list(f), f"v{i}": list(f.values())}, schema={"pid": pl.Int32, f"v{i}": pl.Int64})
+           for i, f in enumerate(frames)]
+    joined = key.to_frame()
+    for df in dfs:
+        joined = joined.join(df, on="pid", how="left")
+    assert widen(key, dfs).equals(joined)
 
 
 def test_districts_are_numbers_in_the_population_and_six_digits_in_the_codes():
