@@ -131,15 +131,14 @@ def widen(keys: pl.Series, frames: list[pl.DataFrame]) -> pl.DataFrame:
     binary search of its pids among the keys and one gather of its rows (a hash join per
     frame took twice the CPU). Rows of pids not among the keys are left out."""
     cols = [keys.alias("pid")]
+    if keys.len() == 0:
+        return pl.DataFrame(cols + [c for df in frames for c in df.drop("pid").clear().get_columns()])
     for df in frames:
         pos = keys.search_sorted(df["pid"])
         rows = pl.int_range(0, df.height, dtype=pl.Int64, eager=True)
-        if keys.len():
-            found = keys.gather(pos.clip(upper_bound=keys.len() - 1)) == df["pid"]
-            if not found.all():
-                pos, rows = pos.filter(found), rows.filter(found)
-        else:
-            pos, rows = pos.clear(), rows.clear()
+        found = keys.gather(pos.clip(upper_bound=keys.len() - 1)) == df["pid"]
+        if not found.all():
+            pos, rows = pos.filter(found), rows.filter(found)
         at = pl.repeat(None, keys.len(), dtype=pl.Int64, eager=True).scatter(pos, rows)
         cols.extend(df.drop("pid").select(pl.all().gather(at)).get_columns())
     return pl.DataFrame(cols)

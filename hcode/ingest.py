@@ -345,4 +345,4 @@ def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: i
         if feed.has_person:
             views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
-        return con.execute(sql, params).fetchall()[0][0]
+        return one(con, sql, params)[0]

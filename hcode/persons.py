@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from .pseudonym import _pads, hmac_sql
-from .warehouse import arrow, to_polars, view
+from .warehouse import arrow, one, to_polars, view
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -54,7 +54,7 @@ class PersonIndex:
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
-            top = con.execute("SELECT coalesce(max(pid), 0) FROM persons").fetchall()[0][0]
+            top = one(con, "SELECT coalesce(max(pid), 0) FROM persons")[0]
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
