@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from hcode.diff import CODES_SCHEMA, Side, diff
+from hcode.diff.changes import CODES_SCHEMA, Side, diff
 from hcode.report.files import write_changes_parquet, write_diff, write_summary
 
 RULES = {"red": ["SH-R-01", "SH-R-02", "SH-R-03", "SH-R-04"], "yellow": ["SH-Y-03", "NR-Y-01"]}

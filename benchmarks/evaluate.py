@@ -97,9 +97,9 @@ def rss_mib() -> float:
 def prepare(work: Path, residents: int, seed: int) -> Path:
     """`loaded.duckdb`: the night loaded, no run (copied for hcode-newpop); `bench.duckdb`: a
     copy where the runs accumulate, given one untimed run so that its population is stored."""
-    from hcode import warehouse
     from hcode.errors import WarehouseVersion
-    from hcode.warehouse import Warehouse
+    from hcode.store import warehouse
+    from hcode.store.warehouse import Warehouse
 
     loaded, db = work / "loaded.duckdb", work / "bench.duckdb"
     for path in (loaded, db):
@@ -110,8 +110,8 @@ def prepare(work: Path, residents: int, seed: int) -> Path:
             path.unlink()
     if not loaded.exists():
         db.unlink(missing_ok=True)
-        from hcode.ingest import ingest
-        from hcode.sample import generate, write
+        from hcode.ingest.load import ingest
+        from hcode.sample.night import generate, write
 
         src = work / "night"
         t0 = time.perf_counter()
@@ -138,9 +138,9 @@ def child(mode: str, db: Path) -> dict:
         db = fresh
         t0 = time.perf_counter()
     if mode.startswith("hcode"):
-        from hcode import runs
-        from hcode.ruleset import find_ruleset
-        from hcode.warehouse import Warehouse
+        from hcode.rules.ruleset import find_ruleset
+        from hcode.runs import store as runs
+        from hcode.store.warehouse import Warehouse
 
         rs = find_ruleset("shanghai@2022.05.23")
         with Warehouse.open(db, read_only=mode == "hcode-dry") as wh:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from hcode.evaluate import evaluate
-from hcode.ruleset import find_ruleset
-from hcode.sources import feed_schema
+from hcode.engine.evaluate import evaluate
+from hcode.engine.sources import feed_schema
+from hcode.rules.ruleset import find_ruleset
 
 AS_OF = dt.date(2022, 6, 14)
 C = dt.datetime(2022, 6, 15)

@@ -36,9 +36,9 @@ def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
     files = sorted(src.glob(f"*.{fmt}"))
     t0 = time.perf_counter()
     if mode == "hcode":
-        from hcode import warehouse
-        from hcode.ingest import ingest
-        from hcode.warehouse import Warehouse
+        from hcode.ingest.load import ingest
+        from hcode.store import warehouse
+        from hcode.store.warehouse import Warehouse
 
         os.environ["HCODE_KEY"] = "benchmark-key"
         warehouse.init(db)
@@ -89,7 +89,7 @@ def main() -> None:
         print(json.dumps(child(mode, fmt, Path(src), Path(db))))
         return
 
-    from hcode.sample import generate, write
+    from hcode.sample.night import generate, write
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

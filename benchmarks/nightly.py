@@ -33,7 +33,7 @@ EVENT_COLUMN = {"registrations": "registered_at", "cases": "reported_at", "disch
 
 
 def make_inbox(inbox: Path, residents: int, seed: int, as_of: dt.date, increment: bool) -> int:
-    from hcode.sample import generate, write
+    from hcode.sample.night import generate, write
 
     night = generate(residents, seed, as_of)
     if increment:
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     os.environ["HCODE_KEY"] = KEY
-    from hcode import warehouse
+    from hcode.store import warehouse
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hcode import sample
+from hcode.sample import night as sample
 
 
 def peak_rss_mb() -> float:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from .errors import HcodeError
-from .feeds import FEEDS
+from hcode.errors import HcodeError
+from hcode.feeds import FEEDS
 
 CONFIG_NAME = "hcode.toml"
 

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from hcode import warehouse
-from hcode.warehouse import Warehouse
+from hcode.store import warehouse
+from hcode.store.warehouse import Warehouse
 
 NOW = dt.datetime(2022, 6, 15, 6, 0, 0)
 # Valid ids (stdnum.cn.ric accepts them) used across tests.

@@ -13,7 +13,7 @@ import hashlib
 
 import polars as pl
 
-from hcode.diff import CODES_SCHEMA, Side
+from hcode.diff.changes import CODES_SCHEMA, Side
 
 TITLES = {
     "SH-R-01": {"en": "Initial screening or pooled positive", "zh": "初筛阳性或混管阳性"},

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from hcode.idnumber import make_ids
-from hcode.ingest import ingest
-from hcode.pseudonym import person_key
+from hcode.ingest.load import ingest
+from hcode.store.pseudonym import person_key
 
 IDS = list(make_ids(40, np.random.default_rng(20220614)))
 SHANGHAI = "shanghai@2022.05.23"
@@ -46,8 +46,8 @@ def register(wh, tmp: Path, people: range | list[int], batch: dt.date | None = N
 
 
 def run(wh, as_of: dt.date, publish: bool = True, ruleset: str = SHANGHAI) -> int:
-    from hcode.ruleset import find_ruleset
-    from hcode.runs import evaluate_warehouse, store_run
+    from hcode.rules.ruleset import find_ruleset
+    from hcode.runs.store import evaluate_warehouse, store_run
 
     ev, top, loads = evaluate_warehouse(wh, find_ruleset(ruleset), as_of)
     return store_run(wh, ev, top, loads, "tester", publish=publish)
@@ -60,7 +60,7 @@ NOW = dt.datetime(2022, 6, 13, 6)
 def three_published_runs(wh, tmp):
     """Published runs as of A, B, C (and a held-back run as of A in which person 2 is red):
     0 red from A; 1 red from B; 2 green; 3 registered on C; 4 red, green, red again."""
-    from hcode.retract import retract
+    from hcode.ops.retract import retract
 
     register(wh, tmp, [0, 1, 2, 4], A, when="2022-06-01")
     load(wh, csv(tmp, "registrations.csv", "id_number,registered_at,district_code",

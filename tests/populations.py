@@ -12,7 +12,7 @@ import datetime as dt
 import polars as pl
 from hypothesis import strategies as st
 
-from hcode.sources import feed_schema
+from hcode.engine.sources import feed_schema
 
 AS_OF = dt.date(2022, 6, 14)
 CUTOFF = dt.datetime(2022, 6, 15)

@@ -13,13 +13,13 @@ import pytest
 from ops_fixtures import IDS, A, B, C, csv, key_of, load, pid_of, register, run, three_published_runs
 from typer.testing import CliRunner
 
-from hcode import audit
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.errors import HcodeError
-from hcode.purge import purge
-from hcode.ruleset import find_ruleset
-from hcode.runs import evaluate_warehouse, run_codes
-from hcode.warehouse import Warehouse
+from hcode.ops.purge import purge
+from hcode.rules.ruleset import find_ruleset
+from hcode.runs.store import evaluate_warehouse, run_codes
+from hcode.store import audit
+from hcode.store.warehouse import Warehouse
 
 D = dt.date(2022, 6, 14)
 
@@ -203,7 +203,7 @@ def test_runs_on_one_population_share_it_and_a_shared_population_edit_names_the_
 def test_a_run_that_fails_to_store_leaves_nothing_and_says_why(db, tmp_path):
     import duckdb
 
-    from hcode.runs import store_run
+    from hcode.runs.store import store_run
 
     with Warehouse.open(db) as wh:
         _cases(wh, tmp_path)

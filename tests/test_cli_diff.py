@@ -7,7 +7,7 @@ import json
 from ops_fixtures import three_published_runs
 from typer.testing import CliRunner
 
-from hcode.cli import app
+from hcode.cli.app import app
 
 runner = CliRunner()
 

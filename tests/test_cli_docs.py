@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.main import get_command
 
-from hcode.cli import app
+from hcode.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,13 +37,13 @@ def test_every_command_has_help_with_an_example():
 
 def test_typer_app_is_thin():
     assert isinstance(app, typer.Typer)
-    assert len((ROOT / "hcode" / "cli.py").read_text().splitlines()) < 60
+    assert len((ROOT / "hcode" / "cli" / "app.py").read_text().splitlines()) < 60
 
 
 def test_cli_reference_is_generated_from_the_current_help():
-    from hcode.clidoc import render
+    from hcode.cli.doc import render
 
     committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert committed == render(), "docs/cli.md is stale: run `python -m hcode.clidoc > docs/cli.md`"
+    assert committed == render(), "docs/cli.md is stale: run `python -m hcode.cli.doc > docs/cli.md`"
     for name, _ in all_commands():
         assert f"## `hcode {name}`" in committed

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from hcode.cli import app
+from hcode.cli.app import app
 
 
 def test_demo_runs_the_whole_job(tmp_path):

@@ -19,7 +19,7 @@ from diff_fixtures import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcode.diff import ABSENT, Side, diff, merged_palette
+from hcode.diff.changes import ABSENT, Side, diff, merged_palette
 
 
 def explanation_of(d, name: str, frame: str = "changes") -> str:
@@ -211,7 +211,7 @@ def test_titles_fixture_covers_before_rules():
 
 
 def test_hash_collision_falls_back_to_string_join(monkeypatch):
-    import hcode.diff as module
+    import hcode.diff.changes as module
 
     expected = diff(*ruleset_pair())
     real = module._identity

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from populations import AS_OF, population
 
-from hcode.evaluate import evaluate
-from hcode.reference import reference_codes
-from hcode.ruleset import find_ruleset, shipped
+from hcode.engine.evaluate import evaluate
+from hcode.engine.reference import reference_codes
+from hcode.rules.ruleset import find_ruleset, shipped
 
 RULESETS = {f"{s.province}@{s.version}": find_ruleset(f"{s.province}@{s.version}") for s in shipped()}
 NAMES = sorted(RULESETS)

@@ -9,8 +9,8 @@ import polars as pl
 from ops_fixtures import A, B, C, key_of, three_published_runs
 from typer.testing import CliRunner
 
-from hcode.cli import app
-from hcode.export import export, push_frame
+from hcode.cli.app import app
+from hcode.runs.export import export, push_frame
 
 
 def test_since_over_three_published_runs(wh, tmp_path):
@@ -32,7 +32,7 @@ def test_since_over_three_published_runs(wh, tmp_path):
 
 
 def test_export_files_csv_and_parquet(db, tmp_path):
-    from hcode.warehouse import Warehouse
+    from hcode.store.warehouse import Warehouse
 
     with Warehouse.open(db) as wh:
         *_, rc = three_published_runs(wh, tmp_path / "in")

@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from ops_fixtures import IDS, csv, load, register, run
 
-from hcode import freshness
 from hcode.config import ConfigError, load_config
-from hcode.ruleset import find_ruleset
-from hcode.runs import run_codes
+from hcode.ops import freshness
+from hcode.rules.ruleset import find_ruleset
+from hcode.runs.store import run_codes
 
 D = dt.date(2022, 6, 14)
 DAYS = [D - dt.timedelta(days=k) for k in (4, 3, 2, 1, 0)]  # 06-10 .. 06-14
@@ -73,7 +73,7 @@ def test_backfilled_batches_behave_like_live_nights(wh, tmp_path):
 
 def test_retracted_file_does_not_count_and_config_changes_cadence(wh, tmp_path, db):
     _withhold_discharges(wh, tmp_path)
-    from hcode.retract import retract
+    from hcode.ops.retract import retract
 
     last_nat = wh.con.execute("SELECT max(load_id) FROM loads WHERE feed = 'nat_results'").fetchall()[0][0]
     retract(wh, last_nat, "wrong file", "op")

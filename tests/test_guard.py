@@ -10,9 +10,9 @@ import pytest
 from ops_fixtures import IDS, csv, load, register, run
 from typer.testing import CliRunner
 
-from hcode import guard
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.config import ConfigError, GuardConfig, load_config
+from hcode.ops import guard
 
 PREV = (7, dt.date(2022, 6, 13), 10_000, {"green": 9_500, "yellow": 200, "red": 300})
 
@@ -48,7 +48,7 @@ def test_normal_night_and_first_night_are_accepted():
 
 
 def test_guard_against_the_previous_published_run_of_the_province(db, tmp_path):
-    from hcode.warehouse import Warehouse
+    from hcode.store.warehouse import Warehouse
 
     with Warehouse.open(db) as wh:
         d = dt.date(2022, 6, 13)

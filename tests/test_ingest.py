@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from conftest import ID_A, NOW
 
-from hcode.ingest import ingest
-from hcode.pseudonym import person_key
+from hcode.ingest.load import ingest
+from hcode.store.pseudonym import person_key
 
 ID_C = "310101198001010026"
 ID_X = "31010119800101107X"
@@ -212,9 +212,9 @@ def test_codes_and_colours_are_normalised(wh, tmp_path):
 
 
 def test_large_files_are_processed_in_batches_with_the_same_outcome(wh, tmp_path, monkeypatch):
-    import hcode.ingest
+    import hcode.ingest.load
 
-    monkeypatch.setattr(hcode.ingest, "BATCH_ROWS", 2)
+    monkeypatch.setattr(hcode.ingest.load, "BATCH_ROWS", 2)
     rows = [f"{ID_A},close,2022-06-10 10:00:00", f"{ID_C},close,2022-06-11", f"{ID_A},close,2022-06-10 10:00:00",
             f"{ID_A},maybe,2022-06-12", f"{ID_C},close,2022-06-11"]
     r = load(wh, write(tmp_path, "contacts.csv", "id_number,contact_level,identified_at\n" + "\n".join(rows) + "\n"))

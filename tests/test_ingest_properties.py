@@ -8,10 +8,10 @@ from conftest import NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hcode import warehouse
 from hcode.idnumber import make_ids
-from hcode.ingest import ingest
-from hcode.warehouse import Warehouse
+from hcode.ingest.load import ingest
+from hcode.store import warehouse
+from hcode.store.warehouse import Warehouse
 
 IDS = make_ids(12, np.random.default_rng(3)).to_list()
 

@@ -13,10 +13,10 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.errors import WarehouseBusy
-from hcode.lock import acquire, lock_path, release, warehouse_lock
-from hcode.warehouse import Warehouse
+from hcode.store.lock import acquire, lock_path, release, warehouse_lock
+from hcode.store.warehouse import Warehouse
 
 
 def _holder_process(code: str) -> subprocess.Popen:
@@ -34,7 +34,7 @@ def _stop(p: subprocess.Popen) -> None:
 
 def test_lock_held_by_another_process_is_refused_naming_the_holder(db):
     p = _holder_process(f"""
-        from hcode.lock import acquire
+        from hcode.store.lock import acquire
         held = acquire({str(db)!r}, "hcode nightly --inbox /in --ruleset shanghai")
     """)
     try:

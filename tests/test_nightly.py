@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hcode import audit, warehouse
 from hcode.paths import sample_data_dir
-from hcode.warehouse import Warehouse
+from hcode.store import audit, warehouse
+from hcode.store.warehouse import Warehouse
 
 DATE = "2022-06-14"
 NOW = "2022-06-15T06:00:00"

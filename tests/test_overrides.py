@@ -9,8 +9,8 @@ import json
 from ops_fixtures import IDS, csv, key_of, load, register, run
 from typer.testing import CliRunner
 
-from hcode.cli import app
-from hcode.overrides import active, overrides_report
+from hcode.cli.app import app
+from hcode.ops.overrides import active, overrides_report
 
 D = dt.date(2022, 6, 14)
 OV = "id_number,color,authority,basis,operator,reason,issued_at,expires_at"
@@ -52,7 +52,7 @@ def test_overrides_report_flags_unsupported_and_expiring(wh, tmp_path):
 
 
 def test_active_overrides_list_and_command(db, tmp_path):
-    from hcode.warehouse import Warehouse
+    from hcode.store.warehouse import Warehouse
 
     with Warehouse.open(db) as wh:
         run_id = _warehouse(wh, tmp_path)

@@ -10,13 +10,14 @@ import json
 import polars as pl
 import pytest
 
-from hcode import runs, warehouse
-from hcode.explain import explain
-from hcode.ingest import ingest
+from hcode.ingest.load import ingest
 from hcode.paths import sample_data_dir
-from hcode.pseudonym import person_key
-from hcode.ruleset import find_ruleset
-from hcode.warehouse import Warehouse
+from hcode.rules.ruleset import find_ruleset
+from hcode.runs import store as runs
+from hcode.runs.explain import explain
+from hcode.store import warehouse
+from hcode.store.pseudonym import person_key
+from hcode.store.warehouse import Warehouse
 
 PLANTED = json.loads((sample_data_dir() / "planted.json").read_text(encoding="utf-8"))
 AS_OF = dt.date.fromisoformat(PLANTED["as_of"])

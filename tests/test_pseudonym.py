@@ -7,7 +7,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcode.pseudonym import mask_expr, mask_id, person_key, person_keys
+from hcode.store.pseudonym import mask_expr, mask_id, person_key, person_keys
 
 
 @settings(max_examples=50, deadline=None)

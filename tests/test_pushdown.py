@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from populations import AS_OF, CUTOFF, population
 
-from hcode.evaluate import evaluate
-from hcode.pushdown import Pushed, any_of, translate
-from hcode.rulelang import (
+from hcode.engine.evaluate import evaluate
+from hcode.engine.pushdown import Pushed, any_of, translate
+from hcode.engine.sources import WarehouseSource
+from hcode.rules.lang import (
     And,
     Arith,
     Column,
@@ -30,9 +31,8 @@ from hcode.rulelang import (
     RiskArea,
     Within,
 )
-from hcode.ruleset import find_ruleset, shipped
-from hcode.sources import WarehouseSource
-from hcode.warehouse import DDL
+from hcode.rules.ruleset import find_ruleset, shipped
+from hcode.store.warehouse import DDL
 
 NAT = "nat_results"
 RESULT, POOLED, SAMPLED = Column(NAT, "result"), Column(NAT, "pooled"), Column(NAT, "sampled_at")

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from diff_fixtures import nightly_pair, ruleset_pair
 
-from hcode.diff import diff
+from hcode.diff.changes import diff
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.html import render_html
 from hcode.report.markdown import render_markdown

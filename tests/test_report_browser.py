@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from diff_fixtures import ruleset_pair
 
-from hcode.diff import diff
+from hcode.diff.changes import diff
 from hcode.report.files import write_diff
 
 CHROMIUM = Path("/usr/bin/chromium")

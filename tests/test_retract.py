@@ -10,10 +10,10 @@ import pytest
 from ops_fixtures import IDS, csv, load, register, run
 from typer.testing import CliRunner
 
-from hcode import audit
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.errors import HcodeError
-from hcode.retract import UnknownLoad, retract
+from hcode.ops.retract import UnknownLoad, retract
+from hcode.store import audit
 
 D = dt.date(2022, 6, 14)
 NAT = "id_number,sampled_at,result,pooled"
@@ -56,7 +56,7 @@ def test_retract_removes_rows_audits_and_lets_the_file_load_again(wh, tmp_path):
 
 
 def test_retract_command(db, tmp_path):
-    from hcode.warehouse import Warehouse
+    from hcode.store.warehouse import Warehouse
 
     with Warehouse.open(db) as wh:
         r = load(wh, csv(tmp_path, "cases.csv", "id_number,case_type,reported_at",

@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from hcode.compile import Ctx, UnsupportedNode, compile_expr
-from hcode.rulecheck import CheckError, Scope, resolve, resolve_fact
-from hcode.rulelang import (
+from hcode.engine.compile import Ctx, UnsupportedNode, compile_expr
+from hcode.rules.check import CheckError, Scope, resolve, resolve_fact
+from hcode.rules.lang import (
     Aggregate,
     And,
     Arith,

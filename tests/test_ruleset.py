@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.errors import RulesetError
 from hcode.paths import rulesets_dir
-from hcode.ruleset import find_ruleset, load_ruleset, shipped
+from hcode.rules.ruleset import find_ruleset, load_ruleset, shipped
 
 HEAD = """\
 province: testland
@@ -287,7 +287,7 @@ def test_the_tutorial_ruleset_in_the_docs_loads(tmp_path):
 def test_libyaml_and_python_parsers_build_the_same_located_document(path):
     from yaml.constructor import SafeConstructor
 
-    from hcode.ruleset_yaml import _build
+    from hcode.rules.yaml_lines import _build
 
     text = path.read_text(encoding="utf-8")
     fast, slow = (_build(yaml.compose(text, Loader=loader), SafeConstructor())

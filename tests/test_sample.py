@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from stdnum.cn import ric
 from typer.testing import CliRunner
 
-from hcode import sample
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.feeds import FEEDS, Kind
 from hcode.paths import sample_data_dir
-from hcode.sample_defects import GUARANTEED, KINDS, insert
-from hcode.sample_planted import RULESETS, SCENARIOS, planted_ids, planted_rows, rule_color
+from hcode.sample import night as sample
+from hcode.sample.defects import GUARANTEED, KINDS, insert
+from hcode.sample.planted import RULESETS, SCENARIOS, planted_ids, planted_rows, rule_color
 
 D = dt.date(2022, 6, 14)
 C = dt.datetime(2022, 6, 15)
@@ -203,7 +203,7 @@ def test_rates_roughly_as_the_contract_says(medium):
 
 
 def test_entry_origins_a_third_hk_a_tenth_mo():
-    from hcode.sample_random import Context, entries
+    from hcode.sample.random_events import Context, entries
 
     ctx = Context(400_000, 1, D)
     origins = entries(ctx, ctx.rng(99))["origin"]

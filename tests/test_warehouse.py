@@ -6,10 +6,10 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from hcode import warehouse
-from hcode.cli import app
+from hcode.cli.app import app
 from hcode.errors import WarehouseMissing, WarehouseVersion, WrongKey
-from hcode.warehouse import Warehouse
+from hcode.store import warehouse
+from hcode.store.warehouse import Warehouse
 
 
 def test_init_creates_a_private_key_and_is_harmless_twice(tmp_path):

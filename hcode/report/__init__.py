@@ -1,2 +1,5 @@
-"""Renderers of a `hcode.diff.Diff`: terminal (rich), Markdown, self-contained HTML, and the
-files of `hcode diff --out DIR`. Computing lives in `hcode.diff`; nothing here changes data."""
+"""report: renderers of frozen results (terminal, Markdown, HTML, files).
+
+Computes nothing: every renderer takes a diff, a rules diff or the nightly summary.
+May import `hcode.diff` and below.
+"""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ..diff import Diff
+from hcode.diff.changes import Diff
 
 
 def summary_dict(diff: Diff) -> dict:
@@ -75,8 +75,8 @@ def write_changes_csv(diff: Diff, path: Path) -> None:
 def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None) -> dict[str, Path]:
     """Write changes.parquet, changes.csv, summary.json, report.md and report.html into
     `out_dir` (created if needed); returns the paths by name. `lang` defaults to the diff's."""
-    from .html import render_html
-    from .markdown import render_markdown
+    from hcode.report.html import render_html
+    from hcode.report.markdown import render_markdown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

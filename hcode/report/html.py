@@ -13,9 +13,9 @@ import math
 
 import polars as pl
 
-from .. import __version__
-from ..diff import Diff
-from .labels import (
+from hcode import __version__
+from hcode.diff.changes import Diff
+from hcode.report.labels import (
     active_rules,
     color_hex,
     color_label,

@@ -6,8 +6,8 @@ so that a Chinese report (`--lang zh`) is complete rather than half translated.
 
 from __future__ import annotations
 
-from ..diff import Diff, SideMeta
-from ..diff_explain import COLOR_ZH
+from hcode.diff.changes import Diff, SideMeta
+from hcode.diff.reasons import COLOR_ZH
 
 LABELS = {
     "en": {

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import polars as pl
 
-from .. import __version__
-from ..diff import Diff
-from .labels import active_rules, color_label, headline, labels, short_key, side_line, top_districts
+from hcode import __version__
+from hcode.diff.changes import Diff
+from hcode.report.labels import (
+    active_rules,
+    color_label,
+    headline,
+    labels,
+    short_key,
+    side_line,
+    top_districts,
+)
 
 _SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#"} | {"\n": " ", "\r": " "})
 

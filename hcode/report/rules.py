@@ -7,7 +7,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..rules_diff import FIELDS, RulesDiff
+from hcode.rules.diff import FIELDS, RulesDiff
 
 KIND_STYLE = {"added": "bold green", "removed": "bold red", "changed": "bold yellow", "unchanged": "dim"}
 SHOWN = ("color", "window", "trigger", "release", "when", "condition")

@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..diff import Diff
-from .labels import active_rules, color_label, headline, labels, side_line, top_districts
+from hcode.diff.changes import Diff
+from hcode.report.labels import active_rules, color_label, headline, labels, side_line, top_districts
 
 STYLE = {"green": "bold green", "yellow": "bold yellow", "orange": "bold dark_orange", "red": "bold red",
          "absent": "dim"}

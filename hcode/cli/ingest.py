@@ -1,0 +1,125 @@
+"""Commands that load exports and show what happened to them: ingest, quarantine, loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hcode.cli.common import DbOption, JsonOption, err, handle_errors, out, parse_timestamp, print_json
+from hcode.errors import UsageError
+from hcode.feeds import FEEDS
+from hcode.ingest import load as ingest_mod
+from hcode.ingest import quarantine as quarantine_mod
+from hcode.store.warehouse import Warehouse
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    @handle_errors
+    def ingest_cmd(
+        paths: Annotated[list[Path], typer.Argument(help="Export files or folders of them (CSV or Parquet).")],
+        db: DbOption = None,
+        feed: Annotated[str | None, typer.Option(help="The feed of every given file (default: from each file name).")] = None,
+        now: Annotated[str | None, typer.Option(help="The moment of loading, China Standard Time (default: now).")] = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        """Load department exports: validate, pseudonymise, quarantine bad rows, record the load.
+
+        The feed is the file name's prefix up to the first '.' or '_<digits>'
+        (nat_results_20220614.csv is nat_results), or --feed. Each file is loaded in one
+        transaction; a file missing required columns is rejected whole (exit 1) while the
+        other files still load. The same bytes loaded twice are a no-op reported as duplicate.
+
+        Example:
+
+            hcode ingest --db hcode.duckdb sample_data/ --now 2022-06-15T06:00:00
+        """
+        if feed is not None and feed not in FEEDS:
+            raise UsageError(f"--feed {feed!r} is not a feed; feeds: {', '.join(FEEDS)}")
+        files = ingest_mod.expand(paths)
+        missing = [str(p) for p in paths if not Path(p).exists()]
+        if missing:
+            raise UsageError(f"no such file or folder: {', '.join(missing)}")
+        with Warehouse.open(db) as wh:
+            show = err.is_terminal and not json_out
+            progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=err, transient=True, disable=not show)
+            with progress:
+                task = progress.add_task("loading", total=len(files))
+
+                def on_file(path: Path) -> None:
+                    progress.update(task, description=f"loading {path.name}")
+
+                results = []
+                for f in files:
+                    results += ingest_mod.ingest(wh, [f], feed=feed, now=parse_timestamp(now), on_file=on_file)
+                    progress.advance(task)
+        if json_out:
+            print_json({"files": [r.as_json() for r in results]})
+        else:
+            table = Table(title="load summary", title_justify="left")
+            for c in ("file", "feed", "read", "loaded", "quarantined", "status"):
+                table.add_column(c, justify="right" if c in ("read", "loaded", "quarantined") else "left")
+            for r in results:
+                status = ("[red]rejected: " + (r.error or "") + "[/]" if r.rejected
+                          else f"duplicate of load {r.load_id}" if r.duplicate else f"load {r.load_id}")
+                table.add_row(Path(r.file).name, r.feed or "?", f"{r.rows_read:,}", f"{r.rows_loaded:,}",
+                              f"{r.rows_quarantined:,}", status)
+            out.print(table)
+        for r in results:
+            if r.rejected:
+                err.print(f"[bold red]rejected:[/] {r.file}: {r.error}", highlight=False)
+        if any(r.rejected for r in results):
+            raise typer.Exit(1)
+
+    @app.command("quarantine")
+    @handle_errors
+    def quarantine_cmd(
+        db: DbOption = None,
+        file: Annotated[str | None, typer.Option("--file", help="Only this file name.")] = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        """What was rejected and why, grouped by file and reason, with example lines.
+
+        Example:
+
+            hcode quarantine --file nat_results.csv
+        """
+        with Warehouse.open(db, read_only=True) as wh:
+            groups = quarantine_mod.summary(wh.con, file)
+        if json_out:
+            print_json({"groups": [g.as_json() for g in groups]})
+            return
+        table = Table(title="quarantine", title_justify="left")
+        for c in ("file", "feed", "column", "reason", "rows", "example lines"):
+            table.add_column(c, justify="right" if c == "rows" else "left")
+        for g in groups:
+            table.add_row(g.file_name, g.feed, g.column, g.reason, f"{g.rows:,}", ", ".join(map(str, g.lines)))
+        out.print(table if groups else "no quarantined rows")
+
+    @app.command("loads")
+    @handle_errors
+    def loads_cmd(db: DbOption = None, json_out: JsonOption = False) -> None:
+        """The load history: every file loaded, its counts, clock, batch date and retraction.
+
+        Example:
+
+            hcode loads --json
+        """
+        with Warehouse.open(db, read_only=True) as wh:
+            rows = quarantine_mod.loads(wh.con)
+        if json_out:
+            print_json({"loads": rows})
+            return
+        table = Table(title="loads", title_justify="left")
+        for c in ("load", "feed", "file", "read", "loaded", "new", "quarantined", "loaded at", "batch", "retracted"):
+            table.add_column(c)
+        for r in rows:
+            table.add_row(str(r["load_id"]), r["feed"], r["file_name"], f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
+                          f"{r['rows_new']:,}", f"{r['rows_quarantined']:,}", str(r["loaded_at"]),
+                          str(r["batch_date"] or ""), (r["retract_reason"] or "") if r["retracted_at"] else "")
+        out.print(table)

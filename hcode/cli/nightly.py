@@ -1,0 +1,94 @@
+"""The nightly batch command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from hcode.cli.common import (
+    DbOption,
+    JsonOption,
+    LangOption,
+    err,
+    handle_errors,
+    out,
+    parse_date,
+    parse_timestamp,
+    print_json,
+)
+from hcode.cli.runs import check_lang
+from hcode.ops.nightly import run_nightly
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("nightly")
+    @handle_errors
+    def nightly_cmd(
+        inbox: Annotated[Path, typer.Option("--inbox", help="The folder the departments drop their files into.")],
+        ruleset: Annotated[str, typer.Option("--ruleset", help="province@version, or a province (the version "
+                                             "in force on the date).")],
+        date: Annotated[str | None, typer.Option("--date", help="The batch date D (default: yesterday, CST).")] = None,
+        db: DbOption = None,
+        reports: Annotated[Path, typer.Option("--reports", help="Where report folders go: <reports>/<date>/.")] = Path(
+            "reports"),
+        operator: Annotated[str | None, typer.Option(help="Who runs it (default: the login name).")] = None,
+        rerun: Annotated[bool, typer.Option("--rerun", help="Compute and publish again a date already published.")] = False,
+        accept_jump: Annotated[bool, typer.Option("--accept-jump", help="Publish even when the guard refuses "
+                                                  "(recorded in the audit log).")] = False,
+        now: Annotated[str | None, typer.Option(help="The moment of loading (default: now, CST).")] = None,
+        lang: LangOption = "en",
+        json_out: JsonOption = False,
+    ) -> None:
+        """The whole nightly batch: load the inbox, check freshness, evaluate, guard, publish, report.
+
+        Loaded files move to INBOX/archive/<date>/, rejected ones to INBOX/rejected/<date>/.
+        Exit 0 published; 3 published with warnings (late feeds, quarantined rows, rejected
+        files, overrides no rule supports); 1 nothing published (guard refused, lock held,
+        bad ruleset). A date already published is a no-op (exit 0) unless --rerun.
+
+        Example:
+
+            hcode nightly --db /data/hcode.duckdb --inbox /data/inbox --ruleset shanghai --date 2022-06-14
+        """
+        check_lang(lang)
+        if not inbox.is_dir():
+            from hcode.errors import UsageError
+
+            raise UsageError(f"--inbox {inbox}: not a folder")
+        day = parse_date(date, "--date") if date else None
+        clock = parse_timestamp(now)
+        res = run_nightly(db, inbox, ruleset, day, operator=operator, rerun=rerun, accept_jump=accept_jump,
+                          reports=reports, now=clock, lang=lang, notify=lambda m: err.print(m))
+        if json_out:
+            print_json(res.as_json())
+        else:
+            _summary(res)
+        raise typer.Exit(res.exit_code)
+
+
+def _summary(res) -> None:
+    style = {0: "green", 3: "yellow", 1: "red"}[res.exit_code]
+    lines = [f"[bold]{res.message}[/]"]
+    if res.loads:
+        read = sum(r.rows_read for r in res.loads)
+        bad = sum(r.rows_quarantined for r in res.loads)
+        lines.append(f"{len(res.loads)} file(s): {read:,} rows read, {bad:,} quarantined, "
+                     f"{sum(r.duplicate for r in res.loads)} duplicate, {sum(r.rejected for r in res.loads)} rejected")
+    if res.summary:
+        lines.append(f"changes against run {res.previous_run or '-'}: {res.summary.get('changes', 0):,} persons")
+    if res.report_dir:
+        lines.append(f"report: {res.report_dir}/report.html")
+    out.print(Panel("\n".join(lines), title=f"nightly {res.date} — {res.ruleset}", border_style=style))
+    if res.late_feeds or res.warnings:
+        table = Table(title="warnings", title_justify="left", show_header=False)
+        table.add_column("warning")
+        for w in res.warnings:
+            table.add_row(w)
+        out.print(table)
+    if res.guard and not res.guard.ok:
+        for reason in res.guard.reasons:
+            err.print(f"[bold red]guard:[/] {reason}", highlight=False)

@@ -1,0 +1,97 @@
+"""Commands for rule authors and auditors: `hcode rules list` and `hcode rules check`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
+from hcode.engine.examples import run_examples
+from hcode.errors import HcodeError
+from hcode.rules.ruleset import find_ruleset, load_ruleset, shipped
+
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD).")]
+
+
+
+def register(app: typer.Typer) -> None:
+    rules = typer.Typer(help="List and check rulesets.", no_args_is_help=True)
+    app.add_typer(rules, name="rules")
+
+    @rules.command("list")
+    @handle_errors
+    def list_cmd(json_out: JsonOption = False) -> None:
+        """List the shipped rulesets: province, version, effective date, rule count, title.
+
+        Example:
+
+            hcode rules list --json
+        """
+        items = []
+        for s in shipped():
+            try:
+                rs = load_ruleset(s.path)
+                items.append({"province": rs.province, "version": rs.version, "ruleset": rs.name,
+                              "effective_from": rs.effective_from.isoformat(), "rules": len(rs.rules),
+                              "extends": rs.extends, "title": dict(rs.title), "content_hash": rs.content_hash,
+                              "path": str(s.path), "error": None})
+            except HcodeError as exc:
+                items.append({"province": s.province, "version": s.version, "ruleset": f"{s.province}@{s.version}",
+                              "path": str(s.path), "error": str(exc)})
+        if json_out:
+            print_json({"rulesets": items})
+            return
+        for i in items:
+            if i["error"]:
+                out.print(f"{i['ruleset']:<24} [red]does not load[/]: {i['error']}", highlight=False)
+                continue
+            ext = f" (extends {i['extends']})" if i["extends"] else ""
+            out.print(f"{i['ruleset']:<24} from {i['effective_from']}  {i['rules']:>2} rules  "
+                      f"{i['title']['en']}{ext}", highlight=False, markup=False)
+
+    @rules.command("check")
+    @handle_errors
+    def check_cmd(ruleset: Annotated[str, typer.Argument(help="province@version, a bare province, or a path.")],
+                  as_of: AsOfOption = None, json_out: JsonOption = False) -> None:
+        """Validate a ruleset, show which feeds and columns it reads, and run its embedded examples.
+
+        Exit 1 when the ruleset does not load (each error names file, line and rule) or an
+        example fails.
+
+        Example:
+
+            hcode rules check shanghai@2022.06.28
+            hcode rules check shanghai --as-of 2022-06-14
+            hcode rules check ./my-province/2022.07.01.yaml
+        """
+        rs = find_ruleset(ruleset, parse_date(as_of))
+        outcomes = run_examples(rs)
+        failed = [o for o in outcomes if not o.passed]
+        if json_out:
+            print_json({
+                "ruleset": rs.name, "province": rs.province, "version": rs.version, "path": rs.files[0],
+                "effective_from": rs.effective_from.isoformat(), "extends": rs.extends,
+                "content_hash": rs.content_hash, "palette": list(rs.palette), "rules": [r.id for r in rs.rules],
+                "facts": list(rs.facts), "reads": rs.reads(),
+                "examples": {"passed": len(outcomes) - len(failed), "failed": len(failed),
+                             "failures": [{"name": o.example.name, "file": o.example.file, "line": o.example.line,
+                                           "problems": list(o.problems), "explanation": o.explanation}
+                                          for o in failed]},
+                "ok": not failed})
+        else:
+            if "@" not in ruleset and not ruleset.endswith((".yaml", ".yml")) and "/" not in ruleset:
+                when = f"in force on {as_of}" if as_of else "the latest version"
+                err.print(f"picked {rs.name} ({when}, effective from {rs.effective_from})", highlight=False)
+            out.print(f"{rs.name}: loads and type-checks ({len(rs.rules)} rules, {len(rs.facts)} facts, "
+                      f"palette {' < '.join(rs.palette)}, hash {rs.content_hash[:12]})", highlight=False, markup=False)
+            out.print("reads:", highlight=False)
+            for feed, cols in rs.reads().items():
+                out.print(f"  {feed}: {', '.join(cols)}", highlight=False, markup=False)
+            out.print(f"examples: {len(outcomes) - len(failed)} passed, {len(failed)} failed", highlight=False)
+            for o in failed:
+                out.print(f"  FAIL {o.example.file}:{o.example.line}: {o.example.name}: {'; '.join(o.problems)}",
+                          highlight=False, markup=False)
+                out.print(f"       got: {o.explanation}", highlight=False, markup=False)
+        if failed:
+            raise typer.Exit(1)

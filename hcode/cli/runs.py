@@ -1,0 +1,155 @@
+"""Commands that compute and read codes: evaluate, runs, explain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
+from hcode.errors import UsageError
+from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.runs import explain as explain_mod
+from hcode.runs import store as runs_mod
+from hcode.store.warehouse import Warehouse
+
+RulesetOption = Annotated[str, typer.Option("--ruleset", help="province@version, a bare province (the version in "
+                                             "force on the as-of date), or a path to a ruleset file.")]
+AsOfOption = Annotated[str, typer.Option("--as-of", help="The as-of date D (events before D+1 00:00 count).")]
+
+
+
+def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
+    rs = find_ruleset(spec, as_of=as_of)
+    if "@" not in spec and "/" not in spec and not spec.endswith((".yaml", ".yml")) and not quiet:
+        err.print(f"using {rs.name} (in force on {as_of}: effective from {rs.effective_from})")
+    return rs
+
+
+def check_lang(lang: str) -> str:
+    if lang not in ("en", "zh"):
+        raise UsageError(f"--lang {lang!r}: use en or zh")
+    return lang
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    @handle_errors
+    def evaluate_cmd(
+        ruleset: RulesetOption,
+        as_of: AsOfOption,
+        db: DbOption = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute and report; store nothing.")] = False,
+        out_file: Annotated[Path | None, typer.Option("--out", help="Write the codes to .parquet or .csv.")] = None,
+        operator: Annotated[str | None, typer.Option(help="Who runs it (default: the login name).")] = None,
+        lang: LangOption = "en",
+        json_out: JsonOption = False,
+    ) -> None:
+        """Compute every registered person's code and store it as a run (unless --dry-run).
+
+        Example:
+
+            hcode evaluate --ruleset shanghai@2022.05.23 --as-of 2022-06-14 --out codes.parquet
+        """
+        day = parse_date(as_of)
+        rs = pick_ruleset(ruleset, day, quiet=json_out)
+        check_lang(lang)
+        with Warehouse.open(db) as wh:
+            with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
+                ev, max_load, loads = runs_mod.evaluate_warehouse(wh, rs, day, lang=lang)
+            run_id = None if dry_run else runs_mod.store_run(wh, ev, max_load, loads, operator or getpass.getuser())
+            if out_file is not None:
+                runs_mod.write_codes(runs_mod.with_person_keys(wh.con, ev.codes), out_file)
+        summary = {"run_id": run_id, "ruleset": rs.province, "version": rs.version, "ruleset_hash": rs.content_hash,
+                   "as_of": day.isoformat(), "persons": ev.persons, "colors": ev.colors,
+                   "overrides_applied": ev.overrides_applied, "overrides_not_applied": ev.overrides_not_applied}
+        if json_out:
+            print_json(summary)
+            return
+        colors = ", ".join(f"{c} {n:,}" for c, n in ev.colors.items())
+        what = "dry run, nothing stored" if dry_run else f"run {run_id}"
+        out.print(f"{rs.name} as of {day}: {ev.persons:,} persons — {colors} ({what})")
+        if ev.overrides_not_applied:
+            err.print(f"{ev.overrides_not_applied} active override(s) not applied: colour outside the palette")
+        if out_file is not None:
+            err.print(f"codes written to {out_file}")
+
+    @app.command("runs")
+    @handle_errors
+    def runs_cmd(db: DbOption = None, json_out: JsonOption = False) -> None:
+        """List runs: id, ruleset@version, content hash, as-of date, created, counts per colour.
+
+        Example:
+
+            hcode runs --json
+        """
+        with Warehouse.open(db, read_only=True) as wh:
+            runs = runs_mod.list_runs(wh.con)
+        if json_out:
+            print_json({"runs": [r.as_json() for r in runs]})
+            return
+        table = Table(title="runs", title_justify="left")
+        for c in ("run", "ruleset", "hash", "as of", "created", "published", "persons", "colors"):
+            table.add_column(c)
+        for r in runs:
+            table.add_row(str(r.run_id), r.ruleset, r.ruleset_hash[:12], str(r.as_of), str(r.created_at),
+                          "yes" if r.published else "", f"{r.persons:,}",
+                          " ".join(f"{c}={n:,}" for c, n in r.colors.items()))
+        out.print(table if runs else "no runs yet")
+
+    @app.command("explain")
+    @handle_errors
+    def explain_cmd(
+        id_number: Annotated[str, typer.Argument(help="The person's id number (hashed with the key, never stored).")],
+        run: Annotated[int | None, typer.Option("--run", help="A stored run.")] = None,
+        ruleset: Annotated[str | None, typer.Option("--ruleset", help="Evaluate this ruleset now instead.")] = None,
+        as_of: Annotated[str | None, typer.Option("--as-of", help="With --ruleset: the as-of date.")] = None,
+        db: DbOption = None,
+        lang: LangOption = "en",
+        json_out: JsonOption = False,
+    ) -> None:
+        """One person's code, every rule that matched with its evidence, overrides, history.
+
+        Example:
+
+            hcode explain 310101198001010026 --run 1
+            hcode explain 310101198001010026 --ruleset shanghai --as-of 2022-06-14 --lang zh
+        """
+        check_lang(lang)
+        day = parse_date(as_of) if as_of else None
+        rs = pick_ruleset(ruleset, day, quiet=json_out) if ruleset and day else None
+        if ruleset and not day:
+            raise UsageError("--ruleset needs --as-of")
+        with Warehouse.open(db, read_only=True) as wh:
+            exp = explain_mod.explain(wh, id_number, run_id=run, ruleset=rs, as_of=day, lang=lang)
+        if json_out:
+            print_json(exp.as_json())
+            return
+        out.print(f"[bold]{exp.source}[/] — person {exp.person_key[:16]}…")
+        out.print(f"code: [bold]{exp.color or 'none'}[/]   deciding rule: {exp.rule or '-'}")
+        out.print(exp.explanation, highlight=False)
+        for m in exp.matched_rules:
+            out.print(f"  • {m.id} ({m.color}) {m.title}", highlight=False)
+            for e in m.evidence:
+                out.print(f"      {e['feed']} {e['time']}  {e['detail']}", highlight=False)
+        if exp.override:
+            o = exp.override
+            out.print(f"override: {o['color']} by {o['authority']}, basis {o['basis']}, operator {o['operator']}, "
+                      f"reason {o['reason']}, expires {o['expires_at'] or 'never'}"
+                      f"{'' if o['applied'] else ' (NOT applied: colour outside the palette)'}", highlight=False)
+        prev = explain_mod.previous_differs(exp, run)
+        if prev:
+            out.print(f"previously: {prev['color']} ({prev['rule'] or 'default'}) in run {prev['run_id']}, "
+                      f"{prev['ruleset']} as of {prev['as_of']}")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,34 @@
+"""Commands about the warehouse itself: init."""
+
+from __future__ import annotations
+
+import typer
+
+from hcode.cli.common import DbOption, JsonOption, err, handle_errors, print_json
+from hcode.store import warehouse
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("init")
+    @handle_errors
+    def init_cmd(db: DbOption = None, json_out: JsonOption = False) -> None:
+        """Create the warehouse and its pseudonymisation key file; harmless when they exist.
+
+        The key is $HCODE_KEY when set, else <db>.key (64 random hex characters, mode 0600).
+
+        Example:
+
+            hcode init --db /data/hcode.duckdb
+        """
+        res = warehouse.init(db)
+        if json_out:
+            print_json({"db": str(res.db), "key_file": str(res.key_file) if res.key_file else None,
+                        "created_db": res.created_db, "created_key": res.created_key,
+                        "key_fingerprint": res.fingerprint})
+            return
+        err.print(f"warehouse {res.db}: {'created' if res.created_db else 'already there'}")
+        if res.key_file:
+            err.print(f"key file {res.key_file}: {'created (mode 0600)' if res.created_key else 'already there'}")
+        else:
+            err.print("key: from $HCODE_KEY")
+        err.print(f"key fingerprint {res.fingerprint[:16]}…")

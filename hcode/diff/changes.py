@@ -1,0 +1,329 @@
+"""What changed between two sets of codes, as data: the auditor's and the night shift's diff.
+
+A *side* is one set of codes (a stored run, or a ruleset evaluated without storing) with
+its metadata. `diff(before, after)` compares two sides person by person and returns a
+`Diff`: the transition matrix over every person compared, one explained row per person
+whose colour changed or who is in only one side, the persons whose deciding rule changed
+with the same colour (listed apart: they are not colour changes), per-rule started/stopped
+counts and colour changes per district. Rendering lives in `hcode.report`.
+
+Why it is shaped like this: at 10M persons per side the full outer join is the only step
+that touches everyone, so it carries just `person_key`, `color` and `rule`. The heavy
+columns (matched rules, evidence, overrides) are fetched only for the ~2 % of persons
+that are listed, and the per-rule counts come from anti-joins of (person, rule) pairs,
+which exist only for persons that match at least one rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+
+from hcode.diff.reasons import explain
+
+ABSENT = "absent"
+
+EVIDENCE_DTYPE = pl.List(
+    pl.Struct({"rule": pl.String, "feed": pl.String, "time": pl.Datetime("us"), "detail": pl.String})
+)
+OVERRIDE_DTYPE = pl.Struct(
+    {
+        "color": pl.String,
+        "authority": pl.String,
+        "basis": pl.String,
+        "operator": pl.String,
+        "reason": pl.String,
+        "issued_at": pl.Datetime("us"),
+        "expires_at": pl.Datetime("us"),
+        "applied": pl.Boolean,
+    }
+)
+CODES_SCHEMA: dict[str, pl.DataType] = {
+    "person_key": pl.String(),
+    "district_code": pl.String(),
+    "color": pl.String(),
+    "rule": pl.String(),
+    "matched_rules": pl.List(pl.String),
+    "evidence": EVIDENCE_DTYPE,
+    "override": OVERRIDE_DTYPE,
+    "explanation": pl.String(),
+}
+
+
+@dataclass(frozen=True)
+class SideMeta:
+    """Everything about a side except its codes (what a `Diff` keeps and reports show)."""
+
+    label: str
+    run_id: int | None
+    ruleset: str
+    version: str
+    as_of: dt.date
+    palette: tuple[str, ...]
+    rule_titles: Mapping[str, Mapping[str, str]]
+
+    def title(self, rule: str, lang: str = "en") -> str:
+        titles = self.rule_titles.get(rule) or {}
+        return titles.get(lang) or titles.get("en") or ""
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "run_id": self.run_id,
+            "ruleset": self.ruleset,
+            "version": self.version,
+            "as_of": self.as_of.isoformat(),
+            "palette": list(self.palette),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Side(SideMeta):
+    """One set of codes to compare: `codes` has the columns of `CODES_SCHEMA`."""
+
+    codes: pl.DataFrame
+
+    def meta(self) -> SideMeta:
+        return SideMeta(self.label, self.run_id, self.ruleset, self.version, self.as_of,
+                        tuple(self.palette), self.rule_titles)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The comparison of two sides. Frames are small (listed persons, rules, districts)."""
+
+    before: SideMeta
+    after: SideMeta
+    lang: str
+    palette: tuple[str, ...]  # the matrix's colour order, least severe first, without "absent"
+    persons_compared: int
+    changes: pl.DataFrame  # one row per colour change or one-sided person
+    rule_changes: pl.DataFrame  # same colour, different deciding rule
+    matrix: dict[str, dict[str, int]]  # before -> after -> persons, palette order + "absent"
+    rules: pl.DataFrame  # rule, title, started, stopped (ruleset order)
+    districts: pl.DataFrame  # district_code, changes, more_severe, less_severe, appeared, disappeared
+    only_before: int
+    only_after: int
+
+    @property
+    def n_changes(self) -> int:
+        return self.changes.height
+
+
+def merged_palette(before: tuple[str, ...], after: tuple[str, ...]) -> tuple[str, ...]:
+    """Both palettes in one severity order: the after side's, with before-only colours
+    placed right after their less severe neighbour in the before palette."""
+    out = list(after)
+    for i, c in enumerate(before):
+        if c in out:
+            continue
+        prev = next((p for p in reversed(before[:i]) if p in out), None)
+        out.insert(out.index(prev) + 1 if prev is not None else 0, c)
+    return tuple(out)
+
+
+def normalise_codes(codes: pl.DataFrame) -> pl.DataFrame:
+    """The codes with every `CODES_SCHEMA` column (missing optional ones as nulls)."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in CODES_SCHEMA.items()
+               if name not in codes.columns]
+    if "person_key" not in codes.columns or "color" not in codes.columns:
+        raise ValueError("a side's codes need at least person_key and color")
+    return codes.with_columns(missing).select(
+        [pl.col(name).cast(dtype) for name, dtype in CODES_SCHEMA.items()]
+    )
+
+
+_SEED, _CHECK_SEED = 0x6863_6F64, 0x6469_6666  # fixed: identities must agree across sides
+
+
+def _identity(fast: bool) -> tuple[pl.Expr, pl.Expr]:
+    """The join key and its check: a 64-bit hash of person_key (a u64 join is several times
+    cheaper than one on 64-character strings) checked by a second, independent hash; or
+    the string itself when a collision forces the slow path."""
+    if fast:
+        return pl.col("person_key").hash(_SEED), pl.col("person_key").hash(_CHECK_SEED)
+    return pl.col("person_key"), pl.lit(0, pl.UInt64)
+
+
+def _compact(codes: pl.DataFrame, s: str, fast: bool, colors: pl.Enum) -> pl.LazyFrame:
+    """person identity, colour code and a 64-bit hash of the deciding rule (rule names are a
+    few dozen short ids: their hashes do not collide in practice) plus the row position."""
+    ident, check = _identity(fast)
+    return codes.lazy().select(
+        id=ident,
+        **{f"check_{s}": check,
+           f"code_{s}": pl.col("color").cast(colors).to_physical(),
+           f"rcode_{s}": pl.col("rule").hash(_SEED)},
+    ).with_row_index(f"row_{s}")
+
+
+def _join(b: pl.DataFrame, a: pl.DataFrame, colors: pl.Enum) -> tuple[pl.DataFrame, bool]:
+    """The full outer join of both sides on person identity, in small integers only."""
+    for fast in (True, False):
+        joined = (_compact(b, "b", fast, colors)
+                  .join(_compact(a, "a", fast, colors), on="id", how="full", coalesce=True)
+                  .collect())
+        both = joined.filter(pl.col("row_b").is_not_null() & pl.col("row_a").is_not_null())
+        if fast and (both["check_b"] != both["check_a"]).any():
+            continue  # a 64-bit collision: redo the join on the strings themselves
+        if joined["row_b"].count() != b.height or joined["row_a"].count() != a.height:
+            raise ValueError("a side lists the same person_key twice")
+        return joined.drop("check_b", "check_a"), fast
+    raise AssertionError("unreachable")
+
+
+def _rule_pairs(codes: pl.DataFrame, fast: bool) -> pl.LazyFrame:
+    """(id, rule, pos) for every matching rule; pos keeps the ruleset order."""
+    ident, _ = _identity(fast)
+    return (
+        codes.lazy().select(id=ident, rule="matched_rules")
+        .filter(pl.col("rule").list.len() > 0)
+        .with_columns(pos=pl.int_ranges(pl.col("rule").list.len(), dtype=pl.Int32))
+        .explode("rule", "pos")
+    )
+
+
+def _rule_order(before: SideMeta, after: SideMeta) -> list[str]:
+    order = list(before.rule_titles)
+    order += [r for r in after.rule_titles if r not in order]
+    return order
+
+
+def _with_strays(b: pl.DataFrame, a: pl.DataFrame, palette: tuple[str, ...]) -> tuple[str, ...]:
+    """The palette, plus (after it) any colour found in the codes that it lacks."""
+    seen = set(b["color"].unique().drop_nulls()) | set(a["color"].unique().drop_nulls())
+    return (*palette, *sorted(seen - set(palette)))
+
+
+def diff(before: Side, after: Side, lang: str = "en") -> Diff:
+    """Compare `before` and `after` person by person (A = before, B = after)."""
+    if lang not in ("en", "zh"):
+        raise ValueError(f"unknown language {lang!r}: en or zh")
+    b_codes, a_codes = normalise_codes(before.codes), normalise_codes(after.codes)
+    palette = merged_palette(tuple(before.palette), tuple(after.palette))
+    try:  # the colour cast is strict: a colour outside both palettes fails it (rare, then slower)
+        joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
+    except pl.exceptions.InvalidOperationError:
+        palette = _with_strays(b_codes, a_codes, palette)
+        joined, fast = _join(b_codes, a_codes, pl.Enum(palette))
+
+    transitions = joined.group_by("code_b", "code_a").agg(persons=pl.len())
+    axis = [*palette, ABSENT]
+    matrix = {r: dict.fromkeys(axis, 0) for r in axis}
+    for cb, ca, n in transitions.iter_rows():
+        matrix[ABSENT if cb is None else palette[cb]][ABSENT if ca is None else palette[ca]] += n
+    color_changed = pl.col("code_b").ne_missing(pl.col("code_a"))
+    rule_changed = (pl.col("code_b").is_not_null() & ~color_changed
+                    & pl.col("rcode_b").ne_missing(pl.col("rcode_a")))
+    listed = joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed)
+    del joined
+
+    pairs_b, pairs_a = _rule_pairs(b_codes, fast), _rule_pairs(a_codes, fast)
+    started, stopped = pl.collect_all([pairs_a.join(pairs_b, on=["id", "rule"], how="anti"),
+                                       pairs_b.join(pairs_a, on=["id", "rule"], how="anti")])
+    rules = _rule_counts(before.meta(), after.meta(), started, stopped, lang)
+    listed_rows = _listed_details(listed, b_codes, a_codes, started, stopped)
+    listed_rows = explain(listed_rows, before.meta(), after.meta(), lang)
+    listed_rows = listed_rows.sort("district_code", "person_key", nulls_last=True)
+    cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
+            "rules_before", "rules_after", "rules_started", "rules_stopped",
+            "override_before", "override_after", "explanation"]
+    changes = listed_rows.filter(pl.col("is_change")).select(cols)
+    rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
+    return Diff(
+        before=before.meta(), after=after.meta(), lang=lang, palette=palette,
+        persons_compared=sum(sum(r.values()) for r in matrix.values()), changes=changes,
+        rule_changes=rule_changes, matrix=matrix, rules=rules,
+        districts=_district_counts(changes, palette),
+        only_before=sum(matrix[c][ABSENT] for c in palette),
+        only_after=sum(matrix[ABSENT][c] for c in palette),
+    )
+
+
+def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
+    """The listed persons' rows of one side, fetched by position (no join over 10M); a null
+    position (absent on this side) gives a row of nulls, so the result aligns with `rows`."""
+    heavy = ["person_key", "district_code", "color", "rule", "matched_rules", "evidence", "override"]
+    return codes.select(heavy)[rows].rename({c: f"{c}_{s}" for c in heavy})
+
+
+def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame,
+                    started: pl.DataFrame, stopped: pl.DataFrame) -> pl.DataFrame:
+    """The listed persons with both sides' columns and their started/stopped rule lists."""
+    ids = listed.lazy().select("id")
+
+    def as_lists(pairs: pl.DataFrame, name: str) -> pl.LazyFrame:
+        return (pairs.lazy().join(ids, on="id", how="semi").sort("id", "pos")
+                .group_by("id", maintain_order=True).agg(pl.col("rule").alias(name)))
+
+    empty = pl.lit([], pl.List(pl.String))
+    wide = pl.concat([listed.select("id", "is_change"), _gather(b_codes, listed["row_b"], "before"),
+                      _gather(a_codes, listed["row_a"], "after")], how="horizontal")
+    out = (
+        wide.lazy()
+        .join(as_lists(started, "rules_started"), on="id", how="left")
+        .join(as_lists(stopped, "rules_stopped"), on="id", how="left")
+        .select(
+            person_key=pl.coalesce("person_key_after", "person_key_before"),
+            district_code=pl.coalesce("district_code_after", "district_code_before"),
+            before="color_before", after="color_after",
+            rule_before="rule_before", rule_after="rule_after", is_change="is_change",
+            rules_before=pl.when(pl.col("color_before").is_not_null())
+            .then(pl.col("matched_rules_before").fill_null(empty)),
+            rules_after=pl.when(pl.col("color_after").is_not_null())
+            .then(pl.col("matched_rules_after").fill_null(empty)),
+            rules_started=pl.col("rules_started").fill_null(empty),
+            rules_stopped=pl.col("rules_stopped").fill_null(empty),
+            override_before="override_before", override_after="override_after",
+            evidence_before="evidence_before", evidence_after="evidence_after",
+        )
+    )
+    return out.collect()
+
+
+def _rule_counts(before: SideMeta, after: SideMeta, started: pl.DataFrame, stopped: pl.DataFrame,
+                 lang: str) -> pl.DataFrame:
+    """Per rule, persons that started and stopped matching it (absent side = no rules)."""
+    order = _rule_order(before, after)
+    counts = (
+        started.group_by("rule").agg(started=pl.len())
+        .join(stopped.group_by("rule").agg(stopped=pl.len()), on="rule", how="full", coalesce=True)
+    )
+    extra = sorted(set(counts["rule"]) - set(order))
+    order += extra
+    frame = pl.DataFrame(
+        {
+            "rule": order,
+            "title": [after.title(r, lang) or before.title(r, lang) for r in order],
+            "order": list(range(len(order))),
+        },
+        schema={"rule": pl.String, "title": pl.String, "order": pl.Int32},
+    )
+    return (
+        frame.join(counts, on="rule", how="left")
+        .with_columns(pl.col("started", "stopped").fill_null(0).cast(pl.Int64))
+        .sort("order")
+        .drop("order")
+    )
+
+
+def _district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
+    """Colour changes per district, split by direction (more or less severe, appeared, gone)."""
+    rank = {c: i for i, c in enumerate(palette)}
+    rb = pl.col("before").replace_strict(rank, default=None, return_dtype=pl.Int32)
+    ra = pl.col("after").replace_strict(rank, default=None, return_dtype=pl.Int32)
+    return (
+        changes.group_by(pl.col("district_code").fill_null("unknown"))
+        .agg(
+            changes=pl.len(),
+            more_severe=(ra > rb).sum(),
+            less_severe=(ra < rb).sum(),
+            appeared=pl.col("before").is_null().sum(),
+            disappeared=pl.col("after").is_null().sum(),
+        )
+        .with_columns(pl.exclude("district_code").cast(pl.Int64))
+        .sort(["changes", "district_code"], descending=[True, False])
+    )

@@ -1,0 +1,40 @@
+"""Diff sides from the warehouse: a stored run, or a ruleset evaluated now (not stored).
+
+`hcode.diff` compares two `Side`s; this module is the bridge from `hcode.runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hcode.diff.changes import Side
+from hcode.engine.evaluate import Evaluation
+from hcode.rules.ruleset import Ruleset
+from hcode.runs.store import evaluate_warehouse, get_run, run_codes, stored_ruleset, with_person_keys
+from hcode.store.warehouse import Warehouse
+
+
+def _titles(rs: Ruleset) -> dict[str, dict[str, str]]:
+    return {r.id: dict(r.title) for r in rs.rules}
+
+
+def side_from_evaluation(wh: Warehouse, ev: Evaluation, run_id: int | None = None) -> Side:
+    rs = ev.ruleset
+    label = f"run {run_id}" if run_id is not None else rs.name
+    codes = with_person_keys(wh.con, ev.codes).drop("pid")
+    return Side(label, run_id, rs.province, rs.version, ev.as_of, tuple(rs.palette), _titles(rs), codes)
+
+
+def load_side(wh: Warehouse, run_id: int) -> Side:
+    """A stored run as a diff side (its ruleset as stored with it)."""
+    run = get_run(wh.con, run_id)
+    rs = stored_ruleset(wh.con, run)
+    codes = run_codes(wh.con, run_id, ordered=False).drop("pid")
+    return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
+                codes)
+
+
+def evaluate_side(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en") -> Side:
+    """A ruleset evaluated on the warehouse's current data, nothing stored."""
+    ev, _, _ = evaluate_warehouse(wh, ruleset, as_of, lang=lang)
+    return side_from_evaluation(wh, ev)

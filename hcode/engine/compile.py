@@ -1,0 +1,269 @@
+"""Compile resolved rule-language trees to Polars: one small function per node type.
+
+Expressions become `pl.Expr` over a frame whose columns are the feed's columns (inside a
+fact's `where`) or the facts (in a rule). Facts become lazy per-person aggregations
+(`compile_fact`): filter the feed's rows before the cut-off, keep the current row per group
+when asked, filter by `where` (joining the small frame of the facts it reads, and
+`risk_areas` on the region code then the validity interval), then one group-by on `pid`.
+A node this module does not know raises `UnsupportedNode` by name, never a silent guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from hcode.feeds import FEEDS, Kind
+from hcode.rules.lang import (
+    Aggregate,
+    And,
+    Arith,
+    Column,
+    Compare,
+    Cutoff,
+    Duration,
+    FactRef,
+    InList,
+    IsNull,
+    IsTrue,
+    Lit,
+    Node,
+    Not,
+    Or,
+    RiskArea,
+    Within,
+)
+
+TS = pl.Datetime("us")
+
+
+class UnsupportedNode(TypeError):
+    """The compiler met an IR node it has no rule for (a bug, or an unresolved tree)."""
+
+
+@dataclass(frozen=True)
+class Ctx:
+    cutoff: dt.datetime
+    palette: tuple[str, ...] = ()
+
+
+def compile_expr(node: Node, ctx: Ctx) -> pl.Expr:
+    fn = _COMPILERS.get(type(node))
+    if fn is None:
+        raise UnsupportedNode(f"cannot compile {type(node).__name__} node: {node!r}")
+    return fn(node, ctx)
+
+
+def _lit(n: Lit, ctx: Ctx) -> pl.Expr:
+    return pl.lit(n.value)
+
+
+def _duration(n: Duration, ctx: Ctx) -> pl.Expr:
+    return pl.lit(n.delta, dtype=pl.Duration("us"))
+
+
+def _column(n: Column, ctx: Ctx) -> pl.Expr:
+    return pl.col(n.name)
+
+
+def _fact(n: FactRef, ctx: Ctx) -> pl.Expr:
+    return pl.col(n.name)
+
+
+def _cutoff(n: Cutoff, ctx: Ctx) -> pl.Expr:
+    return pl.lit(ctx.cutoff, dtype=TS)
+
+
+_CMP: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def _compare(n: Compare, ctx: Ctx) -> pl.Expr:
+    return _CMP[n.op](compile_expr(n.left, ctx), compile_expr(n.right, ctx))
+
+
+def _arith(n: Arith, ctx: Ctx) -> pl.Expr:
+    a, b = compile_expr(n.left, ctx), compile_expr(n.right, ctx)
+    return a + b if n.op == "+" else a - b
+
+
+def _and(n: And, ctx: Ctx) -> pl.Expr:
+    return pl.all_horizontal([compile_expr(i, ctx) for i in n.items]) if len(n.items) > 2 else \
+        compile_expr(n.items[0], ctx) & compile_expr(n.items[1], ctx)
+
+
+def _or(n: Or, ctx: Ctx) -> pl.Expr:
+    return pl.any_horizontal([compile_expr(i, ctx) for i in n.items]) if len(n.items) > 2 else \
+        compile_expr(n.items[0], ctx) | compile_expr(n.items[1], ctx)
+
+
+def _not(n: Not, ctx: Ctx) -> pl.Expr:
+    return ~compile_expr(n.item, ctx)
+
+
+def _isnull(n: IsNull, ctx: Ctx) -> pl.Expr:
+    e = compile_expr(n.item, ctx)
+    return e.is_not_null() if n.negated else e.is_null()
+
+
+def _istrue(n: IsTrue, ctx: Ctx) -> pl.Expr:
+    return compile_expr(n.item, ctx).fill_null(False)
+
+
+def _inlist(n: InList, ctx: Ctx) -> pl.Expr:
+    e = compile_expr(n.item, ctx)
+    hit = e.is_in([v.value for v in n.values])
+    return pl.when(e.is_null()).then(None).otherwise(~hit if n.negated else hit)
+
+
+def _within(n: Within, ctx: Ctx) -> pl.Expr:
+    e = compile_expr(n.item, ctx)
+    lo = pl.lit(ctx.cutoff - n.span.delta, dtype=TS)
+    return (e >= lo) & (e < pl.lit(ctx.cutoff, dtype=TS))
+
+
+def _risk(n: RiskArea, ctx: Ctx) -> pl.Expr:
+    raise UnsupportedNode("risk_area(...) is compiled as a join by compile_fact, not as an expression")
+
+
+_COMPILERS: dict[type, Callable] = {
+    Lit: _lit, Duration: _duration, Column: _column, FactRef: _fact, Cutoff: _cutoff, Compare: _compare,
+    Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, IsTrue: _istrue, InList: _inlist,
+    Within: _within, RiskArea: _risk,
+}
+
+
+# ---------------------------------------------------------------- facts
+
+
+def severity(col: str, palette: tuple[str, ...]) -> pl.Expr:
+    """Palette rank of a colour column; colours outside the palette rank below all (-1)."""
+    return pl.col(col).replace_strict(list(palette), list(range(len(palette))), default=-1,
+                                      return_dtype=pl.Int16)
+
+
+def current_rows(lf: pl.LazyFrame, feed: str, per: str, palette: tuple[str, ...]) -> pl.LazyFrame:
+    """Each person's latest row per value of `per` (by event time; ties: most severe colour)."""
+    t = FEEDS[feed].event_time
+    keys = ["pid", per]
+    lf = lf.filter(pl.col(t) == pl.col(t).max().over(keys))
+    color = [c.name for c in FEEDS[feed].stored_columns if c.kind is Kind.COLOR]
+    if color:
+        lf = lf.with_columns(severity(color[0], palette).alias("__sev"))
+        lf = lf.filter(pl.col("__sev") == pl.col("__sev").max().over(keys)).drop("__sev")
+    return lf
+
+
+def null_rejecting(node: Node, fact: str) -> bool:
+    """True when `node` cannot be true if `fact` is null: then rows can be inner-joined with the
+    (small) frame of persons who have the fact, instead of left-joined."""
+    return _nullifies(node, fact) or (
+        isinstance(node, And) and any(null_rejecting(i, fact) for i in node.items)) or (
+        isinstance(node, Or) and all(null_rejecting(i, fact) for i in node.items))
+
+
+def _nullifies(node: Node, fact: str) -> bool:
+    match node:
+        case FactRef():
+            return node.name == fact
+        case Compare() | Arith():
+            return _nullifies(node.left, fact) or _nullifies(node.right, fact)
+        case Within() | InList() | Not():
+            return _nullifies(node.item, fact)
+        case And() | Or():
+            return all(_nullifies(i, fact) for i in node.items)
+    return False
+
+
+def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFrame | None,
+                 inner: bool, risk: pl.LazyFrame, evidence_template: str | None, ctx: Ctx) -> pl.LazyFrame:
+    """The fact as a lazy frame ``pid, <name>, __t_<name>[, __d_<name>]`` holding only persons
+    with a non-null value (exists: true; count: at least one row).
+
+    `rows` are the feed's rows already restricted to event time < cut-off; `deps` the frame of
+    the facts the `where` reads (`inner` when the where rejects persons without them)."""
+    feed = FEEDS[agg.feed]
+    t = feed.event_time
+    if agg.per:
+        rows = current_rows(rows, agg.feed, agg.per, ctx.palette)
+    if deps is not None:
+        rows = rows.join(deps, on="pid", how="inner" if inner else "left")
+    terms = list(agg.where.items if isinstance(agg.where, And) else (agg.where,)) if agg.where is not None else []
+    plain = [compile_expr(x, ctx) for x in terms if not isinstance(x, RiskArea)]
+    if plain:
+        rows = rows.filter(pl.all_horizontal(plain) if len(plain) > 1 else plain[0])
+    for ra in (x for x in terms if isinstance(x, RiskArea)):
+        rows = _join_risk(rows, ra, risk, ctx)
+    value = pl.col(agg.column) if agg.column else pl.col(t)
+    if agg.column:
+        rows = rows.filter(value.is_not_null())
+    if agg.kind == "count":  # distinct events: a duplicated row is one event
+        rows = rows.unique(subset=["pid", *(c.name for c in feed.stored_columns)])
+    key = value.max() if agg.kind in ("latest", "exists", "count") else value.min()
+    aggs = [key.alias(f"__t_{name}")]
+    if agg.kind == "exists":
+        aggs.append(pl.lit(True).alias(name))
+    elif agg.kind == "count":
+        aggs.append(pl.len().cast(pl.Int64).alias(name))
+    detail = None
+    if evidence_template and has_template(evidence_template, agg.feed):
+        fmt, cols = _template(evidence_template, agg.feed)
+        det = pl.format(fmt, *[pl.col(c).cast(pl.String) for c in cols]) if cols else pl.lit(fmt)
+        # the text of the evidence row (ties: the least text); a filter inside the group-by's
+        # aggregation runs group by group, so the rows holding the key are selected first
+        detail = (rows.filter(value == key.over("pid")).group_by("pid")
+                  .agg(det.min().alias(f"__d_{name}")))
+    out = rows.group_by("pid").agg(aggs)
+    if detail is not None:
+        out = out.join(detail, on="pid", how="left")
+    if agg.kind in ("latest", "earliest"):
+        out = out.with_columns(pl.col(f"__t_{name}").alias(name))
+    return out
+
+
+def has_template(text: str, feed: str) -> bool:
+    """Whether an evidence text names a column of the feed (then each person's text is built
+    from the evidence row)."""
+    return bool(_template(text, feed)[1])
+
+
+def _template(text: str, feed: str) -> tuple[str, list[str]]:
+    """``"province {province} code red"`` -> (``"province {} code red"``, ["province"])."""
+    cols, fmt = [], text
+    out, i = [], 0
+    while i < len(fmt):
+        j = fmt.find("{", i)
+        if j < 0:
+            out.append(fmt[i:])
+            break
+        k = fmt.find("}", j)
+        name = fmt[j + 1:k] if k > j else ""
+        if k < 0 or name not in {c.name for c in FEEDS[feed].stored_columns}:
+            out.append(fmt[i:j + 1])
+            i = j + 1
+            continue
+        out.append(fmt[i:j] + "{}")
+        cols.append(name)
+        i = k + 1
+    return "".join(out), cols
+
+
+def _join_risk(rows: pl.LazyFrame, ra: RiskArea, risk: pl.LazyFrame, ctx: Ctx) -> pl.LazyFrame:
+    """Keep the rows whose region had one of the levels at the row's time: join on the region
+    code, then filter the validity interval. A row matching several risk rows comes out once
+    per match: latest/earliest/exists are unaffected and count counts distinct rows."""
+    region = ra.region.name  # resolve_fact guarantees a column
+    time = compile_expr(ra.time, ctx)
+    areas = (risk.filter(pl.col("level").is_in(list(ra.levels)))
+             .select(pl.col("region_code").alias(region), pl.col("valid_from").alias("__vf"),
+                     pl.col("valid_to").alias("__vt")))
+    cols = rows.collect_schema().names()
+    hit = (rows.with_columns(time.alias("__at"))
+           .join(areas, on=region, how="inner")
+           .filter((pl.col("__vf") <= pl.col("__at")) & (pl.col("__vt").is_null() | (pl.col("__at") < pl.col("__vt")))))
+    return hit.select(cols)

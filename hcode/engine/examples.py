@@ -1,0 +1,61 @@
+"""Run a ruleset's embedded examples through the real engine.
+
+An example is one person's events, an as-of date and the expected colour (and matched rules,
+and deciding rule). The examples are the rule author's own acceptance tests and the
+province staff's documentation; `hcode rules check` runs them, and so does the test suite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from hcode.engine.evaluate import evaluate
+from hcode.engine.sources import feed_schema
+from hcode.feeds import FEEDS
+from hcode.rules.ruleset import Example, Ruleset
+
+REGISTERED_AT = dt.datetime(2000, 1, 1)  # an example person is registered unless it says otherwise
+
+
+@dataclass(frozen=True)
+class ExampleOutcome:
+    example: Example
+    passed: bool
+    color: str
+    rule: str | None
+    matched_rules: tuple[str, ...]
+    explanation: str
+    problems: tuple[str, ...]
+
+
+def example_frames(ex: Example, pid: int = 1) -> dict[str, pl.DataFrame]:
+    """The example's events as typed feed frames for one person `pid`."""
+    events = dict(ex.events)
+    events.setdefault("registrations", ({"registered_at": REGISTERED_AT, "district_code": "000000"},))
+    frames = {}
+    for feed, rows in events.items():
+        schema = feed_schema(feed)
+        data = [({"pid": pid} if FEEDS[feed].has_person else {}) | dict(r) for r in rows]
+        frames[feed] = pl.DataFrame(data, schema=schema, orient="row") if data else pl.DataFrame(schema=schema)
+    return frames
+
+
+def run_example(rs: Ruleset, ex: Example) -> ExampleOutcome:
+    ev = evaluate(rs, example_frames(ex), ex.as_of)
+    row = ev.codes.row(0, named=True)
+    matched = tuple(row["matched_rules"])
+    problems = []
+    if row["color"] != ex.color:
+        problems.append(f"colour is {row['color']}, expected {ex.color}")
+    if ex.rules is not None and set(matched) != set(ex.rules):
+        problems.append(f"matched rules are [{', '.join(matched)}], expected [{', '.join(ex.rules)}]")
+    if ex.rule is not None and row["rule"] != ex.rule:
+        problems.append(f"deciding rule is {row['rule']}, expected {ex.rule}")
+    return ExampleOutcome(ex, not problems, row["color"], row["rule"], matched, row["explanation"], tuple(problems))
+
+
+def run_examples(rs: Ruleset) -> list[ExampleOutcome]:
+    return [run_example(rs, ex) for ex in rs.examples]

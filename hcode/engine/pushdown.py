@@ -1,0 +1,140 @@
+"""Predicate pushdown: the part of a fact's `where` that the warehouse can apply while reading.
+
+The engine always applies a fact's whole `where` itself (compile.py). A pushed predicate only
+has to be *implied* by it: the warehouse may return more rows than the fact keeps, never
+fewer. So `translate` turns what it can of the IR into one DuckDB SQL predicate over the feed's
+columns, drops what it cannot (a conjunct that reads another fact, say), and gives up (None:
+read every row) where dropping would be wrong (inside `or` and `not`).
+
+Both sides use three-valued logic: a comparison with null is unknown, `and`/`or`/`not` are
+Kleene's, and a filter keeps only true rows (Polars' `&`, `|`, `~`, `all_horizontal` and
+`any_horizontal` behave as SQL's AND, OR, NOT). That is what makes an exact translation
+exact, and `not` is pushed only over an exact one.
+
+`risk_area(region, time, levels)` becomes "the region has a risk area of one of these levels"
+(a subquery on `feed_risk_areas`): implied by the real test, which also needs the trip's time
+inside the area's validity, and it keeps the few trips to listed regions out of 10M.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from hcode.feeds import FEEDS, Kind
+from hcode.rules.lang import (
+    And,
+    Arith,
+    Column,
+    Compare,
+    Cutoff,
+    Duration,
+    InList,
+    IsNull,
+    Lit,
+    Node,
+    Not,
+    Or,
+    RiskArea,
+    Within,
+)
+
+_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_TEXT = {Kind.ENUM, Kind.CODE6, Kind.CODE2, Kind.COLOR, Kind.ORIGIN, Kind.TEXT}
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A SQL predicate with its `?` parameters; `exact` when it is equivalent to the IR node
+    (given the event-time < cut-off filter every read has), not merely implied by it."""
+
+    sql: str
+    params: tuple
+    exact: bool
+
+
+def translate(node: Node | None, feed: str, cutoff: dt.datetime) -> Pushed | None:
+    """The pushable part of `node` (a fact's `where` on `feed`), or None: read every row."""
+    if node is None:
+        return None
+    return _push(node, feed, cutoff)
+
+
+def any_of(preds: list[Pushed | None]) -> Pushed | None:
+    """The rows any of several facts may need: None as soon as one of them needs every row."""
+    if not preds or any(p is None for p in preds):
+        return None
+    uniq = list(dict.fromkeys(preds))
+    if len(uniq) == 1:
+        return uniq[0]
+    return Pushed(" OR ".join(f"({p.sql})" for p in uniq), sum((p.params for p in uniq), ()),
+                  all(p.exact for p in uniq))
+
+
+def _kind(feed: str, name: str) -> Kind | None:
+    col = next((c for c in FEEDS[feed].stored_columns if c.name == name), None)
+    return col.kind if col else None
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _value(node: Node, kind: Kind, cutoff: dt.datetime) -> tuple[bool, object]:
+    """A constant of the column's type: a literal, or cut-off +/- a duration for timestamps."""
+    if isinstance(node, Lit):
+        v = node.value
+        ok = (kind in _TEXT and isinstance(v, str)) or (kind is Kind.BOOL and isinstance(v, bool))
+        return ok, v
+    if kind is Kind.TIMESTAMP:
+        if isinstance(node, Cutoff):
+            return True, cutoff
+        if isinstance(node, Arith) and isinstance(node.left, Cutoff) and isinstance(node.right, Duration):
+            d = node.right.delta
+            return True, cutoff + d if node.op == "+" else cutoff - d
+    return False, None
+
+
+def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
+    match n:
+        case Column(name=name) if _kind(feed, name) is Kind.BOOL:
+            return Pushed(_ident(name), (), True)
+        case Lit(value=bool(v)):
+            return Pushed("TRUE" if v else "FALSE", (), True)
+        case Compare(op=op, left=Column(name=name), right=other) | Compare(
+                op=op, left=other, right=Column(name=name)) if not isinstance(other, Column):
+            if not isinstance(n.left, Column):
+                op = _FLIP[op]
+            kind = _kind(feed, name)
+            ok, v = _value(other, kind, cutoff) if kind else (False, None)
+            return Pushed(f"{_ident(name)} {_OPS[op]} ?", (v,), True) if ok else None
+        case Within(item=Column(name=name), span=span) if _kind(feed, name) is Kind.TIMESTAMP:
+            return Pushed(f"{_ident(name)} >= ? AND {_ident(name)} < ?", (cutoff - span.delta, cutoff), True)
+        case IsNull(item=Column(name=name), negated=neg) if _kind(feed, name):
+            return Pushed(f"{_ident(name)} IS {'NOT ' if neg else ''}NULL", (), True)
+        case InList(item=Column(name=name), values=values, negated=neg) if _kind(feed, name) in _TEXT and all(
+                isinstance(v.value, str) for v in values):
+            marks = ", ".join("?" for _ in values)
+            return Pushed(f"{_ident(name)} {'NOT ' if neg else ''}IN ({marks})", tuple(v.value for v in values), True)
+        case And(items=items):
+            parts = [_push(i, feed, cutoff) for i in items]
+            kept = [p for p in parts if p is not None]
+            if not kept:
+                return None
+            return Pushed(" AND ".join(f"({p.sql})" for p in kept), sum((p.params for p in kept), ()),
+                          len(kept) == len(parts) and all(p.exact for p in kept))
+        case Or(items=items):
+            parts = [_push(i, feed, cutoff) for i in items]
+            if any(p is None for p in parts):
+                return None
+            return Pushed(" OR ".join(f"({p.sql})" for p in parts), sum((p.params for p in parts), ()),
+                          all(p.exact for p in parts))
+        case Not(item=item):
+            inner = _push(item, feed, cutoff)
+            return Pushed(f"NOT ({inner.sql})", inner.params, True) if inner is not None and inner.exact else None
+        case RiskArea(region=Column(name=name), levels=levels) if _kind(feed, name) is Kind.CODE6:
+            marks = ", ".join("?" for _ in levels)
+            return Pushed(f"{_ident(name)} IN (SELECT region_code FROM {FEEDS['risk_areas'].table} "
+                          f"WHERE level IN ({marks}))", tuple(levels), False)
+    return None

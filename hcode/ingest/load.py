@@ -1,0 +1,348 @@
+"""Load department exports into the warehouse: read, validate, pseudonymise, store.
+
+One file = one transaction: either its good rows, its quarantine rows and its `loads`
+record are all written, or nothing is. Rows read = rows loaded + rows quarantined, always.
+A row identical (in every kept column) to a stored one is the same event and stored once;
+the same bytes loaded twice are a no-op reported as a duplicate.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import getpass
+import hashlib
+import io
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from hcode.errors import FileRejected
+from hcode.feeds import FEEDS, Feed, feed_for_file
+from hcode.ingest.normalise import parquet_type_ok, validate
+from hcode.store import audit
+from hcode.store.persons import PersonIndex
+from hcode.store.pseudonym import mask_expr
+from hcode.store.warehouse import Warehouse, arrow, one, view
+
+CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
+SUFFIXES = (".csv", ".parquet", ".pq")
+BATCH_ROWS = 5_000_000  # rows validated and written at a time: bounds memory on 50M-row files
+
+
+def now_cst() -> dt.datetime:
+    """The current moment in China Standard Time, naive (as every stored timestamp)."""
+    return dt.datetime.now(CST).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    feed: str | None
+    file: str
+    sha256: str | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    duplicate: bool = False
+    rejected: bool = False
+    error: str | None = None
+    load_id: int | None = None
+    rows_new: int = 0
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d.pop("rows_new")
+        return d
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders as their export files (sorted by name, not recursive)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def _decode_csv(data: bytes) -> bytes:
+    """UTF-8 (with or without BOM) or GBK → UTF-8 bytes without BOM."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:  # checked in slices: decoding the whole file at once would copy it (twice its size)
+        utf8 = codecs.getincrementaldecoder("utf-8")()
+        view, step = memoryview(data), 1 << 22
+        for i in range(0, len(data), step):
+            utf8.decode(view[i:i + step])
+        utf8.decode(b"", final=True)
+        return data
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileRejected(f"not UTF-8 or GBK text (byte {exc.start})") from None
+
+
+def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
+    """Map each contract column to the file's header name; reject the file when one is missing."""
+    found = {c.strip().lower(): c for c in reversed(columns)}
+    missing = [c.name for c in feed.columns if c.name not in found]
+    if missing:
+        raise FileRejected(
+            f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"for feed {feed.name} (found: {', '.join(columns) or 'none'})"
+        )
+    return {c.name: found[c.name] for c in feed.columns}
+
+
+def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = None
+                ) -> Iterator[tuple[pl.DataFrame, pl.Series]]:
+    """The contract columns as read (extra columns dropped), in batches of at most
+    `batch_rows` rows, each with its rows' locations: CSV lines (header = line 1) or
+    Parquet row indexes (from 0). The header (or Parquet schema) is checked before the
+    first batch is yielded, so a file missing columns is rejected before anything is written."""
+    batch_rows = batch_rows or BATCH_ROWS
+    is_parquet = path.suffix.lower() in (".parquet", ".pq") or data[:4] == b"PAR1"
+    kind = "Parquet" if is_parquet else "CSV"
+    try:
+        if is_parquet:
+            schema = pl.read_parquet_schema(io.BytesIO(data))
+            names = _check_columns(list(schema), feed)
+            wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
+                     if not parquet_type_ok(schema[names[c.name]], c)]
+            if wrong:
+                raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
+            frame = pl.read_parquet(io.BytesIO(data), columns=list(dict.fromkeys(names.values())))
+            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
+            first = 0
+        else:
+            text = _decode_csv(data)
+            header = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True, n_rows=0).columns
+            names = _check_columns(header, feed)
+            frame = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True,
+                                columns=list(dict.fromkeys(names.values())))
+            del text
+            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
+            first = 2
+        for batch in batches:
+            assert isinstance(batch, pl.DataFrame)
+            batch = batch.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
+            yield batch, pl.int_range(first, first + batch.height, eager=True, dtype=pl.Int64).alias("line")
+            first += batch.height
+    except FileRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
+        raise FileRejected(f"cannot read {kind}: {exc}".splitlines()[0]) from None
+
+
+def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
+           now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
+           on_file: Callable[[Path], None] | None = None) -> list[LoadResult]:
+    """Load every file of `paths`; files are independent (a rejected file does not stop the others)."""
+    now = now or now_cst()
+    operator = operator or getpass.getuser()
+    people = PersonIndex(wh.key)
+    results = []
+    for path in expand(paths):
+        if on_file:
+            on_file(path)
+        results.append(ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator,
+                                   people=people))
+    return results
+
+
+def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
+                batch_date: dt.date | None = None, operator: str | None = None,
+                people: PersonIndex | None = None) -> LoadResult:
+    name = path.name
+    feed_name = feed or feed_for_file(name)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return LoadResult(feed_name, str(path), None, rejected=True, error=f"cannot read file: {exc.strerror}")
+    sha = hashlib.sha256(data).hexdigest()
+    if feed_name not in FEEDS:
+        msg = (f"unknown feed {feed_name!r}" if feed else
+               f"cannot tell the feed from the file name {name!r}: name it <feed>.csv "
+               f"(one of {', '.join(FEEDS)}) or pass --feed")
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=msg)
+    contract = FEEDS[feed_name]
+    prior = one(wh.con,
+        "SELECT load_id FROM loads WHERE sha256 = ? AND retracted_at IS NULL ORDER BY load_id LIMIT 1", [sha]
+    )
+    if prior:
+        return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
+    batches = read_export(path, data, contract)
+    try:
+        first = next(batches)  # the header/schema check happens here, before any write
+    except FileRejected as exc:
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
+    read = loaded = n_bad = n_new = 0
+    people = people or PersonIndex(wh.key)
+    people.begin()
+    try:
+        with wh.transaction() as con:
+            load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
+            written: list[np.ndarray] = []  # sorted row hashes of this load's earlier batches
+            for raw, location in itertools.chain([first], batches):
+                checked = validate(raw, contract, now, people.known_ids)
+                bad = checked.bad
+                batch_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
+                good = checked.values.filter(~bad) if batch_bad else checked.values
+                if contract.has_person:
+                    people.add(con, _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids)
+                n_new += _write_rows(con, people, good, contract, load_id, written)
+                n_bad += batch_bad
+                read += raw.height
+                loaded += good.height
+            con.execute(
+                "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                [load_id, feed_name, name, sha, read, loaded, n_new, n_bad, now_cst(), now, batch_date, operator],
+            )
+            audit.record(con, "load", operator, {
+                "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": read,
+                "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
+            })
+    except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
+        people.rollback()
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
+    except BaseException:
+        people.rollback()
+        raise
+    assert read == loaded + n_bad
+    return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)
+
+
+def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location: pl.Series,
+                      feed: Feed, load_id: int, name: str) -> int:
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return 0
+    reasons = checked.reasons.filter(bad)
+    raw_bad = raw.filter(bad).with_columns(pl.all().cast(pl.String))
+    if "id_number" in raw_bad.columns:
+        raw_bad = raw_bad.with_columns(mask_expr(pl.col("id_number").str.strip_chars()).alias("id_number"))
+    errors = pl.concat_list(
+        [pl.struct(pl.lit(c).alias("column"), pl.col(c).alias("reason")) for c in reasons.columns]
+    ).list.eval(pl.element().filter(pl.element().struct.field("reason").is_not_null()))
+    q = pl.DataFrame({
+        "load_id": pl.Series([load_id] * n_bad, dtype=pl.Int32),
+        "feed": [feed.name] * n_bad,
+        "file_name": [name] * n_bad,
+        "line": location.filter(bad),
+        "errors": reasons.select(errors.alias("errors")).to_series(),
+        "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+    })
+    with view(con, "_hcode_quarantine", q):
+        con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
+    return n_bad
+
+
+def _ids_of_good_rows(checked, bad: pl.Series, good: pl.DataFrame) -> pl.Series:
+    """The valid ids that have a good row: an id seen only on quarantined rows (bad in
+    another column) does not make a person."""
+    ids = checked.ids
+    only_bad = checked.values.get_column("id_number").filter(bad).drop_nulls().unique()
+    if only_bad.len():
+        in_good = good.get_column("id_number")
+        only_bad = only_bad.filter(~only_bad.is_in(in_good.filter(in_good.is_in(only_bad.implode())).implode()))
+        ids = ids.filter(~ids.is_in(only_bad.implode()))
+    return ids
+
+
+def _first_of_each(frame: pl.DataFrame, hashes: pl.Series, h: np.ndarray) -> pl.Series | None:
+    """A mask keeping the first of identical rows, or None when no two rows are identical.
+    Rows are compared exactly, but only those whose hash occurs twice (a sort of 8-byte
+    hashes instead of a hash table of whole rows); `h` is `hashes` sorted."""
+    twice = h[1:][h[1:] == h[:-1]]
+    if not twice.size:
+        return None
+    idx = hashes.is_in(pl.Series(np.unique(twice)).implode()).arg_true()
+    return pl.repeat(True, frame.height, eager=True).scatter(
+        idx, frame[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series())
+
+
+def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Which values of `sorted_b` are in `sorted_a` (both sorted: binary searches of sorted
+    keys run without random access)."""
+    at = np.minimum(np.searchsorted(sorted_a, sorted_b), max(sorted_a.size - 1, 0))
+    return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
+
+
+def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
+                written: list[np.ndarray]) -> int:
+    """Insert the rows not already stored; returns how many were new.
+
+    Identical rows have identical event times, so only stored rows within this batch's
+    event-time range can repeat one of its rows. When no earlier load has a row in that
+    range (a first load, or a night of new events), the batch is inserted as it is, minus
+    its own repeats and rows that repeat an earlier batch of this file (found by row hash,
+    then compared exactly). Otherwise the batch is compared, by EXCEPT, with the stored rows
+    of its persons within its range: a night's increment is checked against the few rows it
+    could repeat, not against the whole history. `written` collects the row hashes of the
+    file's batches."""
+    if good.is_empty():
+        return 0
+    t = feed.event_time
+    lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
+    hashes = good.hash_rows()
+    h = np.sort(hashes.to_numpy())
+    earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
+                  [lo, hi, load_id])
+    if earlier:
+        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi))
+    else:
+        keep = _first_of_each(good, hashes, h)
+        again = None
+        if written:  # rows whose hash an earlier batch of this file wrote: compare them exactly
+            seen = np.unique(np.concatenate([h[_found(before, h)] for before in written]))
+            if seen.size:
+                again = hashes.is_in(pl.Series(seen).implode())
+        if again is None:
+            n = _insert(con, people, good if keep is None else good.filter(keep), feed, load_id)
+        else:
+            keep = ~again if keep is None else keep & ~again
+            n = _insert(con, people, good.filter(keep), feed, load_id)
+            rest = good.filter(again)
+            r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
+            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))
+    written.append(h)
+    return n
+
+
+def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
+            dedupe: tuple | None = None) -> int:
+    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
+    only those not already stored among the rows of the same persons with event times in
+    [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`)."""
+    if rows.is_empty():
+        return 0
+    cols = ", ".join(c.name for c in feed.stored_columns)
+    if feed.has_person:
+        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
+        keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
+                                                "(SELECT id_number FROM _hcode_good))"
+    else:
+        source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
+    # Registrations are stored in pid order: every run reads all of them to build its
+    # population, which is 8x faster from rows (nearly) in pid order (evaluate.population).
+    # New persons get new, higher pids, so a night's rows land after the earlier ones.
+    order = " ORDER BY pid" if feed.name == "registrations" else ""
+    if dedupe is None:
+        sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source}){order}", []
+    else:
+        sql = (f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
+               f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
+        params = list(dedupe)
+    with ExitStack() as views:
+        if feed.has_person:
+            views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
+        views.enter_context(view(con, "_hcode_good", arrow(rows)))
+        return one(con, sql, params)[0]

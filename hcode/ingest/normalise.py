@@ -1,0 +1,258 @@
+"""Parse and validate one export's columns against its feed contract, vectorised.
+
+`validate(frame, feed, now)` takes the contract columns as read (strings from CSV; strings
+or typed columns from Parquet) and returns, per column, the normalised value and the reason
+it is bad (null when good). Nothing here touches the warehouse; `hcode.ingest` writes.
+
+Cheap paths first (perf-notes.md): a column that is already clean is not re-normalised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+
+from hcode import idnumber
+from hcode.feeds import Column, Feed, Kind
+
+ASCII_WS = " \t\n\r\x0b\x0c"
+TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
+COLOR_PATTERN = r"^[a-z][a-z0-9_-]*$"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Normalised contract columns (`values`) and per-column reasons (`reasons`, null = good)."""
+
+    values: pl.DataFrame
+    reasons: pl.DataFrame
+    ids: pl.Series | None = None  # person feeds: the distinct valid ids not among `known_ids`
+
+    @property
+    def bad(self) -> pl.Series:
+        if not self.reasons.columns:
+            return pl.repeat(False, self.values.height, eager=True).alias("bad")
+        return self.reasons.select(pl.any_horizontal(pl.all().is_not_null()).alias("bad")).to_series()
+
+
+def _strip(s: pl.Series) -> pl.Series:
+    return s.str.strip_chars(ASCII_WS)
+
+
+def _empty_to_null(s: pl.Series) -> pl.Series:
+    return pl.select(pl.when(s == "").then(None).otherwise(s)).to_series().alias(s.name)
+
+
+def _text(s: pl.Series) -> pl.Series:
+    return _empty_to_null(_strip(s))
+
+
+def _reasons(name: str, n: int, checks: list[tuple[pl.Series, str]]) -> pl.Series:
+    """Per row, the message of the first check it fails (null when it passes them all).
+    `checks` are (failed, message) in priority order; a null `failed` passes. Messages are
+    built only for the failing rows: most rows pass, and a string column of millions of
+    rows costs more than every check."""
+    out = pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+    if not checks:
+        return out
+    failed = pl.DataFrame({f"c{i}": m.fill_null(False) for i, (m, _) in enumerate(checks)})
+    rows = failed.select(pl.any_horizontal(pl.all())).to_series().arg_true()
+    if not rows.len():
+        return out
+    first = pl.when(pl.col("c0")).then(pl.lit(checks[0][1]))
+    for i, (_, message) in enumerate(checks[1:], 1):
+        first = first.when(pl.col(f"c{i}")).then(pl.lit(message))
+    return out.scatter(rows, failed[rows].select(first).to_series())
+
+
+def _empty_reason(s: pl.Series) -> pl.Series:
+    """"empty" where `s` is null."""
+    return _reasons(s.name, len(s), [(s.is_null(), "empty")])
+
+
+def parse_timestamps(s: pl.Series) -> pl.Series:
+    """Strings in the accepted formats → Datetime("us"); unparseable → null. Parses the
+    common format over everything, then the other formats only over what is left."""
+    out = s.str.strptime(pl.Datetime("us"), TIMESTAMP_FORMATS[0], strict=False, cache=False)
+    missing = (out.is_null() & s.is_not_null()).arg_true()
+    if missing.len():
+        rest = s.gather(missing)
+        alt = pl.Series(s.name, [None] * len(rest), dtype=pl.Datetime("us"))
+        for fmt in TIMESTAMP_FORMATS[1:]:
+            alt = alt.fill_null(rest.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False))
+        out = out.scatter(missing, alt)
+    return out.alias(s.name)
+
+
+def _fix_where(s: pl.Series, dirty: pl.Series, fix) -> pl.Series:
+    """`s` with `fix` applied only to the rows flagged dirty (most columns are clean)."""
+    idx = dirty.arg_true()
+    return s.scatter(idx, fix(s.gather(idx))) if idx.len() else s
+
+
+def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
+    if s.dtype == pl.String:
+        val = parse_timestamps(s)
+        failed = val.is_null() & s.is_not_null()
+        if failed.any():  # trim white space (and blank → empty) only where the plain parse failed
+            raw = _fix_where(s, failed, _text)
+            val = _fix_where(val, failed, lambda _: parse_timestamps(raw.filter(failed)))
+        else:
+            raw = s
+        unparsed = raw.is_not_null() & val.is_null()
+    else:
+        raw = None
+        if isinstance(s.dtype, pl.Datetime) and s.dtype.time_zone is not None:
+            s = s.dt.convert_time_zone("Asia/Shanghai").dt.replace_time_zone(None)
+        val = s.cast(pl.Datetime("us"))
+        unparsed = pl.repeat(False, len(s), eager=True)
+    late = now + dt.timedelta(days=1)
+    checks = [(unparsed, "not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])")]
+    if not col.nullable:
+        checks.append((val.is_null(), "empty"))
+    if not col.future_ok:
+        checks.append((val > late, "more than a day after the moment of loading"))
+    return val.alias(col.name), _reasons(col.name, len(val), checks)
+
+
+def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
+    s = s.cast(pl.String)
+    values = list(col.values)
+    known = s.is_in(values)
+    if not known.all():  # nulls are ignored here (they stay null)
+        s = _fix_where(s, ~known, lambda x: _text(x).str.to_lowercase())
+        known = s.is_in(values)
+    return s.alias(col.name), _reasons(col.name, len(s), [(s.is_null(), "empty"),
+                                                          (~known, "not one of " + ", ".join(values))])
+
+
+def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
+    if s.dtype == pl.Boolean:
+        return s, _empty_reason(s).alias(col.name)
+    tokens = {"true": True, "1": True, "false": False, "0": False}
+    text = s.cast(pl.String)
+    known = text.is_in(list(tokens))
+    if not known.all():
+        text = _fix_where(text, ~known, lambda x: _text(x).str.to_lowercase())
+        known = text.is_in(list(tokens))
+    val = text.is_in([t for t, v in tokens.items() if v])  # null stays null
+    unknown = (~known).arg_true()
+    if unknown.len():
+        val = val.scatter(unknown, None)
+    return val.alias(col.name), _reasons(col.name, len(val), [(text.is_null(), "empty"),
+                                                              (val.is_null(), "not a boolean (true/false/1/0)")])
+
+
+def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | None) -> tuple[pl.Series, pl.Series]:
+    """A value matching `pattern` is already trimmed and in its case: only the others are
+    normalised (trimmed, blank to null, case changed) and checked again."""
+    val = s.cast(pl.String)
+    ok = val.str.contains(pattern)
+    if not ok.all():  # nulls are ignored here (they stay null)
+
+        def fix(x: pl.Series) -> pl.Series:
+            x = _text(x)
+            return x.str.to_uppercase() if case == "upper" else x.str.to_lowercase() if case == "lower" else x
+
+        val = _fix_where(val, ~ok.fill_null(True), fix)
+        ok = val.str.contains(pattern)
+    return val.alias(col.name), _reasons(col.name, len(val), [(val.is_null(), "empty"), (~ok, what)])
+
+
+def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
+        ) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(normalised ids, reasons, distinct valid ids not in `known`). Every check runs on the
+    distinct ids, and only on those not found valid before: the rows' ids are normalised
+    only where their raw value is not already clean."""
+    if s.dtype.is_integer():
+        s = s.cast(pl.String)
+    distinct = s.unique()
+    clean = distinct.str.contains(idnumber.ID_PATTERN)
+    if not clean.all():  # nulls are ignored here (they stay null)
+        dirty = distinct.filter(~clean)
+        s = _fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
+        distinct = distinct.filter(clean.fill_null(True))
+        fixed = _empty_to_null(idnumber_normalise(dirty)).unique()
+        present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
+        fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
+        distinct = pl.concat([distinct, fixed])
+    if known is not None and known.len():
+        distinct = distinct.to_frame("id").join(known.rename("id").to_frame(), on="id", how="anti").to_series()
+    bad = idnumber.bad_ids(distinct, now)
+    reason = idnumber.reasons_for(s, bad)
+    new = distinct.drop_nulls()
+    if bad.height:
+        new = new.filter(~new.is_in(bad.get_column("id").implode()))
+    return s.alias(col.name), reason.alias(col.name), new.alias(col.name)
+
+
+def idnumber_normalise(s: pl.Series) -> pl.Series:
+    """Trim ASCII white space and upper-case (as `idnumber.normalise`)."""
+    return _strip(s).str.to_uppercase()
+
+
+def _as_read(s: pl.Series) -> pl.Series:
+    if s.dtype == pl.Null or s.dtype == pl.Categorical or isinstance(s.dtype, pl.Enum):
+        return s.cast(pl.String)
+    return s
+
+
+def validate_column(s: pl.Series, col: Column, now: dt.datetime,
+                    known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """(normalised values, reasons) for one contract column. `known_ids` are ids already
+    found valid in this session (with the same clock): they are not checked again."""
+    s = _as_read(s)
+    k = col.kind
+    if k is Kind.ID_NUMBER:
+        return _id(s, col, now, known_ids)[:2]
+    if k is Kind.TIMESTAMP:
+        return _timestamp(s, col, now)
+    if k is Kind.ENUM:
+        return _enum(s, col)
+    if k is Kind.BOOL:
+        return _bool(s, col)
+    if k is Kind.CODE6:
+        return _pattern(s, col, r"^[0-9]{6}$", "not a 6-digit code", None)
+    if k is Kind.CODE2:
+        return _pattern(s.cast(pl.String).str.zfill(2) if s.dtype.is_integer() else s, col,
+                        r"^[0-9]{2}$", "not a 2-digit province code", None)
+    if k is Kind.COLOR:
+        return _pattern(s, col, COLOR_PATTERN, "not a colour word", "lower")
+    if k is Kind.ORIGIN:
+        return _pattern(s, col, r"^[A-Z]{2}$", "not a two-letter country code", "upper")
+    if k is Kind.TEXT:
+        val = _text(s.cast(pl.String))
+        return val, _empty_reason(val).alias(col.name)
+    raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
+
+
+def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
+    """Validate every contract column of `frame` (which holds exactly those columns)."""
+    id_col = next((c for c in feed.columns if c.kind is Kind.ID_NUMBER), None)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the ids on a second core, the rest here
+        checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
+        done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
+        ids = None
+        if checking:
+            v, r, ids = checking.result()
+            done[id_col.name] = (v, r)
+    values = [done[c.name][0].alias(c.name) for c in feed.columns]
+    reasons = [done[c.name][1].cast(pl.String).alias(c.name) for c in feed.columns]
+    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids)
+
+
+# Parquet physical types that can hold each kind of contract value (others reject the file).
+def parquet_type_ok(dtype: pl.DataType, col: Column) -> bool:
+    if dtype in (pl.String, pl.Null, pl.Categorical) or isinstance(dtype, pl.Enum):
+        return True
+    k = col.kind
+    if k is Kind.TIMESTAMP:
+        return isinstance(dtype, pl.Datetime) or dtype == pl.Date
+    if k is Kind.BOOL:
+        return dtype == pl.Boolean or dtype.is_integer()
+    if k in (Kind.ID_NUMBER, Kind.CODE6, Kind.CODE2):
+        return dtype.is_integer()
+    return False

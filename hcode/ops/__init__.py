@@ -1,0 +1,6 @@
+"""ops: the nightly batch and the accountable operations around it.
+
+`nightly` (the batch), `freshness` (late feeds), `guard` (the publish guard), `overrides`,
+`retract`, `purge`, `demo` (the whole job on the bundled night).
+May import everything but `hcode.cli`.
+"""

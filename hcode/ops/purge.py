@@ -1,0 +1,130 @@
+"""Data minimisation: remove old events, but never silently change anybody's code.
+
+The Measures (article 24) and Shanghai's "minimum enough" principle say personal data
+collected for epidemic control must not be kept beyond need. `purge(before=D)` deletes the
+events dated before D from the person event feeds (everything but `registrations`, which
+define who has a code, and `risk_areas`, which hold no personal data).
+
+Old events can still decide a code: a case from April with no discharge keeps a person red;
+a close contact from 20 days ago not yet released by an exit test, too. So, before deleting,
+the latest published run of each province is re-evaluated as of its as-of date with its own
+stored ruleset, once on the data as it is and once without the events to be purged. Every
+person whose code (colour, deciding rule or matched rules) would differ keeps all their
+events; they are listed and counted. A person's code depends only on their own events (and
+on registrations and risk areas, which are never purged), so one pass is exact.
+
+The deletion, and a `purge` audit entry carrying the counts and the recomputed content
+digest of every load it touched (`loads_after`), are one transaction: `audit verify` keeps
+passing, and published runs are not touched. Quarantine rows are not purged here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from dataclasses import dataclass
+
+import polars as pl
+
+from hcode.engine.evaluate import evaluate
+from hcode.errors import HcodeError
+from hcode.feeds import FEEDS
+from hcode.runs.store import cutoff_of, get_run, load_frames, stored_ruleset
+from hcode.store import audit
+from hcode.store.warehouse import Warehouse, one, view
+
+PURGEABLE = tuple(n for n, f in FEEDS.items() if f.has_person and f.event_time and n != "registrations")
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    before: dt.date
+    reference_runs: tuple[int, ...]  # the latest published run of each province
+    removed: dict[str, int]  # rows deleted per feed
+    kept: dict[str, int]  # old rows kept per feed because a code needs them
+    kept_persons: tuple[str, ...]  # person_keys whose code would have changed
+    loads_touched: tuple[int, ...]
+    audit_seq: int | None  # None for a dry run
+    dry_run: bool
+
+    def as_json(self) -> dict:
+        return {"before": self.before.isoformat(), "reference_runs": list(self.reference_runs),
+                "removed": self.removed, "kept": self.kept, "kept_persons": list(self.kept_persons),
+                "loads_touched": list(self.loads_touched), "audit_seq": self.audit_seq, "dry_run": self.dry_run}
+
+
+def reference_runs(con) -> list[int]:
+    """The latest published run of each province."""
+    return [r for (r,) in con.execute(
+        "SELECT run_id FROM (SELECT run_id, row_number() OVER (PARTITION BY province ORDER BY as_of DESC, "
+        "run_id DESC) AS n FROM runs WHERE published) WHERE n = 1 ORDER BY run_id").fetchall()]
+
+
+def _signature(codes: pl.DataFrame) -> pl.DataFrame:
+    return codes.select("pid", pl.concat_str([pl.col("color"), pl.col("rule").fill_null(""),
+                                              pl.col("matched_rules").list.join(";")], separator="|").alias("sig"))
+
+
+def needed_persons(wh: Warehouse, run_id: int, before: dt.datetime, feeds: tuple[str, ...]) -> pl.Series:
+    """pids whose code in a re-evaluation of run `run_id` changes without the events before `before`."""
+    con = wh.con
+    run = get_run(con, run_id)
+    rs = stored_ruleset(con, run)
+    top = one(con, "SELECT coalesce(max(load_id), 0) FROM loads")[0]
+    frames = load_frames(con, rs.reads().keys(), cutoff_of(run.as_of), top)
+    without = {n: (df.filter(pl.col(FEEDS[n].event_time) >= before) if n in feeds else df)
+               for n, df in frames.items()}
+    a = _signature(evaluate(rs, frames, run.as_of).codes)
+    b = _signature(evaluate(rs, without, run.as_of).codes)
+    diff = a.join(b, on="pid", how="full", coalesce=True, suffix="_b").filter(
+        pl.col("sig").ne_missing(pl.col("sig_b")))
+    return diff["pid"]
+
+
+def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_run: bool = False,
+          feeds: tuple[str, ...] = PURGEABLE) -> PurgeResult:
+    """Delete person events dated before `before` except those a published code needs."""
+    unknown = [f for f in feeds if f not in PURGEABLE]
+    if unknown:
+        raise HcodeError(f"cannot purge {', '.join(unknown)} (purgeable feeds: {', '.join(PURGEABLE)})")
+    con = wh.con
+    refs = reference_runs(con)
+    if not refs:
+        raise HcodeError("no published run: purge checks every code of the latest published run before "
+                         "deleting anything; publish a run first")
+    for r in refs:
+        run = get_run(con, r)
+        if before > run.as_of + dt.timedelta(days=1):
+            raise HcodeError(f"--before {before} is after the cut-off of run {r} ({run.ruleset}, as of "
+                             f"{run.as_of}), the latest published run of {run.province}: events after it were "
+                             "never checked against a published code; purge before "
+                             f"{run.as_of + dt.timedelta(days=1)} at the latest")
+    ts = dt.datetime.combine(before, dt.time())
+    keep = pl.concat([needed_persons(wh, r, ts, feeds) for r in refs]).unique().sort()
+    keep_df = pl.DataFrame({"pid": keep.cast(pl.Int32)})
+    operator = operator or getpass.getuser()
+    with view(con, "_hcode_keep", keep_df), wh.transaction() as tx:
+        removed, kept, touched = {}, {}, set()
+        for name in feeds:
+            f = FEEDS[name]
+            old = f"{f.event_time} < ?"
+            mine = "pid IN (SELECT pid FROM _hcode_keep)"
+            kept[name] = one(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])[0]
+            rows = tx.execute(f"SELECT load_id, count(*) FROM {f.table} WHERE {old} AND NOT {mine} "
+                              "GROUP BY load_id", [ts]).fetchall()
+            removed[name] = sum(n for _, n in rows)
+            touched |= {(name, lid) for lid, _ in rows}
+            if not dry_run and rows:
+                tx.execute(f"DELETE FROM {f.table} WHERE {old} AND NOT {mine}", [ts])
+        keys = tuple(k for (k,) in tx.execute(
+            "SELECT person_key FROM persons WHERE pid IN (SELECT pid FROM _hcode_keep) ORDER BY person_key"
+        ).fetchall())
+        seq = None
+        if not dry_run:
+            seq = audit.record(tx, "purge", operator, {
+                "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
+                "kept_persons": len(keys),
+                "loads_after": {str(lid): audit.load_digest(tx, feed, lid) for feed, lid in sorted(touched)},
+            })
+    return PurgeResult(before, tuple(refs), removed, kept, keys, tuple(sorted(lid for _, lid in touched)), seq,
+                       dry_run)

@@ -1,0 +1,240 @@
+"""Name resolution and type checking of rule-language trees against the feed contracts.
+
+`resolve` turns a parsed tree (`Name` nodes) into a resolved one (`Column`, `FactRef`) and
+computes its type, one of ``bool number text timestamp duration``. Every mistake a rule
+author can make in an expression — an unknown feed, column or fact, a type mismatch, an
+enumeration value that the feed never carries, a colour outside the palette — is a
+`CheckError` here; `hcode.ruleset` adds the file, line and rule to the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from hcode.feeds import FEEDS, Kind
+from hcode.rules.lang import (
+    Aggregate,
+    And,
+    Arith,
+    Column,
+    Compare,
+    Cutoff,
+    Duration,
+    FactRef,
+    InList,
+    IsNull,
+    Lit,
+    Name,
+    Node,
+    Not,
+    Or,
+    RiskArea,
+    Within,
+    children,
+)
+
+TYPES = ("bool", "number", "text", "timestamp", "duration")
+AGG_TYPES = {"latest": "timestamp", "earliest": "timestamp", "count": "number", "exists": "bool"}
+
+
+class CheckError(ValueError):
+    """A static error in one expression (no location: the caller knows it)."""
+
+
+def column_type(kind: Kind) -> str:
+    return {Kind.TIMESTAMP: "timestamp", Kind.BOOL: "bool"}.get(kind, "text")
+
+
+def lit_type(v: object) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    return "text"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What names mean where an expression sits: a fact's feed (its columns), or only facts."""
+
+    feed: str | None
+    facts: Mapping[str, str]  # fact name -> type
+    palette: tuple[str, ...]
+    in_where: bool = False  # risk_area() is allowed only as a top-level term of a fact's where
+
+
+def person_feeds() -> list[str]:
+    return [f for f, feed in FEEDS.items() if feed.has_person and f not in ("registrations", "overrides")]
+
+
+def resolve_fact(agg: Aggregate, facts: Mapping[str, str], palette: tuple[str, ...]) -> Aggregate:
+    if agg.feed not in FEEDS or not FEEDS[agg.feed].has_person or agg.feed in ("registrations", "overrides"):
+        raise CheckError(f"unknown feed {agg.feed!r} (a fact reads one of: {', '.join(person_feeds())})")
+    feed = FEEDS[agg.feed]
+    names = {c.name for c in feed.stored_columns}
+    if agg.column is not None:
+        if agg.column not in names:
+            raise CheckError(f"unknown column {agg.feed}.{agg.column} (columns: {', '.join(sorted(names))})")
+        if feed.column(agg.column).kind is not Kind.TIMESTAMP:
+            raise CheckError(f"{agg.kind} needs a timestamp column; {agg.feed}.{agg.column} is "
+                             f"{column_type(feed.column(agg.column).kind)}")
+    if agg.per is not None and agg.per not in names:
+        raise CheckError(f"unknown column {agg.feed}.{agg.per} in 'current per'")
+    where = None
+    if agg.where is not None:
+        scope = Scope(agg.feed, facts, palette, in_where=True)
+        terms = agg.where.items if isinstance(agg.where, And) else (agg.where,)
+        for t in terms:  # risk_area() is legal here, and only here
+            if isinstance(t, RiskArea) and not isinstance(t.region, Name):
+                raise CheckError("risk_area's first argument must be a column (the region code)")
+        where, typ = resolve(agg.where, scope)
+        if typ != "bool":
+            raise CheckError(f"'where' must be a condition (bool), not {typ}")
+        inner = where.items if isinstance(where, And) else (where,)
+        for t in inner:
+            for n in children(t):
+                if any(isinstance(m, RiskArea) for m in _walk(n)):
+                    raise CheckError("risk_area(...) may only be used as an 'and' term of a fact's where")
+    return replace(agg, where=where)
+
+
+def _walk(n: Node):
+    yield n
+    for c in children(n):
+        yield from _walk(c)
+
+
+def resolve(node: Node, scope: Scope) -> tuple[Node, str]:
+    fn = _RESOLVERS.get(type(node))
+    if fn is None:
+        raise CheckError(f"{type(node).__name__} is not allowed here")
+    return fn(node, scope)
+
+
+def _name(n: Name, s: Scope):
+    in_feed = s.feed is not None and any(c.name == n.name for c in FEEDS[s.feed].stored_columns)
+    if in_feed and n.name in s.facts:
+        raise CheckError(f"{n.name!r} is both a column of {s.feed} and a fact; rename the fact")
+    if in_feed:
+        return Column(s.feed, n.name), column_type(FEEDS[s.feed].column(n.name).kind)
+    if n.name in s.facts:
+        return FactRef(n.name), s.facts[n.name]
+    where = f"a column of {s.feed} or a fact" if s.feed else "a fact"
+    raise CheckError(f"unknown name {n.name!r} (expected {where})")
+
+
+def _lit(n: Lit, s: Scope):
+    return n, lit_type(n.value)
+
+
+def _duration(n: Duration, s: Scope):
+    return n, "duration"
+
+
+def _cutoff(n: Cutoff, s: Scope):
+    return n, "timestamp"
+
+
+def _check_value(col: Node, lit: Node, s: Scope) -> None:
+    """An enumeration or colour compared with a literal must be one of its values."""
+    if not (isinstance(col, Column) and isinstance(lit, Lit) and isinstance(lit.value, str)):
+        return
+    c = FEEDS[col.feed].column(col.name)
+    if c.kind is Kind.ENUM and lit.value not in c.values:
+        raise CheckError(f"{lit.value!r} is not a value of {col.feed}.{col.name} ({', '.join(c.values)})")
+    if c.kind is Kind.COLOR and lit.value not in s.palette:
+        raise CheckError(f"unknown colour {lit.value!r} (palette: {', '.join(s.palette)})")
+
+
+def _compare(n: Compare, s: Scope):
+    left, lt = resolve(n.left, s)
+    right, rt = resolve(n.right, s)
+    if lt != rt:
+        raise CheckError(f"cannot compare {lt} with {rt} in '{n.src()}'")
+    if n.op not in ("=", "!=") and lt in ("bool", "text"):
+        raise CheckError(f"'{n.op}' does not order {lt} values in '{n.src()}'")
+    _check_value(left, right, s)
+    _check_value(right, left, s)
+    return Compare(n.op, left, right), "bool"
+
+
+_ARITH = {("timestamp", "+", "duration"): "timestamp", ("timestamp", "-", "duration"): "timestamp",
+          ("timestamp", "-", "timestamp"): "duration", ("duration", "+", "duration"): "duration",
+          ("duration", "-", "duration"): "duration", ("number", "+", "number"): "number",
+          ("number", "-", "number"): "number"}
+
+
+def _arith(n: Arith, s: Scope):
+    left, lt = resolve(n.left, s)
+    right, rt = resolve(n.right, s)
+    typ = _ARITH.get((lt, n.op, rt))
+    if typ is None:
+        raise CheckError(f"cannot compute {lt} {n.op} {rt} in '{n.src()}'")
+    return Arith(n.op, left, right), typ
+
+
+def _bools(items, s: Scope, what: str):
+    out = []
+    for i in items:
+        r, t = resolve(i, s)
+        if t != "bool":
+            raise CheckError(f"'{what}' needs conditions (bool), but '{i.src()}' is {t}")
+        out.append(r)
+    return tuple(out)
+
+
+def _and(n: And, s: Scope):
+    return And(_bools(n.items, s, "and")), "bool"
+
+
+def _or(n: Or, s: Scope):
+    return Or(_bools(n.items, s, "or")), "bool"
+
+
+def _not(n: Not, s: Scope):
+    return Not(_bools((n.item,), s, "not")[0]), "bool"
+
+
+def _isnull(n: IsNull, s: Scope):
+    item, _ = resolve(n.item, s)
+    return IsNull(item, n.negated), "bool"
+
+
+def _inlist(n: InList, s: Scope):
+    item, t = resolve(n.item, s)
+    for v in n.values:
+        if lit_type(v.value) != t:
+            raise CheckError(f"{v.src()} is not a {t} in '{n.src()}'")
+        _check_value(item, v, s)
+    return InList(item, n.values, n.negated), "bool"
+
+
+def _within(n: Within, s: Scope):
+    item, t = resolve(n.item, s)
+    if t != "timestamp":
+        raise CheckError(f"'within' needs a timestamp, but '{n.item.src()}' is {t}")
+    return Within(item, n.span), "bool"
+
+
+def _risk(n: RiskArea, s: Scope):
+    if not s.in_where:
+        raise CheckError("risk_area(...) may only be used in a fact's where")
+    region, rt = resolve(n.region, s)
+    time, tt = resolve(n.time, s)
+    if rt != "text" or tt != "timestamp":
+        raise CheckError("risk_area(region, time, level...) needs a text region and a timestamp")
+    levels = FEEDS["risk_areas"].column("level").values
+    for lv in n.levels:
+        if lv not in levels:
+            raise CheckError(f"{lv!r} is not a risk level ({', '.join(levels)})")
+    return RiskArea(region, time, n.levels), "bool"
+
+
+_RESOLVERS = {Name: _name, Lit: _lit, Duration: _duration, Cutoff: _cutoff, Compare: _compare,
+              Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, InList: _inlist,
+              Within: _within, RiskArea: _risk}
+
+
+def fact_refs(n: Node) -> set[str]:
+    return {m.name for m in _walk(n) if isinstance(m, FactRef | Name)}

@@ -1,0 +1,246 @@
+"""Evaluation runs against the warehouse: read the feeds a ruleset needs, evaluate, store.
+
+A run is a pure function of (the rows loaded before it started with an event time before
+its cut-off, the ruleset). It records the ruleset's name, version and content hash, the
+as-of date, the loads it saw and the counts per colour; its codes (one per registered
+person: its population, shared with the runs that saw the same one, and the codes that
+differ from a person's with no events) are written in the same transaction as the run row
+and its audit entry, so a run is either wholly there or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from hcode.engine.evaluate import Evaluation, cutoff_of, evaluate
+from hcode.engine.sources import WarehouseSource
+from hcode.errors import HcodeError, UnknownRun
+from hcode.profiling import Stages
+from hcode.rules.ruleset import Ruleset
+from hcode.store import audit
+from hcode.store.warehouse import ArrowStream, Warehouse, one, to_polars, unordered_inserts, view
+
+ALWAYS_READ = ("registrations", "overrides")
+
+
+# the columns of `runs` a RunInfo is read from, in its order (`population_id` is internal)
+RUN_COLUMNS = ("run_id", "province", "version", "ruleset_hash", "as_of", "cutoff", "created_at", "max_load_id",
+               "persons", "colors", "overrides_applied", "overrides_not_applied", "operator", "published",
+               "published_at", "info")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    province: str
+    version: str
+    ruleset_hash: str
+    as_of: dt.date
+    cutoff: dt.datetime
+    created_at: dt.datetime
+    max_load_id: int
+    persons: int
+    colors: dict[str, int]
+    overrides_applied: int
+    overrides_not_applied: int
+    operator: str | None
+    published: bool
+    published_at: dt.datetime | None
+    loads: tuple[int, ...]
+
+    @property
+    def ruleset(self) -> str:
+        return f"{self.province}@{self.version}"
+
+    def as_json(self) -> dict:
+        return {"run_id": self.run_id, "ruleset": self.province, "version": self.version,
+                "ruleset_hash": self.ruleset_hash, "as_of": self.as_of.isoformat(),
+                "created_at": self.created_at.isoformat(sep=" "), "published": self.published,
+                "colors": self.colors, "persons": self.persons, "operator": self.operator}
+
+
+def current_loads(con) -> tuple[int, tuple[int, ...]]:
+    """The newest load id and every live (not retracted) load a run started now would see."""
+    ids = tuple(i for (i,) in con.execute(
+        "SELECT load_id FROM loads WHERE retracted_at IS NULL ORDER BY load_id").fetchall())
+    top = one(con, "SELECT coalesce(max(load_id), 0) FROM loads")[0]
+    return top, ids
+
+
+def load_frames(con, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int,
+                pids: list[int] | None = None) -> dict[str, pl.DataFrame]:
+    """Every row of each feed (and of the feeds every run reads) that a run started now would
+    see, as frames: for callers that change them before evaluating (purge's what-if)."""
+    source = WarehouseSource(con, cutoff, max_load_id, pids)
+    return {name: source.rows(name).collect() for name in dict.fromkeys([*ALWAYS_READ, *feeds])}
+
+
+def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en",
+                       pids: list[int] | None = None) -> tuple[Evaluation, int, tuple[int, ...]]:
+    max_load_id, loads = current_loads(wh.con)
+    source = WarehouseSource(wh.con, cutoff_of(as_of), max_load_id, pids)
+    return evaluate(ruleset, source, as_of, lang=lang), max_load_id, loads
+
+
+def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int, ...],
+              operator: str | None, *, publish: bool = False, batch: dict | None = None) -> int:
+    """Store the run, its codes and its audit entry in one transaction; returns the run id.
+
+    The population is stored once per distinct content: a run whose population (pid,
+    district) has the digest of one already stored shares it, as two runs on one night's data
+    do (a ruleset and its successor, a re-run). The digest is computed on a second thread
+    while DuckDB writes the details."""
+    import numpy  # noqa: F401  (population_digest's, imported on this thread: an import on the
+    # digest thread holds the GIL that DuckDB's scan of the details needs, 0.12 s at 1M)
+
+    rs = ev.ruleset
+    stages = Stages("store")
+    with ThreadPoolExecutor(1) as pool:
+        population = pool.submit(audit.population_digest, ev.population)
+        with wh.transaction() as con:
+            run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
+            _store_details(con, run_id, ev)
+            stages.tick("code_details")
+            digest = population.result()
+            population_id = _store_population(con, ev.population, digest)
+            stages.tick("population")
+            now = dt.datetime.now().replace(microsecond=0)
+            info = {"loads": list(loads), **(batch or {})}
+            con.execute(
+                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}, population_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, rs.province, rs.version, rs.content_hash, ev.as_of, ev.cutoff, now, max_load_id,
+                 ev.persons, json.dumps(ev.colors), ev.overrides_applied, ev.overrides_not_applied, operator,
+                 publish, now if publish else None, json.dumps(info), population_id],
+            )
+            if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
+                con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
+                            [rs.content_hash, rs.province, rs.version, rs.source_text])
+            content = audit.run_digest(con, run_id, digest)
+            stages.tick("digest")
+            audit.record(con, "run", operator, {
+                "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
+                "as_of": ev.as_of.isoformat(), "persons": ev.persons, "colors": ev.colors,
+                "max_load_id": max_load_id, "published": publish,
+            }, content)
+            if publish:
+                superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
+                if superseded:
+                    con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
+                audit.record(con, "publish", operator,
+                             {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
+    stages.tick("commit")
+    return run_id
+
+
+def _store_population(con, population: pl.DataFrame, digest: str) -> int:
+    """The id of the stored population with this digest, stored now if there is none."""
+    row = one(con, "SELECT population_id FROM populations WHERE digest = ?", [digest])
+    if row:
+        return row[0]
+    population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
+    con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
+    with view(con, "_hcode_population", ArrowStream(population)):
+        con.execute("INSERT INTO population_rows SELECT ?, pid, district FROM _hcode_population",
+                    [population_id])
+    return population_id
+
+
+def _store_details(con, run_id: int, ev: Evaluation) -> None:
+    """The full codes of the persons some rule matched or an override names, and the code of
+    everyone else (warehouse.py)."""
+    # rows in any order (the table has no order; readers of `codes` sort): DuckDB then
+    # writes them on every core, twice as fast
+    with view(con, "_hcode_details", ArrowStream(ev.results)), unordered_inserts(con):
+        con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "
+                    "explanation FROM _hcode_details", [run_id])
+    con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
+                [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
+
+
+def _run_from_row(row: tuple) -> RunInfo:
+    (run_id, province, version, h, as_of, cutoff, created, max_load, persons, colors, applied, not_applied,
+     operator, published, published_at, info) = row
+    return RunInfo(run_id, province, version, h, as_of, cutoff, created, max_load, persons, json.loads(colors),
+                   applied, not_applied, operator, published, published_at,
+                   tuple(json.loads(info or "{}").get("loads", [])))
+
+
+def list_runs(con) -> list[RunInfo]:
+    return [_run_from_row(r) for r in con.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY run_id").fetchall()]
+
+
+def get_run(con, run_id: int) -> RunInfo:
+    rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not rows:
+        known = [r for (r,) in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+        raise UnknownRun(f"no run {run_id} in this warehouse (runs: {', '.join(map(str, known)) or 'none'})")
+    return _run_from_row(rows[0])
+
+
+def stored_ruleset(con, run: RunInfo) -> Ruleset:
+    """The ruleset a stored run used, from the text stored with it (not today's file)."""
+    import tempfile
+
+    from hcode.rules.ruleset import find_ruleset
+
+    try:
+        rs = find_ruleset(run.ruleset)
+        if rs.content_hash == run.ruleset_hash:
+            return rs
+    except HcodeError:
+        pass
+    row = one(con, "SELECT text FROM ruleset_texts WHERE ruleset_hash = ?", [run.ruleset_hash])
+    if not row:
+        raise UnknownRun(f"run {run.run_id}: its ruleset {run.ruleset} ({run.ruleset_hash[:12]}) is not stored")
+    # source_text is the file's text, then "# --- extends province@version" and the parent's.
+    parts = re.split(r"\n# --- extends (\S+)@(\S+)\n", row[0])
+    with tempfile.TemporaryDirectory() as d:
+        files = [(run.province, run.version, parts[0])]
+        files += [(parts[i], parts[i + 1], parts[i + 2]) for i in range(1, len(parts), 3)]
+        for province, version, text in files:
+            target = Path(d) / province / f"{version}.yaml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        return find_ruleset(Path(d) / run.province / f"{run.version}.yaml")
+
+
+def run_codes(con, run_id: int, pids: list[int] | None = None, *, ordered: bool = True) -> pl.DataFrame:
+    """A stored run's codes with each person's `person_key`, sorted by person_key unless
+    `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly)."""
+    where, params = "c.run_id = ?", [run_id]
+    if pids is not None:
+        where += " AND list_contains(?, c.pid)"
+        params.append(pids)
+    return to_polars(con.sql(
+        "SELECT p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
+        f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where}"
+        + (" ORDER BY p.person_key" if ordered else ""),
+        params=params))
+
+
+def with_person_keys(con, codes: pl.DataFrame) -> pl.DataFrame:
+    keys = to_polars(con.sql("SELECT pid, person_key FROM persons"))
+    return codes.join(keys, on="pid", how="left").sort("person_key")
+
+
+def write_codes(codes: pl.DataFrame, path: Path) -> Path:
+    """The codes file of cli.md: person_key, color, rule, matched_rules, explanation."""
+    out = codes.select("person_key", "color", "rule", "matched_rules", "explanation").sort("person_key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        out.with_columns(pl.col("matched_rules").list.join(";")).write_csv(path)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        out.write_parquet(path, compression="zstd", compression_level=1)
+    else:
+        raise HcodeError(f"--out {path}: write .parquet or .csv")
+    return path

@@ -1,0 +1,6 @@
+"""sample: synthetic nights of department exports with planted persons.
+
+`night` (writing a night), `random_events` (the background population), `planted`
+(persons planted for every rule), `scenarios` (their stories), `defects` (bad rows).
+May import only the root vocabulary.
+"""

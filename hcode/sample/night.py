@@ -1,0 +1,194 @@
+"""A synthetic night of department exports: `hcode sample` and the demo's data.
+
+One file per feed with the contract's raw export columns (all text, as a department's
+export would carry them), for a random population at the contract's rates
+(`sample_random`), plus planted persons whose codes are known in advance for every rule
+of every shipped ruleset (`sample_scenarios`, `sample_planted`), plus a few deliberately bad
+rows and some harmless messiness (`sample_defects`). `planted.json` beside the files lists
+the planted persons with their expected codes, and every bad row with its place.
+
+Deterministic: the same (residents, seed, as_of) gives byte-identical files. Each feed has
+its own random stream, so `generate_and_write` can build, write and drop one feed at a time
+(bounded memory for millions of residents) and still write exactly what `write(generate())`
+writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from hcode.errors import UsageError
+from hcode.feeds import FEEDS
+from hcode.sample import defects
+from hcode.sample.defects import BadRow
+from hcode.sample.planted import RULESETS, manifest_persons, planted_ids, planted_rows
+from hcode.sample.random_events import GENERATORS, Context
+
+DEFAULT_AS_OF = dt.date(2022, 6, 14)
+FORMATS = ("csv", "parquet")
+ENCODINGS = ("utf-8", "utf-8-sig", "gbk")
+MANIFEST = "planted.json"
+
+
+@dataclass(frozen=True)
+class SampleNight:
+    """A generated night: one frame of raw export text per feed, the planted persons, the bad rows."""
+
+    residents: int
+    seed: int
+    as_of: dt.date
+    feeds: Mapping[str, pl.DataFrame]
+    persons: tuple[dict, ...]
+    bad_rows: tuple[BadRow, ...]
+    messy_values: Mapping[str, int]
+
+    def manifest(self, fmt: str = "csv", encodings: Mapping[str, str] | None = None) -> dict:
+        return _manifest(self.residents, self.seed, self.as_of, fmt, encodings, self.persons,
+                         self.bad_rows, {f: df.height for f, df in self.feeds.items()}, self.messy_values)
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    feed: str
+    path: Path
+    rows: int
+
+
+@dataclass(frozen=True)
+class WrittenNight:
+    """What `generate_and_write` wrote: one file per feed and the manifest."""
+
+    out: Path
+    residents: int
+    seed: int
+    as_of: dt.date
+    fmt: str
+    files: tuple[WrittenFile, ...]
+    manifest: Path
+
+
+def _context(residents: int, seed: int, as_of: dt.date) -> Context:
+    if residents < 0:
+        raise UsageError("--residents must be 0 or more")
+    return Context(residents, seed, as_of, tuple(planted_ids()))
+
+
+def build_feed(ctx: Context, feed: str) -> tuple[pl.DataFrame, list[BadRow], int]:
+    """One feed's frame (random rows, planted rows and bad rows), its bad rows, its messy values."""
+    stream = list(FEEDS).index(feed) + 1
+    body = GENERATORS[feed](ctx, ctx.rng(stream, 0))
+    body, messy = defects.messy(feed, body, ctx.rng(stream, 1))
+    planted = planted_rows(feed, ctx.cutoff)
+    bad_df, bad_meta = defects.bad_rows(ctx, feed, body.height, ctx.rng(stream, 2))
+    frame, final = defects.insert(body, pl.concat([planted, bad_df]), ctx.rng(stream, 3))
+    bad = [BadRow(feed, int(final[planted.height + k]), col, kind, reason, value)
+           for k, (col, kind, reason, value) in enumerate(bad_meta)]
+    return frame, bad, messy
+
+
+def generate(residents: int = 10_000, seed: int = 1, as_of: dt.date = DEFAULT_AS_OF) -> SampleNight:
+    """The whole night in memory (fine up to a few million residents; see `generate_and_write`)."""
+    ctx = _context(residents, seed, as_of)
+    frames, bad, messy = {}, [], {}
+    for feed in FEEDS:
+        frames[feed], feed_bad, messy[feed] = build_feed(ctx, feed)
+        bad.extend(feed_bad)
+    return SampleNight(residents, seed, as_of, frames, tuple(manifest_persons()), tuple(bad), messy)
+
+
+def _check(fmt: str, encodings: Mapping[str, str] | None) -> dict[str, str]:
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}: use csv or parquet")
+    encodings = dict(encodings or {})
+    for feed, enc in encodings.items():
+        if feed not in FEEDS:
+            raise UsageError(f"--encoding: unknown feed {feed!r}")
+        if enc not in ENCODINGS:
+            raise UsageError(f"--encoding: {enc!r} is not one of {', '.join(ENCODINGS)}")
+        if fmt != "csv":
+            raise UsageError("--encoding applies to CSV files only")
+    return {f: e for f, e in encodings.items() if e != "utf-8"}
+
+
+def write_feed(frame: pl.DataFrame, out_dir: Path, feed: str, fmt: str, encoding: str = "utf-8") -> Path:
+    """Write one feed's frame as `<feed>.csv` (in `encoding`) or `<feed>.parquet`."""
+    path = out_dir / f"{feed}.{fmt}"
+    if fmt == "parquet":
+        frame.write_parquet(path, compression="zstd", compression_level=1, statistics=False)
+    elif encoding == "utf-8":
+        frame.write_csv(path)
+    elif encoding == "utf-8-sig":
+        frame.write_csv(path, include_bom=True)
+    else:
+        path.write_bytes(frame.write_csv().encode(encoding))
+    return path
+
+
+def write(night: SampleNight, out_dir: str | Path, fmt: str = "csv",
+          encodings: Mapping[str, str] | None = None) -> list[Path]:
+    """Write a generated night: one file per feed plus `planted.json`; returns the paths."""
+    enc = _check(fmt, encodings)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_feed(df, out, feed, fmt, enc.get(feed, "utf-8")) for feed, df in night.feeds.items()]
+    paths.append(_write_manifest(out, night.manifest(fmt, enc)))
+    return paths
+
+
+def generate_and_write(out_dir: str | Path, residents: int = 10_000, seed: int = 1,
+                       as_of: dt.date = DEFAULT_AS_OF, fmt: str = "csv",
+                       encodings: Mapping[str, str] | None = None,
+                       progress: Callable[[str], None] | None = None) -> WrittenNight:
+    """Generate and write feed by feed (memory bounded by the largest feed); same bytes as
+    `write(generate(...))`."""
+    enc = _check(fmt, encodings)
+    ctx = _context(residents, seed, as_of)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files, bad, messy, rows = [], [], {}, {}
+    for feed in FEEDS:
+        frame, feed_bad, messy[feed] = build_feed(ctx, feed)
+        rows[feed] = frame.height
+        files.append(WrittenFile(feed, write_feed(frame, out, feed, fmt, enc.get(feed, "utf-8")), frame.height))
+        bad.extend(feed_bad)
+        del frame
+        if progress is not None:
+            progress(feed)
+    manifest = _manifest(residents, seed, as_of, fmt, enc, tuple(manifest_persons()), tuple(bad), rows, messy)
+    return WrittenNight(out, residents, seed, as_of, fmt, tuple(files), _write_manifest(out, manifest))
+
+
+def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Mapping[str, str] | None,
+              persons: tuple[dict, ...], bad: tuple[BadRow, ...], rows: Mapping[str, int],
+              messy: Mapping[str, int]) -> dict:
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    return {
+        "generator": "hcode.sample",
+        "residents": residents,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "cutoff": cutoff.isoformat(sep=" "),
+        "loaded_at": (cutoff + dt.timedelta(hours=6)).isoformat(sep=" "),
+        "format": fmt,
+        "encodings": {f: e for f, e in (encodings or {}).items() if e != "utf-8"},
+        "rows": dict(rows),
+        "messy_values": dict(messy),
+        "expected_note": "expected[ruleset] = {color, rules: every matching rule id in ruleset order, rule: the "
+                         "deciding rule ('override' when an override decides, null when none matched)}; "
+                         "color 'absent' = not registered before the cut-off, so no code",
+        "rulesets": {rs: list(order) for rs, order in RULESETS.items()},
+        "persons": list(persons),
+        "bad_rows": [b.as_json(fmt) for b in bad],
+    }
+
+
+def _write_manifest(out: Path, manifest: dict) -> Path:
+    path = out / MANIFEST
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,94 @@
+"""Id numbers → person surrogates (`pid`) during one ingest session.
+
+Each distinct id is pseudonymised once per session, however many files and batches it
+appears in: the HMAC is computed inside DuckDB for ids not yet seen, looked up in
+`persons`, and new persons get the next pids. The id → pid map lives only in this
+process's memory (a Polars frame), never in the warehouse. A file whose transaction is
+rolled back rolls the map back too, so it never holds a pid that was not committed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from hcode.store.pseudonym import _pads, hmac_sql
+from hcode.store.warehouse import arrow, one, to_polars, view
+
+EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
+
+
+class PersonIndex:
+    def __init__(self, key: str):
+        self._ipad, self._opad = _pads(key)
+        self._known = EMPTY
+        self._saved = EMPTY
+
+    @property
+    def known_ids(self) -> pl.Series:
+        """Ids already validated and mapped in this session."""
+        return self._known.get_column("id_number")
+
+    def begin(self) -> None:
+        self._saved = self._known
+
+    def rollback(self) -> None:
+        self._known = self._saved
+
+    @property
+    def map(self) -> pl.DataFrame:
+        """`id_number`, `pid` of every id mapped in this session."""
+        return self._known
+
+    def add(self, con, ids: pl.Series) -> None:
+        """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
+        pid, creating the persons that are new to the warehouse, numbered in `person_key`
+        order (so that a pid says nothing about the id number)."""
+        unseen = ids.to_frame("id_number")
+        if not unseen.height:
+            return
+        with view(con, "_hcode_ids", arrow(unseen)):
+            mapped = to_polars(con.sql(
+                f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
+                "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]))
+        n_new = mapped.get_column("pid").null_count()
+        if n_new:
+            new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
+            top = one(con, "SELECT coalesce(max(pid), 0) FROM persons")[0]
+            new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
+            with view(con, "_hcode_new_persons", arrow(new)):
+                con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
+            mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
+        self._known = pl.concat([self._known, mapped.select("id_number", pl.col("pid").cast(pl.Int32))])
+
+
+def _numbered(keys: pl.Series, first: int) -> pl.Series:
+    """first, first + 1, ... given to `keys` (distinct hex strings) in sorted order. Sorts the
+    keys' first 16 hex digits as 8-byte integers, which is their order unless two share
+    those digits (then the whole keys are sorted)."""
+    prefix = keys.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
+    order = prefix.arg_sort()
+    p = prefix.gather(order).to_numpy()
+    if (p[1:] == p[:-1]).any():
+        order = keys.arg_sort()
+    numbers = pl.int_range(first, first + keys.len(), dtype=pl.Int32, eager=True)
+    return pl.Series(np.zeros(keys.len(), dtype=np.int32)).scatter(order, numbers)
+
+
+def find_person(con, key: str, id_number: str) -> tuple[str, int | None]:
+    """(person_key, pid or None) for an id number typed by a person (explain, history).
+    An id that could never have been loaded is refused with the reason, rather than
+    reported as "no code"."""
+    import datetime as dt
+
+    from hcode.errors import UsageError
+    from hcode.idnumber import invalid_reason
+    from hcode.store.pseudonym import normalise_id, person_key
+
+    norm = normalise_id(id_number)
+    reason = invalid_reason(pl.Series([norm]), dt.datetime.now() + dt.timedelta(days=1))[0]
+    if reason is not None:
+        raise UsageError(f"{id_number!r} is not a valid id number ({reason})")
+    pk = person_key(norm, key)
+    rows = con.execute("SELECT pid FROM persons WHERE person_key = ?", [pk]).fetchall()
+    return pk, (rows[0][0] if rows else None)

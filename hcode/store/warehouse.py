@@ -1,0 +1,332 @@
+"""The DuckDB warehouse: where it lives, its schema, its key, and how to open it.
+
+Tables (all created by `init`, idempotently):
+
+- `meta(k, v)`: schema version, the key's SHA-256 fingerprint.
+- `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
+  HMAC of the id number (see `hcode.pseudonym`); `pid` is a compact integer surrogate
+  that every other table uses, so joins and group-bys run on 4-byte integers.
+- `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
+  retraction).
+- `quarantine`: one row per bad input row: load, file, line, the failing columns with
+  reasons, and the raw contract values (id masked).
+- `feed_<name>`: one table per feed of `hcode.feeds.FEEDS`: `pid` (for person feeds),
+  the contract columns except the id number, and `load_id`.
+- `runs`, `populations`, `population_rows`, `code_details`, `code_defaults` and the view
+  `codes`: evaluation runs and one code per person per run (see the DDL below).
+- `audit`: the hash-chained audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from hcode.errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
+from hcode.feeds import FEEDS
+
+SCHEMA_VERSION = "4"
+DEFAULT_DB = "hcode.duckdb"
+DUCKDB_MEMORY = "6GB"
+
+
+def db_path(db: str | os.PathLike | None = None) -> Path:
+    """The warehouse file: `--db`, else `$HCODE_DB`, else `./hcode.duckdb`."""
+    return Path(db or os.environ.get("HCODE_DB") or DEFAULT_DB)
+
+
+def key_path(db: Path) -> Path:
+    return Path(str(db) + ".key")
+
+
+def fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def read_key(db: Path) -> str:
+    """The key text: `$HCODE_KEY` when set, else the stripped content of `<db>.key`."""
+    env = os.environ.get("HCODE_KEY")
+    if env:
+        return env
+    kp = key_path(db)
+    if not kp.exists():
+        raise WarehouseMissing(f"no key: set HCODE_KEY or run `hcode init --db {db}` to create {kp}")
+    return kp.read_text(encoding="utf-8").strip()
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+    """The first row of a query, or None. (DuckDB 2.0 refuses further work on a connection
+    whose last result was not fetched to the end, so never use `fetchone()` here.)"""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
+
+
+def to_polars(result):
+    """A DuckDB query result as a Polars frame, through the Arrow C stream interface: the
+    same frame as DuckDB's `.pl()`, which imports pyarrow on its first call (0.08 s of every
+    command that reads the warehouse)."""
+    import polars as pl
+
+    return pl.DataFrame(result)
+
+
+class ArrowStream:
+    """A Polars frame for DuckDB's `register`, read through the Arrow C stream interface
+    without importing pyarrow (0.08 s). DuckDB scans a stream on one thread; the INSERTs of
+    a run's details and population are as fast from it as from a pyarrow table."""
+
+    def __init__(self, frame):
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def arrow(frame):
+    """A Polars frame as the Arrow table to `register` with DuckDB. Registering the frame
+    itself converts its strings to Arrow's large_string (a copy of every string); Arrow's
+    string_view, which DuckDB reads as well, is Polars' own layout and costs no copy. Ingest
+    hands its batches over this way (its figures were measured so; an `ArrowStream` was not
+    faster and imports nothing ingest does not import anyway)."""
+    import polars as pl
+
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
+def _feed_ddl() -> list[str]:
+    out = []
+    for feed in FEEDS.values():
+        cols = ["pid INTEGER NOT NULL"] if feed.has_person else []
+        cols += [f"{c.name} {c.sql_type}" for c in feed.stored_columns]
+        cols.append("load_id INTEGER NOT NULL")
+        out.append(f"CREATE TABLE IF NOT EXISTS {feed.table} ({', '.join(cols)})")
+    return out
+
+
+EVIDENCE_SQL = 'STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)'
+OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR, reason VARCHAR, "
+                "issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN)")
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS loads (
+        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL,
+        rows_new BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
+        loaded_at TIMESTAMP NOT NULL, clock TIMESTAMP NOT NULL, batch_date DATE,
+        operator VARCHAR, retracted_at TIMESTAMP, retract_reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
+        line BIGINT NOT NULL, errors STRUCT("column" VARCHAR, reason VARCHAR)[] NOT NULL,
+        raw VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id INTEGER NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        ruleset_hash VARCHAR NOT NULL, as_of DATE NOT NULL, cutoff TIMESTAMP NOT NULL,
+        created_at TIMESTAMP NOT NULL, max_load_id INTEGER NOT NULL, persons BIGINT NOT NULL,
+        colors VARCHAR NOT NULL, overrides_applied BIGINT NOT NULL,
+        overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
+        published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR,
+        population_id INTEGER NOT NULL)""",
+    # A run's codes, in three parts (the view `codes` joins them back into one row per person):
+    # the run's population (every person's pid and district), shared by the runs that saw the
+    # same one; the full code (colour, deciding rule, matched rules, evidence, override,
+    # explanation) of the persons some rule matched or an override names, a few percent; and
+    # the run's code of a person with no events, which every other person has. Writing and
+    # digesting 10M rows of colours and nested details per run cost more than evaluating them.
+    """CREATE TABLE IF NOT EXISTS populations (
+        population_id INTEGER NOT NULL, persons BIGINT NOT NULL, digest VARCHAR NOT NULL)""",
+    # the district's 6-digit code (validated at ingest) as a number: half the cost of text to
+    # write and digest; `codes` gives it back as text (10M codes as text: 0.17 s to read
+    # stored, 0.29 s to make; lpad on all of them, 0.49 s, only pads the few below 100000)
+    """CREATE TABLE IF NOT EXISTS population_rows (
+        population_id INTEGER NOT NULL, pid INTEGER NOT NULL, district INTEGER)""",
+    f"""CREATE TABLE IF NOT EXISTS code_details (
+        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR,
+        matched_rules VARCHAR[] NOT NULL, evidence {EVIDENCE_SQL}[] NOT NULL, override {OVERRIDE_SQL},
+        explanation VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS code_defaults (
+        run_id INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR, explanation VARCHAR NOT NULL)""",
+    f"""CREATE VIEW IF NOT EXISTS codes AS
+        SELECT r.run_id, p.pid,
+               CASE WHEN p.district >= 100000 THEN CAST(p.district AS VARCHAR)
+                    ELSE lpad(CAST(p.district AS VARCHAR), 6, '0') END AS district_code,
+               CASE WHEN d.pid IS NULL THEN x.color ELSE d.color END AS color,
+               CASE WHEN d.pid IS NULL THEN x.rule ELSE d.rule END AS rule,
+               coalesce(d.matched_rules, CAST([] AS VARCHAR[])) AS matched_rules,
+               coalesce(d.evidence, CAST([] AS {EVIDENCE_SQL}[])) AS evidence,
+               d.override, coalesce(d.explanation, x.explanation) AS explanation
+        FROM runs r
+        JOIN population_rows p ON p.population_id = r.population_id
+        LEFT JOIN code_details d ON d.run_id = r.run_id AND d.pid = p.pid
+        LEFT JOIN code_defaults x ON x.run_id = r.run_id""",
+    """CREATE TABLE IF NOT EXISTS ruleset_texts (
+        ruleset_hash VARCHAR NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
+        text VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER NOT NULL, happened_at TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
+        operator VARCHAR, detail VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
+        entry_hash VARCHAR NOT NULL)""",
+    *_feed_ddl(),
+]
+
+
+@dataclass(frozen=True)
+class InitResult:
+    db: Path
+    key_file: Path | None
+    created_db: bool
+    created_key: bool
+    fingerprint: str
+
+
+def init(db: str | os.PathLike | None = None) -> InitResult:
+    """Create the warehouse and its key file; harmless when both exist.
+
+    The key is `$HCODE_KEY` when set (no file is written then), else `<db>.key`
+    (64 random hex characters, mode 0600). Its fingerprint is recorded once; a later
+    `init` with another key fails rather than splitting persons in two.
+    """
+    path = db_path(db)
+    created_db = not path.exists()
+    created_key = False
+    kp = key_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("HCODE_KEY") and not kp.exists():
+        fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        created_key = True
+    key = read_key(path)
+    con = _connect(path)
+    try:
+        if one(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'meta'"):
+            _check_version(con, path)
+        con.execute("BEGIN")
+        for stmt in DDL:
+            con.execute(stmt)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", [fingerprint(key)])
+        con.execute("COMMIT")
+        _check_key(con, path, key)
+    finally:
+        con.close()
+    return InitResult(path, None if os.environ.get("HCODE_KEY") else kp, created_db, created_key, fingerprint(key))
+
+
+def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        msg = str(exc)
+        if "lock" in msg.lower():
+            raise WarehouseBusy(
+                f"the warehouse {path} is busy: another hcode process has it open ({msg.splitlines()[0]}); "
+                "try again when it has finished"
+            ) from exc
+        raise
+    # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
+    con.execute("SET enable_progress_bar = false")
+    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it (it spills
+    # to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides, e.g. "16GB".
+    con.execute(f"SET memory_limit = '{os.environ.get('HCODE_DUCKDB_MEMORY') or DUCKDB_MEMORY}'")
+    return con
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    row = one(con, "SELECT v FROM meta WHERE k = 'schema_version'")
+    if row and row[0] != SCHEMA_VERSION:
+        raise WarehouseVersion(
+            f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
+            "(schemas 1 to 3 came from development builds before the first release and have no "
+            "upgrade path): create a new warehouse with `hcode init` and load the exports again")
+
+
+def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
+    row = one(con, "SELECT v FROM meta WHERE k = 'key_fingerprint'")
+    if row and row[0] != fingerprint(key):
+        raise WrongKey(
+            f"the pseudonymisation key does not match the one {path} was created with "
+            f"(fingerprint {fingerprint(key)[:12]}… vs recorded {row[0][:12]}…); "
+            "check HCODE_KEY and the key file: mixing keys would split one person in two"
+        )
+
+
+class Warehouse:
+    """An open warehouse: a DuckDB connection plus the checked pseudonymisation key."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, key: str):
+        self.path = path
+        self.con = con
+        self.key = key
+
+    @classmethod
+    def open(cls, db: str | os.PathLike | None = None, read_only: bool = False) -> Warehouse:
+        path = db_path(db)
+        if not path.exists():
+            raise WarehouseMissing(f"no warehouse at {path}: run `hcode init --db {path}` first")
+        key = read_key(path)
+        con = _connect(path, read_only=read_only)
+        try:
+            _check_version(con, path)
+            _check_key(con, path, key)
+        except BaseException:
+            con.close()
+            raise
+        return cls(path, con, key)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: commit when the block ends, roll back when it raises."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            self.con.execute("RESET preserve_insertion_order")  # see unordered_inserts
+            raise
+        self.con.execute("COMMIT")
+
+
+@contextmanager
+def view(con: duckdb.DuckDBPyConnection, name: str, data) -> Iterator[str]:
+    """`data` (an Arrow table or a Polars frame) as the view `name` for the block's queries.
+    When a statement of the block fails inside a transaction, DuckDB refuses every further
+    statement, the unregister too, until the rollback: that refusal is ignored, so the error
+    the caller sees is the statement's (registering the name again replaces the view)."""
+    con.register(name, data)
+    try:
+        yield name
+    finally:
+        with suppress(duckdb.TransactionException):
+            con.unregister(name)
+
+
+@contextmanager
+def unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write the rows of the INSERTs in the block in any order, on every core
+    (twice as fast for nested rows). The setting is global, so it is reset afterwards; when
+    a statement failed, the transaction refuses every statement until it is rolled back, and
+    `Warehouse.transaction` resets it then."""
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        with suppress(duckdb.TransactionException):
+            con.execute("RESET preserve_insertion_order")
