@@ -26,19 +26,16 @@ from pathlib import Path
 import polars as pl
 
 KEY = "benchmark-key"
-EVENT_COLUMN = {"registrations": "registered_at", "cases": "reported_at", "discharges": "discharged_at",
-                "contacts": "identified_at", "nat_results": "sampled_at", "entries": "entered_at",
-                "trips": "visited_at", "risk_areas": "valid_from", "isolation": "started_at",
-                "symptoms": "reported_at", "inbound_codes": "since", "overrides": "issued_at"}
 
 
 def make_inbox(inbox: Path, residents: int, seed: int, as_of: dt.date, increment: bool) -> int:
+    from hcode.feeds import FEEDS
     from hcode.sample.night import generate, write
 
     night = generate(residents, seed, as_of)
     if increment:
         day = as_of.isoformat()
-        feeds = {name: frame.filter(pl.col(EVENT_COLUMN[name]).str.slice(0, 10) == day)
+        feeds = {name: frame.filter(pl.col(FEEDS[name].event_time).str.slice(0, 10) == day)
                  for name, frame in night.feeds.items()}
         night = dataclasses.replace(night, feeds=feeds)
     write(night, inbox, fmt="parquet")

@@ -21,11 +21,7 @@ from hcode.feeds import FEEDS
 CONFIG_NAME = "hcode.toml"
 
 # Expected cadence in days per feed; None = never late (sent only when something happens).
-DEFAULT_CADENCE: dict[str, int | None] = {
-    "registrations": 1, "cases": 1, "contacts": 1, "nat_results": 1, "discharges": 1,
-    "entries": 1, "trips": 1, "symptoms": 1, "isolation": 1, "inbound_codes": 1,
-    "risk_areas": 7, "overrides": None,
-}
+DEFAULT_CADENCE: dict[str, int | None] = {f.name: f.cadence for f in FEEDS.values()}
 
 
 class ConfigError(HcodeError):

@@ -8,6 +8,13 @@ class HcodeError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str = "", *, option: str | None = None) -> None:
+        """`option`: the library parameter the message is about; the message then reads
+        "<option> <message>" (the command line names the flag instead: `hcode.cli.common`)."""
+        super().__init__(f"{option}{'' if message.startswith(':') else ' '}{message}" if option else message)
+        self.message = message
+        self.option = option
+
 
 class UsageError(HcodeError):
     exit_code = 2

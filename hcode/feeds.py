@@ -1,8 +1,11 @@
-"""The input contracts: which columns each department feed must carry and what they mean.
+"""The vocabulary: the department feeds, their columns and types, and the codes schema.
 
-This module is data only. `hcode.ingest` enforces it, `hcode.sample` produces it,
-the rule language (`hcode.ruleset`) type-checks rules against it, and the warehouse
-creates one table per feed from it. See docs/feeds.md for the prose version.
+This module is data only, defined once and imported everywhere: `hcode.ingest` enforces
+the feeds, `hcode.sample` produces them, the rule language (`hcode.rules`) type-checks
+rules against them (`Kind.value_type`), the warehouse creates one table per feed
+(`Column.sql_type`), the engine reads them as Polars frames (`Column.dtype`), and every
+set of codes has the columns of `code_columns`. Colours and their labels are in
+`hcode.colors`. See docs/feeds.md for the prose version.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+import polars as pl
 
 
 class Kind(StrEnum):
@@ -25,6 +30,17 @@ class Kind(StrEnum):
     ORIGIN = "origin"  # ISO 3166-1 alpha-2, upper-cased
     TEXT = "text"  # free text, trimmed
 
+    @property
+    def value_type(self) -> str:
+        """The rule language's type of a column of this kind: timestamp, bool or text."""
+        return "timestamp" if self is Kind.TIMESTAMP else "bool" if self is Kind.BOOL else "text"
+
+
+TIMESTAMP = pl.Datetime("us")  # every stored timestamp: China Standard Time, naive, microseconds
+# Each rule-language type as the warehouse stores it and as the engine holds it.
+SQL_TYPES = {"timestamp": "TIMESTAMP", "bool": "BOOLEAN", "text": "VARCHAR"}
+POLARS_TYPES: dict[str, pl.DataType] = {"timestamp": TIMESTAMP, "bool": pl.Boolean(), "text": pl.String()}
+
 
 @dataclass(frozen=True)
 class Column:
@@ -36,10 +52,11 @@ class Column:
 
     @property
     def sql_type(self) -> str:
-        return {
-            Kind.TIMESTAMP: "TIMESTAMP",
-            Kind.BOOL: "BOOLEAN",
-        }.get(self.kind, "VARCHAR")
+        return SQL_TYPES[self.kind.value_type]
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return POLARS_TYPES[self.kind.value_type]
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,7 @@ class Feed:
     sent_by: str
     columns: tuple[Column, ...]
     meaning: str
+    cadence: int | None = 1  # expected days between files; None: sent only when something happens
 
     @property
     def has_person(self) -> bool:
@@ -114,7 +132,7 @@ FEEDS: dict[str, Feed] = {
         Feed("risk_areas", "health commission",
              (_c("region_code", Kind.CODE6), _c("level", Kind.ENUM, "high", "medium", "low"),
               _c("valid_from", Kind.TIMESTAMP), _c("valid_to", Kind.TIMESTAMP, nullable=True, future_ok=True)),
-             "the region had that risk level from valid_from (inclusive) to valid_to (exclusive)"),
+             "the region had that risk level from valid_from (inclusive) to valid_to (exclusive)", cadence=7),
         Feed("isolation", "quarantine management",
              (ID, _c("kind", Kind.ENUM, "centralized", "home_quarantine", "home_health_observation"),
               _c("started_at", Kind.TIMESTAMP), _c("ended_at", Kind.TIMESTAMP, nullable=True, future_ok=True)),
@@ -130,9 +148,33 @@ FEEDS: dict[str, Feed] = {
              (ID, _c("color", Kind.COLOR), _c("authority", Kind.TEXT), _c("basis", Kind.TEXT),
               _c("operator", Kind.TEXT), _c("reason", Kind.TEXT), _c("issued_at", Kind.TIMESTAMP),
               _c("expires_at", Kind.TIMESTAMP, nullable=True, future_ok=True)),
-             "a manual change of the person's code"),
+             "a manual change of the person's code", cadence=None),
     )
 }
+
+# How text read aloud names a feed (explanations of changes): no snake_case.
+FEED_ZH = {
+    "registrations": "登记", "cases": "病例", "discharges": "出院", "contacts": "密接",
+    "nat_results": "核酸", "entries": "入境", "trips": "行程", "risk_areas": "风险地区",
+    "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
+}
+FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
+
+# The codes: one row per person, keyed by `pid` inside the engine and by `person_key`
+# once stored or compared (`codes_schema`).
+EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TIMESTAMP, "detail": pl.String})
+OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
+                      "reason": pl.String, "issued_at": TIMESTAMP, "expires_at": TIMESTAMP, "applied": pl.Boolean})
+CODE_COLUMNS: dict[str, pl.DataType] = {
+    "district_code": pl.String(), "color": pl.String(), "rule": pl.String(), "matched_rules": pl.List(pl.String),
+    "evidence": pl.List(EVIDENCE), "override": OVERRIDE, "explanation": pl.String(),
+}
+
+
+def codes_schema(key: str) -> dict[str, pl.DataType]:
+    """The codes' columns keyed by `key`: "pid" (Int32, the engine) or "person_key" (text)."""
+    return {key: pl.Int32() if key == "pid" else pl.String(), **CODE_COLUMNS}
+
 
 def feed_for_file(file_name: str) -> str | None:
     """The feed named by a file: the name's prefix up to the first `.` or `_<digits>`.

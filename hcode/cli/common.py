@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hcode.errors import HcodeError, UsageError
 
@@ -30,6 +31,18 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=2) + "\n")
 
 
+# The flag of each library parameter an error may name, where it is not `--<parameter>`.
+FLAGS = {"encodings": "--encoding", "codes_file": "--out", "path": "--out"}
+
+
+def error_text(exc: HcodeError) -> str:
+    """The error's message, naming the flag where the library names its parameter."""
+    if exc.option is None:
+        return str(exc)
+    flag = FLAGS.get(exc.option, "--" + exc.option.replace("_", "-"))
+    return f"{flag}{'' if exc.message.startswith(':') else ' '}{exc.message}"
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn an `HcodeError` into its message on stderr and its exit code."""
 
@@ -38,7 +51,7 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except HcodeError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err.print("[bold red]error:[/] " + escape(error_text(exc)), markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper

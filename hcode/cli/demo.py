@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import LangOption, err, handle_errors, out
-from hcode.cli.runs import check_lang
+from hcode.colors import check_lang
 from hcode.ops.demo import run_demo
 from hcode.report.terminal import print_diff
 

@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
             hcode diff 7 8 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
-        from hcode.cli.runs import check_lang, pick_ruleset
+        from hcode.cli.runs import pick_ruleset
+        from hcode.colors import check_lang
         from hcode.diff.sides import evaluate_side, load_side
 
         check_lang(lang)

@@ -41,39 +41,32 @@ def register(app: typer.Typer) -> None:
         if feed is not None and feed not in FEEDS:
             raise UsageError(f"--feed {feed!r} is not a feed; feeds: {', '.join(FEEDS)}")
         files = ingest_mod.expand(paths)
-        missing = [str(p) for p in paths if not Path(p).exists()]
-        if missing:
-            raise UsageError(f"no such file or folder: {', '.join(missing)}")
+        ingest_mod.require_paths(paths)
         with Warehouse.open(db) as wh:
             show = err.is_terminal and not json_out
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=err, transient=True, disable=not show)
             with progress:
                 task = progress.add_task("loading", total=len(files))
-
-                def on_file(path: Path) -> None:
-                    progress.update(task, description=f"loading {path.name}")
-
-                results = []
-                for f in files:
-                    results += ingest_mod.ingest(wh, [f], feed=feed, now=parse_timestamp(now), on_file=on_file)
-                    progress.advance(task)
+                session = ingest_mod.ingest_paths(
+                    wh, files, feed=feed, now=parse_timestamp(now),
+                    on_file=lambda path: progress.update(task, description=f"loading {path.name}"),
+                    on_loaded=lambda n, path, result: progress.advance(task))
         if json_out:
-            print_json({"files": [r.as_json() for r in results]})
+            print_json(session.as_json())
         else:
             table = Table(title="load summary", title_justify="left")
             for c in ("file", "feed", "read", "loaded", "quarantined", "status"):
                 table.add_column(c, justify="right" if c in ("read", "loaded", "quarantined") else "left")
-            for r in results:
+            for r in session.files:
                 status = ("[red]rejected: " + (r.error or "") + "[/]" if r.rejected
                           else f"duplicate of load {r.load_id}" if r.duplicate else f"load {r.load_id}")
                 table.add_row(Path(r.file).name, r.feed or "?", f"{r.rows_read:,}", f"{r.rows_loaded:,}",
                               f"{r.rows_quarantined:,}", status)
             out.print(table)
-        for r in results:
-            if r.rejected:
-                err.print(f"[bold red]rejected:[/] {r.file}: {r.error}", highlight=False)
-        if any(r.rejected for r in results):
+        for r in session.rejected:
+            err.print(f"[bold red]rejected:[/] {r.file}: {r.error}", highlight=False)
+        if session.rejected:
             raise typer.Exit(1)
 
     @app.command("quarantine")

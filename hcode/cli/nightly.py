@@ -20,7 +20,7 @@ from hcode.cli.common import (
     parse_timestamp,
     print_json,
 )
-from hcode.cli.runs import check_lang
+from hcode.colors import check_lang
 from hcode.ops.nightly import run_nightly
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from hcode.cli.common import DbOption, JsonOption, err, handle_errors, out, parse_date, print_json
+from hcode.errors import HcodeError
 from hcode.store import audit as audit_mod
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path
@@ -49,6 +50,8 @@ def register(app: typer.Typer) -> None:
         """
         from hcode.ops.retract import retract
 
+        if not reason.strip():
+            raise HcodeError("a retraction needs a reason (--reason): it is kept in the load history and audit log")
         with warehouse_lock(db_path(db), _command(), notify=err.print), Warehouse.open(db) as wh:
             res = retract(wh, load_id, reason, operator or getpass.getuser())
         if json_out:
@@ -202,26 +205,19 @@ def register(app: typer.Typer) -> None:
 
             hcode audit log --action retract --limit 10
         """
-        import json
+        from hcode.store.audit_log import audit_log
 
         with Warehouse.open(db, read_only=True) as wh:
-            rows = wh.con.execute(
-                "SELECT * FROM (SELECT seq, happened_at, action, operator, detail, entry_hash FROM audit "
-                "WHERE ?::VARCHAR IS NULL OR action = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-                [action, action, limit if limit > 0 else 2**31]).fetchall()
-        entries = [{"seq": s, "happened_at": _d(t), "action": a, "operator": o, "detail": json.loads(d),
-                    "entry_hash": h} for s, t, a, o, d, h in rows]
+            log = audit_log(wh.con, action, limit)
         if json_out:
-            print_json({"entries": entries})
+            print_json(log.as_json())
             return
         table = Table(title="audit log", title_justify="left")
         for c in ("seq", "at (UTC)", "action", "operator", "detail"):
             table.add_column(c)
-        for e in entries:
-            d = e["detail"]
-            brief = ", ".join(f"{k}={d[k]}" for k in d if k not in ("content", "loads_after"))
-            table.add_row(str(e["seq"]), e["happened_at"], e["action"], e["operator"] or "", brief)
-        out.print(table if entries else "the audit log is empty")
+        for e in log.entries:
+            table.add_row(str(e.seq), _d(e.happened_at), e.action, e.operator or "", e.brief())
+        out.print(table if log.entries else "the audit log is empty")
 
     @app.command("purge")
     @handle_errors

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +10,12 @@ import typer
 from rich.table import Table
 
 from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
+from hcode.colors import check_lang
 from hcode.errors import UsageError
 from hcode.rules.ruleset import Ruleset, find_ruleset
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
+from hcode.runs.compute import compute_run
 from hcode.store.warehouse import Warehouse
 
 RulesetOption = Annotated[str, typer.Option("--ruleset", help="province@version, a bare province (the version in "
@@ -28,12 +29,6 @@ def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
     if "@" not in spec and "/" not in spec and not spec.endswith((".yaml", ".yml")) and not quiet:
         err.print(f"using {rs.name} (in force on {as_of}: effective from {rs.effective_from})")
     return rs
-
-
-def check_lang(lang: str) -> str:
-    if lang not in ("en", "zh"):
-        raise UsageError(f"--lang {lang!r}: use en or zh")
-    return lang
 
 
 def register(app: typer.Typer) -> None:
@@ -60,16 +55,11 @@ def register(app: typer.Typer) -> None:
         check_lang(lang)
         with Warehouse.open(db) as wh:
             with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
-                ev, max_load, loads = runs_mod.evaluate_warehouse(wh, rs, day, lang=lang)
-            run_id = None if dry_run else runs_mod.store_run(wh, ev, max_load, loads, operator or getpass.getuser())
-            if out_file is not None:
-                runs_mod.write_codes(runs_mod.with_person_keys(wh.con, ev.codes), out_file)
-        summary = {"run_id": run_id, "ruleset": rs.province, "version": rs.version, "ruleset_hash": rs.content_hash,
-                   "as_of": day.isoformat(), "persons": ev.persons, "colors": ev.colors,
-                   "overrides_applied": ev.overrides_applied, "overrides_not_applied": ev.overrides_not_applied}
+                run = compute_run(wh, rs, day, lang=lang, store=not dry_run, operator=operator, codes_file=out_file)
         if json_out:
-            print_json(summary)
+            print_json(run.as_json())
             return
+        ev, run_id = run.evaluation, run.run_id
         colors = ", ".join(f"{c} {n:,}" for c, n in ev.colors.items())
         what = "dry run, nothing stored" if dry_run else f"run {run_id}"
         out.print(f"{rs.name} as of {day}: {ev.persons:,} persons — {colors} ({what})")
@@ -90,7 +80,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             runs = runs_mod.list_runs(wh.con)
         if json_out:
-            print_json({"runs": [r.as_json() for r in runs]})
+            print_json(runs_mod.runs_json(runs))
             return
         table = Table(title="runs", title_justify="left")
         for c in ("run", "ruleset", "hash", "as of", "created", "published", "persons", "colors"):
@@ -124,6 +114,8 @@ def register(app: typer.Typer) -> None:
         rs = pick_ruleset(ruleset, day, quiet=json_out) if ruleset and day else None
         if ruleset and not day:
             raise UsageError("--ruleset needs --as-of")
+        if (run is None) == (rs is None):
+            raise UsageError("give either --run RUN or --ruleset R --as-of D")
         with Warehouse.open(db, read_only=True) as wh:
             exp = explain_mod.explain(wh, id_number, run_id=run, ruleset=rs, as_of=day, lang=lang)
         if json_out:

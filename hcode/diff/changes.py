@@ -22,35 +22,13 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from hcode.colors import ABSENT
 from hcode.diff.reasons import explain
+from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 
-ABSENT = "absent"
-
-EVIDENCE_DTYPE = pl.List(
-    pl.Struct({"rule": pl.String, "feed": pl.String, "time": pl.Datetime("us"), "detail": pl.String})
-)
-OVERRIDE_DTYPE = pl.Struct(
-    {
-        "color": pl.String,
-        "authority": pl.String,
-        "basis": pl.String,
-        "operator": pl.String,
-        "reason": pl.String,
-        "issued_at": pl.Datetime("us"),
-        "expires_at": pl.Datetime("us"),
-        "applied": pl.Boolean,
-    }
-)
-CODES_SCHEMA: dict[str, pl.DataType] = {
-    "person_key": pl.String(),
-    "district_code": pl.String(),
-    "color": pl.String(),
-    "rule": pl.String(),
-    "matched_rules": pl.List(pl.String),
-    "evidence": EVIDENCE_DTYPE,
-    "override": OVERRIDE_DTYPE,
-    "explanation": pl.String(),
-}
+EVIDENCE_DTYPE = pl.List(EVIDENCE)
+OVERRIDE_DTYPE = OVERRIDE
+CODES_SCHEMA = codes_schema("person_key")
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,13 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from hcode.engine.sentences import TIME_FMT, ZH_COLORS
+from hcode.colors import COLOR_ZH
+from hcode.engine.sentences import TIME_FMT
+from hcode.feeds import FEED_EN, FEED_ZH
 
 if TYPE_CHECKING:
     from hcode.diff.changes import SideMeta
 
-FEED_ZH = {
-    "registrations": "登记", "cases": "病例", "discharges": "出院", "contacts": "密接",
-    "nat_results": "核酸", "entries": "入境", "trips": "行程", "risk_areas": "风险地区",
-    "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
-}
-FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
-COLOR_ZH = {**ZH_COLORS, "absent": "无记录"}  # a side without the person
 
 TEXT = {
     "en": {

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, TIMESTAMP, Kind
 from hcode.rules.lang import (
     Aggregate,
     And,
@@ -37,7 +37,7 @@ from hcode.rules.lang import (
     Within,
 )
 
-TS = pl.Datetime("us")
+TS = TIMESTAMP
 
 
 class UnsupportedNode(TypeError):

@@ -32,15 +32,13 @@ from hcode.engine.sentences import (
     rule_fragment,
 )
 from hcode.engine.sources import FeedSource, FrameSource, feed_rows
+from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 
-EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TS, "detail": pl.String})
-OVERRIDE = pl.Struct({"color": pl.String, "authority": pl.String, "basis": pl.String, "operator": pl.String,
-                      "reason": pl.String, "issued_at": TS, "expires_at": TS, "applied": pl.Boolean})
-CODES_SCHEMA = {"pid": pl.Int32, "district_code": pl.String, "color": pl.String, "rule": pl.String,
-                "matched_rules": pl.List(pl.String), "evidence": pl.List(EVIDENCE), "override": OVERRIDE,
-                "explanation": pl.String}
+CODES_SCHEMA = codes_schema("pid")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """A run's result, kept in two parts: `population` (every registered person's pid and

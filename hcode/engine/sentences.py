@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from hcode.colors import COLOR_ZH, color_label
 from hcode.engine.compile import TS
 from hcode.rules.ruleset import Rule, Ruleset
 
-ZH_COLORS = {"green": "绿码", "yellow": "黄码", "orange": "橙码", "red": "红码", "blue": "蓝码",
-             "purple": "紫码", "gray": "灰码", "grey": "灰码"}
 WORDS = {
     "en": {"sep": ": ", "also": "; also matched ", "none": "no rule matched", "join": "; ", "comma": ", ",
            "open": " (", "close": ")",
@@ -31,14 +30,10 @@ WORDS = {
 TIME_FMT = "%Y-%m-%d %H:%M"
 
 
-def color_label(color: str, lang: str = "en") -> str:
-    return ZH_COLORS.get(color, color) if lang == "zh" else color
-
-
 def _label(expr: pl.Expr, rs: Ruleset, lang: str) -> pl.Expr:
     if lang != "zh":
         return expr
-    colors = sorted(set(rs.palette) | set(ZH_COLORS))
+    colors = sorted(set(rs.palette) | set(COLOR_ZH))
     return expr.replace_strict(colors, [color_label(c, "zh") for c in colors], default=expr)
 
 

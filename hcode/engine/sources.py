@@ -20,7 +20,7 @@ import polars as pl
 
 from hcode.engine.compile import TS
 from hcode.engine.pushdown import Pushed
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, POLARS_TYPES, Kind
 from hcode.store.warehouse import ArrowStream, to_polars, view
 
 STREAMING = "streaming"
@@ -51,7 +51,7 @@ class FeedSource(Protocol):
 
 
 def dtype_of(kind: Kind) -> pl.DataType:
-    return {Kind.TIMESTAMP: TS, Kind.BOOL: pl.Boolean}.get(kind, pl.String)
+    return POLARS_TYPES[kind.value_type]
 
 
 def feed_schema(name: str) -> dict[str, pl.DataType]:

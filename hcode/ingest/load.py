@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from hcode.errors import FileRejected
+from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, Feed, feed_for_file
 from hcode.ingest.normalise import parquet_type_ok, validate
 from hcode.store import audit
@@ -69,6 +70,13 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def require_paths(paths: Iterable[str | Path]) -> None:
+    """Refuse (a usage error) paths that do not exist, naming them all."""
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
 
 
 def _decode_csv(data: bytes) -> bytes:
@@ -142,20 +150,62 @@ def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = No
         raise FileRejected(f"cannot read {kind}: {exc}".splitlines()[0]) from None
 
 
-def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
-           now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
-           on_file: Callable[[Path], None] | None = None) -> list[LoadResult]:
-    """Load every file of `paths`; files are independent (a rejected file does not stop the others)."""
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingest session did: one `LoadResult` per file, in the order loaded."""
+
+    files: tuple[LoadResult, ...]
+
+    @property
+    def rejected(self) -> tuple[LoadResult, ...]:
+        return tuple(r for r in self.files if r.rejected)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(r.rows_read for r in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(r.rows_loaded for r in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(r.rows_quarantined for r in self.files)
+
+    def as_json(self) -> dict[str, Any]:
+        """What `hcode ingest --json` prints."""
+        return {"files": [r.as_json() for r in self.files]}
+
+
+def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
+                 now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
+                 on_file: Callable[[Path], None] | None = None,
+                 on_loaded: Callable[[int, Path, LoadResult], None] | None = None) -> IngestResult:
+    """Load every export file of `paths` (files, or folders of them: `expand`) in one session:
+    ids are validated and mapped to persons once per session (one `PersonIndex` shared by
+    every file). Files are independent: a rejected file does not stop the others.
+    `on_file(path)` is called before a file is loaded, `on_loaded(n, path, result)` after
+    (n counts from 1): progress bars, archiving, crash points."""
     now = now or now_cst()
     operator = operator or getpass.getuser()
     people = PersonIndex(wh.key)
     results = []
-    for path in expand(paths):
+    for n, path in enumerate(expand(paths), start=1):
         if on_file:
             on_file(path)
-        results.append(ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator,
-                                   people=people))
-    return results
+        result = ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people)
+        results.append(result)
+        if on_loaded:
+            on_loaded(n, path, result)
+    return IngestResult(tuple(results))
+
+
+def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
+           now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
+           on_file: Callable[[Path], None] | None = None) -> list[LoadResult]:
+    """`ingest_paths` as a list of `LoadResult`s."""
+    return list(ingest_paths(wh, paths, feed=feed, now=now, batch_date=batch_date, operator=operator,
+                             on_file=on_file).files)
 
 
 def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,

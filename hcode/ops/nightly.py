@@ -159,12 +159,12 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             stages[stage] = stages.get(stage, 0.0) + now_ - clock
             clock = now_
 
-        loads = []
-        for n, f in enumerate(ingest.expand([inbox]), start=1):
-            r = ingest.ingest_file(wh, f, now=now or ingest.now_cst(), batch_date=date, operator=operator)
+        def archive(n: int, path: Path, result: ingest.LoadResult) -> None:
             crash_point(f"after-load-{n}")
-            _move(f, inbox / ("rejected" if r.rejected else "archive") / date.isoformat())
-            loads.append(r)
+            _move(path, inbox / ("rejected" if result.rejected else "archive") / date.isoformat())
+
+        loads = ingest.ingest_paths(wh, [inbox], now=now, batch_date=date, operator=operator,
+                                    on_loaded=archive).files
         crash_point("after-loads")
         lap("load")
         ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang)

@@ -95,10 +95,10 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
     for r in refs:
         run = get_run(con, r)
         if before > run.as_of + dt.timedelta(days=1):
-            raise HcodeError(f"--before {before} is after the cut-off of run {r} ({run.ruleset}, as of "
+            raise HcodeError(f"{before} is after the cut-off of run {r} ({run.ruleset}, as of "
                              f"{run.as_of}), the latest published run of {run.province}: events after it were "
                              "never checked against a published code; purge before "
-                             f"{run.as_of + dt.timedelta(days=1)} at the latest")
+                             f"{run.as_of + dt.timedelta(days=1)} at the latest", option="before")
     ts = dt.datetime.combine(before, dt.time())
     keep = pl.concat([needed_persons(wh, r, ts, feeds) for r in refs]).unique().sort()
     keep_df = pl.DataFrame({"pid": keep.cast(pl.Int32)})

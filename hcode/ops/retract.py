@@ -56,7 +56,7 @@ def retract(wh: Warehouse, load_id: int, reason: str, operator: str | None = Non
     unknown or already retracted load, `HcodeError` for an empty reason."""
     reason = (reason or "").strip()
     if not reason:
-        raise HcodeError("a retraction needs a reason (--reason): it is kept in the load history and audit log")
+        raise HcodeError("a retraction needs a reason: it is kept in the load history and audit log")
     operator = operator or getpass.getuser()
     now = now or dt.datetime.now().replace(microsecond=0)
     with wh.transaction() as con:

@@ -14,11 +14,10 @@ import math
 import polars as pl
 
 from hcode import __version__
+from hcode.colors import color_hex, color_label
 from hcode.diff.changes import Diff
 from hcode.report.labels import (
     active_rules,
-    color_hex,
-    color_label,
     headline,
     labels,
     short_key,

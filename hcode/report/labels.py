@@ -7,7 +7,6 @@ so that a Chinese report (`--lang zh`) is complete rather than half translated.
 from __future__ import annotations
 
 from hcode.diff.changes import Diff, SideMeta
-from hcode.diff.reasons import COLOR_ZH
 
 LABELS = {
     "en": {
@@ -45,22 +44,10 @@ LABELS = {
         "shown": "显示",
     },
 }
-COLOR_HEX = {"green": "#1b7f3b", "yellow": "#c99a06", "orange": "#dd6b10", "red": "#c0262d",
-             "absent": "#8a94a3"}
-FALLBACK_HEX = "#5b6b7f"
 
 
 def labels(lang: str) -> dict[str, str]:
     return LABELS.get(lang, LABELS["en"])
-
-
-def color_label(color: str | None, lang: str) -> str:
-    color = color or "absent"
-    return COLOR_ZH.get(color, color) if lang == "zh" else color
-
-
-def color_hex(color: str | None) -> str:
-    return COLOR_HEX.get(color or "absent", FALLBACK_HEX)
 
 
 def side_line(side: SideMeta, lang: str) -> str:

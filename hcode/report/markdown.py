@@ -9,10 +9,10 @@ from __future__ import annotations
 import polars as pl
 
 from hcode import __version__
+from hcode.colors import color_label
 from hcode.diff.changes import Diff
 from hcode.report.labels import (
     active_rules,
-    color_label,
     headline,
     labels,
     short_key,

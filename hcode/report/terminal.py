@@ -12,11 +12,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hcode.colors import TERMINAL_STYLE, color_label
 from hcode.diff.changes import Diff
-from hcode.report.labels import active_rules, color_label, headline, labels, side_line, top_districts
+from hcode.report.labels import active_rules, headline, labels, side_line, top_districts
 
-STYLE = {"green": "bold green", "yellow": "bold yellow", "orange": "bold dark_orange", "red": "bold red",
-         "absent": "dim"}
+STYLE = TERMINAL_STYLE
 
 
 def _header(diff: Diff, lang: str) -> Panel:

@@ -43,7 +43,7 @@ class CheckError(ValueError):
 
 
 def column_type(kind: Kind) -> str:
-    return {Kind.TIMESTAMP: "timestamp", Kind.BOOL: "bool"}.get(kind, "text")
+    return kind.value_type
 
 
 def lit_type(v: object) -> str:

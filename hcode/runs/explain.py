@@ -60,7 +60,7 @@ def history(con, pid: int, published_only: bool = False) -> list[dict]:
 def explain(wh: Warehouse, id_number: str, *, run_id: int | None = None, ruleset: Ruleset | None = None,
             as_of: dt.date | None = None, lang: str = "en") -> Explanation:
     if (run_id is None) == (ruleset is None):
-        raise UsageError("give either --run RUN or --ruleset R --as-of D")
+        raise UsageError("give either a run id or a ruleset and an as-of date")
     key, pid = find_person(wh.con, wh.key, id_number)
     if run_id is not None:
         run = get_run(wh.con, run_id)
@@ -69,7 +69,7 @@ def explain(wh: Warehouse, id_number: str, *, run_id: int | None = None, ruleset
         codes = run_codes(wh.con, run_id, [pid]) if pid is not None else pl.DataFrame()
     else:
         if as_of is None:
-            raise UsageError("--ruleset needs --as-of")
+            raise UsageError("a ruleset needs an as-of date")
         rs = ruleset
         source = f"{rs.name} as of {as_of}"
         codes = pl.DataFrame()

@@ -80,7 +80,7 @@ def export(con, run_id: int, out: str | Path) -> ExportResult:
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
-        raise HcodeError(f"--out {path}: write .csv or .parquet")
+        raise HcodeError(f"{path}: write .csv or .parquet", option="path")
     frame = push_frame(con, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":

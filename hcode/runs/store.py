@@ -179,6 +179,11 @@ def list_runs(con) -> list[RunInfo]:
         f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY run_id").fetchall()]
 
 
+def runs_json(runs: Iterable[RunInfo]) -> dict:
+    """What `hcode runs --json` prints."""
+    return {"runs": [r.as_json() for r in runs]}
+
+
 def get_run(con, run_id: int) -> RunInfo:
     rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not rows:
@@ -242,5 +247,5 @@ def write_codes(codes: pl.DataFrame, path: Path) -> Path:
     elif path.suffix.lower() in (".parquet", ".pq"):
         out.write_parquet(path, compression="zstd", compression_level=1)
     else:
-        raise HcodeError(f"--out {path}: write .parquet or .csv")
+        raise HcodeError(f"{path}: write .parquet or .csv", option="path")
     return path

@@ -75,7 +75,7 @@ class WrittenNight:
 
 def _context(residents: int, seed: int, as_of: dt.date) -> Context:
     if residents < 0:
-        raise UsageError("--residents must be 0 or more")
+        raise UsageError("must be 0 or more", option="residents")
     return Context(residents, seed, as_of, tuple(planted_ids()))
 
 
@@ -108,11 +108,11 @@ def _check(fmt: str, encodings: Mapping[str, str] | None) -> dict[str, str]:
     encodings = dict(encodings or {})
     for feed, enc in encodings.items():
         if feed not in FEEDS:
-            raise UsageError(f"--encoding: unknown feed {feed!r}")
+            raise UsageError(f": unknown feed {feed!r}", option="encodings")
         if enc not in ENCODINGS:
-            raise UsageError(f"--encoding: {enc!r} is not one of {', '.join(ENCODINGS)}")
+            raise UsageError(f": {enc!r} is not one of {', '.join(ENCODINGS)}", option="encodings")
         if fmt != "csv":
-            raise UsageError("--encoding applies to CSV files only")
+            raise UsageError("applies to CSV files only", option="encodings")
     return {f: e for f, e in encodings.items() if e != "utf-8"}
 
 
