@@ -38,9 +38,9 @@ def register(app: typer.Typer) -> None:
         n = res.nightly
         out.rule("1. the nightly batch")
         out.print(n.message)
-        loads = n.loads
-        out.print(f"{len(loads)} files, {sum(r.rows_read for r in loads):,} rows read, "
-                  f"{sum(r.rows_loaded for r in loads):,} loaded, {sum(r.rows_quarantined for r in loads):,} "
+        loads = n.ingested
+        out.print(f"{len(loads.files)} files, {loads.rows_read:,} rows read, "
+                  f"{loads.rows_loaded:,} loaded, {loads.rows_quarantined:,} "
                   "quarantined (see `hcode quarantine`)")
         for w in n.warnings:
             out.print(f"  warning: {w}", highlight=False)

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             groups = quarantine_mod.summary(wh.con, file)
         if json_out:
-            print_json({"groups": [g.as_json() for g in groups]})
+            print_json(quarantine_mod.summary_json(groups))
             return
         table = Table(title="quarantine", title_justify="left")
         for c in ("file", "feed", "column", "reason", "rows", "example lines"):
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             rows = quarantine_mod.loads(wh.con)
         if json_out:
-            print_json({"loads": rows})
+            print_json(quarantine_mod.loads_json(rows))
             return
         table = Table(title="loads", title_justify="left")
         for c in ("load", "feed", "file", "read", "loaded", "new", "quarantined", "loaded at", "batch", "retracted"):

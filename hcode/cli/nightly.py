@@ -74,10 +74,9 @@ def _summary(res) -> None:
     style = {0: "green", 3: "yellow", 1: "red"}[res.exit_code]
     lines = [f"[bold]{res.message}[/]"]
     if res.loads:
-        read = sum(r.rows_read for r in res.loads)
-        bad = sum(r.rows_quarantined for r in res.loads)
-        lines.append(f"{len(res.loads)} file(s): {read:,} rows read, {bad:,} quarantined, "
-                     f"{sum(r.duplicate for r in res.loads)} duplicate, {sum(r.rejected for r in res.loads)} rejected")
+        night = res.ingested
+        lines.append(f"{len(night.files)} file(s): {night.rows_read:,} rows read, {night.rows_quarantined:,} "
+                     f"quarantined, {len(night.duplicates)} duplicate, {len(night.rejected)} rejected")
     if res.summary:
         lines.append(f"changes against run {res.previous_run or '-'}: {res.summary.get('changes', 0):,} persons")
     if res.report_dir:

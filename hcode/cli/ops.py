@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
                               f"{' — ' + e.note if e.note else ''}", highlight=False)
             return
         if json_out:
-            print_json({"as_of": day.isoformat(), "overrides": frame.to_dicts()})
+            print_json(ov.active_json(day, frame))
             return
         table = Table(title=f"overrides active at the cut-off of {day}", title_justify="left")
         for c in ("person", "color", "authority", "basis", "operator", "reason", "issued", "expires", "applies"):
@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             v = audit_mod.verify(wh.con)
         if json_out:
-            print_json({"ok": v.ok, "entries": v.entries, "first_bad_seq": v.first_bad_seq, "problem": v.problem})
+            print_json(v.as_json())
         elif v.ok:
             out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match")
         else:
@@ -274,7 +274,7 @@ def register(app: typer.Typer) -> None:
             hcode freshness --date 2022-06-14 --run 12
         """
         from hcode.config import load_config
-        from hcode.ops.freshness import check
+        from hcode.ops.freshness import check, late_feeds, report_json
 
         day = parse_date(date, "--date") or dt.date.today()
         cfg = load_config(db_path(db))
@@ -287,9 +287,9 @@ def register(app: typer.Typer) -> None:
                 codes = run_codes(wh.con, run)
             report = check(wh.con, day, cfg, ruleset=rs, codes=codes)
         if json_out:
-            print_json({"date": day.isoformat(), "feeds": [f.as_json() for f in report]})
+            print_json(report_json(day, report))
             return
-        late = [f for f in report if f.late]
+        late = late_feeds(report)
         for f in late:
             out.print(f"[bold yellow]late[/] {f.impact}", highlight=False)
         if not late:

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
-from hcode.engine.examples import run_examples
-from hcode.errors import HcodeError
-from hcode.rules.ruleset import find_ruleset, load_ruleset, shipped
+from hcode.engine.examples import check_ruleset
+from hcode.rules.catalogue import catalogue, catalogue_json
+from hcode.rules.ruleset import find_ruleset
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD).")]
 
@@ -28,19 +28,10 @@ def register(app: typer.Typer) -> None:
 
             hcode rules list --json
         """
-        items = []
-        for s in shipped():
-            try:
-                rs = load_ruleset(s.path)
-                items.append({"province": rs.province, "version": rs.version, "ruleset": rs.name,
-                              "effective_from": rs.effective_from.isoformat(), "rules": len(rs.rules),
-                              "extends": rs.extends, "title": dict(rs.title), "content_hash": rs.content_hash,
-                              "path": str(s.path), "error": None})
-            except HcodeError as exc:
-                items.append({"province": s.province, "version": s.version, "ruleset": f"{s.province}@{s.version}",
-                              "path": str(s.path), "error": str(exc)})
+        entries = catalogue()
+        items = [e.as_json() for e in entries]
         if json_out:
-            print_json({"rulesets": items})
+            print_json(catalogue_json(entries))
             return
         for i in items:
             if i["error"]:
@@ -66,19 +57,9 @@ def register(app: typer.Typer) -> None:
             hcode rules check ./my-province/2022.07.01.yaml
         """
         rs = find_ruleset(ruleset, parse_date(as_of))
-        outcomes = run_examples(rs)
-        failed = [o for o in outcomes if not o.passed]
+        check = check_ruleset(rs)
         if json_out:
-            print_json({
-                "ruleset": rs.name, "province": rs.province, "version": rs.version, "path": rs.files[0],
-                "effective_from": rs.effective_from.isoformat(), "extends": rs.extends,
-                "content_hash": rs.content_hash, "palette": list(rs.palette), "rules": [r.id for r in rs.rules],
-                "facts": list(rs.facts), "reads": rs.reads(),
-                "examples": {"passed": len(outcomes) - len(failed), "failed": len(failed),
-                             "failures": [{"name": o.example.name, "file": o.example.file, "line": o.example.line,
-                                           "problems": list(o.problems), "explanation": o.explanation}
-                                          for o in failed]},
-                "ok": not failed})
+            print_json(check.as_json())
         else:
             if "@" not in ruleset and not ruleset.endswith((".yaml", ".yml")) and "/" not in ruleset:
                 when = f"in force on {as_of}" if as_of else "the latest version"
@@ -88,10 +69,10 @@ def register(app: typer.Typer) -> None:
             out.print("reads:", highlight=False)
             for feed, cols in rs.reads().items():
                 out.print(f"  {feed}: {', '.join(cols)}", highlight=False, markup=False)
-            out.print(f"examples: {len(outcomes) - len(failed)} passed, {len(failed)} failed", highlight=False)
-            for o in failed:
+            out.print(f"examples: {check.passed} passed, {len(check.failed)} failed", highlight=False)
+            for o in check.failed:
                 out.print(f"  FAIL {o.example.file}:{o.example.line}: {o.example.name}: {'; '.join(o.problems)}",
                           highlight=False, markup=False)
                 out.print(f"       got: {o.explanation}", highlight=False, markup=False)
-        if failed:
+        if not check.ok:
             raise typer.Exit(1)

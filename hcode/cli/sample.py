@@ -62,9 +62,7 @@ def register(app: typer.Typer) -> None:
         else:
             res = sample.generate_and_write(out, residents, seed, day, fmt, encodings)
         if json_out:
-            print_json({"out": str(res.out), "residents": residents, "seed": seed, "as_of": day.isoformat(),
-                        "format": fmt, "manifest": str(res.manifest),
-                        "files": [{"feed": f.feed, "file": str(f.path), "rows": f.rows} for f in res.files]})
+            print_json(res.as_json())
             return
         table = Table(title=f"sample night for {day} in {res.out}")
         table.add_column("feed")
@@ -72,6 +70,6 @@ def register(app: typer.Typer) -> None:
         table.add_column("rows", justify="right")
         for f in res.files:
             table.add_row(f.feed, f.path.name, f"{f.rows:,}")
-        table.add_row("total", "", f"{sum(f.rows for f in res.files):,}", style="bold")
+        table.add_row("total", "", f"{res.rows:,}", style="bold")
         err.print(table)
         err.print(f"planted persons and bad rows: {res.manifest}")

@@ -22,9 +22,7 @@ def register(app: typer.Typer) -> None:
         """
         res = warehouse.init(db)
         if json_out:
-            print_json({"db": str(res.db), "key_file": str(res.key_file) if res.key_file else None,
-                        "created_db": res.created_db, "created_key": res.created_key,
-                        "key_fingerprint": res.fingerprint})
+            print_json(res.as_json())
             return
         err.print(f"warehouse {res.db}: {'created' if res.created_db else 'already there'}")
         if res.key_file:

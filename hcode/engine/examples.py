@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -59,3 +60,42 @@ def run_example(rs: Ruleset, ex: Example) -> ExampleOutcome:
 
 def run_examples(rs: Ruleset) -> list[ExampleOutcome]:
     return [run_example(rs, ex) for ex in rs.examples]
+
+
+@dataclass(frozen=True)
+class RulesetCheck:
+    """A ruleset that loaded and type-checked, and the outcome of each of its examples."""
+
+    ruleset: Ruleset
+    outcomes: tuple[ExampleOutcome, ...]
+
+    @property
+    def failed(self) -> tuple[ExampleOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.passed)
+
+    @property
+    def passed(self) -> int:
+        return len(self.outcomes) - len(self.failed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_json(self) -> dict[str, Any]:
+        """What `hcode rules check --json` prints."""
+        rs, failed = self.ruleset, self.failed
+        return {
+            "ruleset": rs.name, "province": rs.province, "version": rs.version, "path": rs.files[0],
+            "effective_from": rs.effective_from.isoformat(), "extends": rs.extends,
+            "content_hash": rs.content_hash, "palette": list(rs.palette), "rules": [r.id for r in rs.rules],
+            "facts": list(rs.facts), "reads": rs.reads(),
+            "examples": {"passed": self.passed, "failed": len(failed),
+                         "failures": [{"name": o.example.name, "file": o.example.file, "line": o.example.line,
+                                       "problems": list(o.problems), "explanation": o.explanation}
+                                      for o in failed]},
+            "ok": self.ok}
+
+
+def check_ruleset(rs: Ruleset) -> RulesetCheck:
+    """Run every embedded example of `rs` (which loaded, so it type-checks)."""
+    return RulesetCheck(rs, tuple(run_examples(rs)))

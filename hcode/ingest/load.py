@@ -161,6 +161,10 @@ class IngestResult:
         return tuple(r for r in self.files if r.rejected)
 
     @property
+    def duplicates(self) -> tuple[LoadResult, ...]:
+        return tuple(r for r in self.files if r.duplicate)
+
+    @property
     def rows_read(self) -> int:
         return sum(r.rows_read for r in self.files)
 

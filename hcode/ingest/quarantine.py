@@ -40,3 +40,13 @@ def loads(con) -> list[dict]:
     cur = con.execute("SELECT * FROM loads ORDER BY load_id")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def summary_json(groups: list[QuarantineGroup]) -> dict:
+    """What `hcode quarantine --json` prints."""
+    return {"groups": [g.as_json() for g in groups]}
+
+
+def loads_json(rows: list[dict]) -> dict:
+    """What `hcode loads --json` prints."""
+    return {"loads": rows}

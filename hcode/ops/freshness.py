@@ -171,5 +171,10 @@ def check(con, as_of: dt.date, config: Config | None = None, *, ruleset=None,
     return tuple(out)
 
 
+def report_json(as_of: dt.date, report: tuple[FeedFreshness, ...]) -> dict:
+    """What `hcode freshness --json` prints."""
+    return {"date": as_of.isoformat(), "feeds": [f.as_json() for f in report]}
+
+
 def late_feeds(report: tuple[FeedFreshness, ...]) -> tuple[FeedFreshness, ...]:
     return tuple(f for f in report if f.late)

@@ -67,6 +67,11 @@ class NightlyResult:
     stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
 
     @property
+    def ingested(self) -> ingest.IngestResult:
+        """The night's loads with their totals."""
+        return ingest.IngestResult(self.loads)
+
+    @property
     def late_feeds(self) -> tuple[freshness.FeedFreshness, ...]:
         return freshness.late_feeds(self.freshness)
 

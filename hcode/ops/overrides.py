@@ -43,6 +43,11 @@ def active(con, as_of: dt.date) -> pl.DataFrame:
         """, params=[cutoff, cutoff]))
 
 
+def active_json(as_of: dt.date, frame: pl.DataFrame) -> dict:
+    """What `hcode overrides --as-of D --json` prints: `active(con, D)` as plain data."""
+    return {"as_of": as_of.isoformat(), "overrides": frame.to_dicts()}
+
+
 @dataclass(frozen=True)
 class OverrideEntry:
     person_key: str

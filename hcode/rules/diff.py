@@ -43,6 +43,10 @@ class RulesDiff:
     def of_kind(self, kind: str) -> list[RuleChange]:
         return [r for r in self.rules if r.kind == kind]
 
+    def as_json(self) -> dict:
+        """What `hcode rules diff --json` prints."""
+        return rules_diff_dict(self)
+
 
 def _fact_refs(node: object, out: set[str]) -> set[str]:
     if isinstance(node, FactRef):

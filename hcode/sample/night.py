@@ -72,6 +72,16 @@ class WrittenNight:
     files: tuple[WrittenFile, ...]
     manifest: Path
 
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    def as_json(self) -> dict:
+        """What `hcode sample --json` prints."""
+        return {"out": str(self.out), "residents": self.residents, "seed": self.seed,
+                "as_of": self.as_of.isoformat(), "format": self.fmt, "manifest": str(self.manifest),
+                "files": [{"feed": f.feed, "file": str(f.path), "rows": f.rows} for f in self.files]}
+
 
 def _context(residents: int, seed: int, as_of: dt.date) -> Context:
     if residents < 0:

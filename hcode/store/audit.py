@@ -120,6 +120,10 @@ class Verification:
     first_bad_seq: int | None = None
     problem: str | None = None
 
+    def as_json(self) -> dict:
+        """What `hcode audit verify --json` prints."""
+        return {"ok": self.ok, "entries": self.entries, "first_bad_seq": self.first_bad_seq, "problem": self.problem}
+
 
 def verify(con) -> Verification:
     """Recompute the chain, then the content digests that must still hold."""

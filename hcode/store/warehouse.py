@@ -186,6 +186,11 @@ class InitResult:
     created_key: bool
     fingerprint: str
 
+    def as_json(self) -> dict:
+        """What `hcode init --json` prints."""
+        return {"db": str(self.db), "key_file": str(self.key_file) if self.key_file else None,
+                "created_db": self.created_db, "created_key": self.created_key, "key_fingerprint": self.fingerprint}
+
 
 def init(db: str | os.PathLike | None = None) -> InitResult:
     """Create the warehouse and its key file; harmless when both exist.
