@@ -30,7 +30,7 @@ class ConfigError(HcodeError):
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """When the publish guard refuses a run (see `hcode.guard`)."""
+    """When the publish guard refuses a run (see `hcode.ops.guard`)."""
 
     max_shrink: float = 0.05  # population may shrink by at most this share
     max_red_change: float = 0.50  # red count may move by at most this share, up or down

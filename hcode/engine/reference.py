@@ -4,7 +4,7 @@ person by person, row by row.
 It is written to be obviously right rather than fast: no joins, no group-bys, no reduction
 of big tables — each fact is a loop over the person's rows, each condition a direct
 three-valued (Kleene) interpretation of the tree, exactly as docs/rulesets.md states it.
-Property tests (tests/test_engines_agree.py) check that `hcode.evaluate` gives the same codes
+Property tests (tests/test_engines_agree.py) check that `hcode.engine.evaluate` gives the same codes
 on generated populations. Never use it on real data: it is O(rows × persons).
 """
 

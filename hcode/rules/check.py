@@ -4,7 +4,7 @@
 computes its type, one of ``bool number text timestamp duration``. Every mistake a rule
 author can make in an expression — an unknown feed, column or fact, a type mismatch, an
 enumeration value that the feed never carries, a colour outside the palette — is a
-`CheckError` here; `hcode.ruleset` adds the file, line and rule to the message.
+`CheckError` here; `hcode.rules.ruleset` adds the file, line and rule to the message.
 """
 
 from __future__ import annotations

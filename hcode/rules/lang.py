@@ -8,9 +8,9 @@ Rule files hold two kinds of expressions (grammar in docs/rulesets.md):
 
 The operator set is closed: the parser knows every node it can build, names are plain
 lower-case identifiers (``__import__`` is a parse error), and there is no way to reach
-Python. Parsing gives *unresolved* trees (`Name`); `hcode.ruleset` resolves each name to a
+Python. Parsing gives *unresolved* trees (`Name`); `hcode.rules.ruleset` resolves each name to a
 `Column`, a `FactRef` or refuses it, and type-checks the result. Both engines
-(`hcode.compile` for Polars, `hcode.reference` in plain Python) only see resolved trees.
+(`hcode.engine.compile` for Polars, `hcode.engine.reference` in plain Python) only see resolved trees.
 """
 
 from __future__ import annotations

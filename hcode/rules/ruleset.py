@@ -2,7 +2,7 @@
 
 A ruleset is data a province's staff can read and write (docs/rulesets.md): a palette,
 named *facts* (per-person aggregations of one feed, in the rule language of
-`hcode.rulelang`), *rules* (a colour, titles, a legal basis and a condition built from
+`hcode.rules.lang`), *rules* (a colour, titles, a legal basis and a condition built from
 `trigger` / `window` / `release` / `when`), and embedded *examples*. Everything is checked
 when the file loads — unknown feeds, columns, facts and colours, type errors, cycles,
 duplicate ids — and every error names the file, the line and the rule, so that a rule

@@ -3,7 +3,7 @@
 Answers the resident's question "since when have I been red, and why?" from the published
 runs only (a dry run or a held-back run was never shown to anyone). A run in which the
 person had no code (not registered yet) is listed as absent and breaks the streak, as in
-the push file's `since` (`hcode.export`).
+the push file's `since` (`hcode.runs.export`).
 """
 
 from __future__ import annotations

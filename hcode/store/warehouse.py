@@ -4,7 +4,7 @@ Tables (all created by `init`, idempotently):
 
 - `meta(k, v)`: schema version, the key's SHA-256 fingerprint.
 - `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
-  HMAC of the id number (see `hcode.pseudonym`); `pid` is a compact integer surrogate
+  HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
   that every other table uses, so joins and group-bys run on 4-byte integers.
 - `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
   retraction).
