@@ -18,7 +18,7 @@ import polars as pl
 
 from hcode.colors import COLOR_ZH
 from hcode.engine.sentences import TIME_FMT
-from hcode.feeds import FEED_EN, FEED_ZH
+from hcode.feeds import FEED_EN, FEED_ZH, TIMESTAMP
 
 if TYPE_CHECKING:
     from hcode.diff.changes import SideMeta
@@ -60,6 +60,8 @@ TEXT = {
         "nobody": "无",
     },
 }
+
+
 def color_name(expr: pl.Expr, lang: str) -> pl.Expr:
     """A colour as read out: the palette name in English, 绿码/黄码/红码 in Chinese."""
     if lang == "zh":
@@ -167,7 +169,7 @@ def explain(listed: pl.DataFrame, before: SideMeta, after: SideMeta, lang: str) 
     same_rules = (before.ruleset, before.version) == (after.ruleset, after.version)
     same_date = before.as_of == after.as_of
     version = after.version if before.ruleset == after.ruleset else f"{after.ruleset}@{after.version}"
-    cutoff_after = pl.lit(after.as_of).cast(pl.Datetime("us")) + pl.duration(days=1)
+    cutoff_after = pl.lit(after.as_of).cast(TIMESTAMP) + pl.duration(days=1)
 
     appeared = pl.col("before").is_null()
     if same_rules or not same_date:

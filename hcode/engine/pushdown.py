@@ -41,7 +41,7 @@ from hcode.rules.lang import (
 
 _OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_TEXT = {Kind.ENUM, Kind.CODE6, Kind.CODE2, Kind.COLOR, Kind.ORIGIN, Kind.TEXT}
+_TEXT = {k for k in Kind if k.value_type == "text"}  # compared with text literals
 
 
 @dataclass(frozen=True)

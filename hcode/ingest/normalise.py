@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from hcode import idnumber
-from hcode.feeds import Column, Feed, Kind
+from hcode.feeds import TIMESTAMP, Column, Feed, Kind
 
 ASCII_WS = " \t\n\r\x0b\x0c"
 TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
@@ -76,13 +76,13 @@ def _empty_reason(s: pl.Series) -> pl.Series:
 def parse_timestamps(s: pl.Series) -> pl.Series:
     """Strings in the accepted formats → Datetime("us"); unparseable → null. Parses the
     common format over everything, then the other formats only over what is left."""
-    out = s.str.strptime(pl.Datetime("us"), TIMESTAMP_FORMATS[0], strict=False, cache=False)
+    out = s.str.strptime(TIMESTAMP, TIMESTAMP_FORMATS[0], strict=False, cache=False)
     missing = (out.is_null() & s.is_not_null()).arg_true()
     if missing.len():
         rest = s.gather(missing)
-        alt = pl.Series(s.name, [None] * len(rest), dtype=pl.Datetime("us"))
+        alt = pl.Series(s.name, [None] * len(rest), dtype=TIMESTAMP)
         for fmt in TIMESTAMP_FORMATS[1:]:
-            alt = alt.fill_null(rest.str.strptime(pl.Datetime("us"), fmt, strict=False, cache=False))
+            alt = alt.fill_null(rest.str.strptime(TIMESTAMP, fmt, strict=False, cache=False))
         out = out.scatter(missing, alt)
     return out.alias(s.name)
 
@@ -107,7 +107,7 @@ def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, 
         raw = None
         if isinstance(s.dtype, pl.Datetime) and s.dtype.time_zone is not None:
             s = s.dt.convert_time_zone("Asia/Shanghai").dt.replace_time_zone(None)
-        val = s.cast(pl.Datetime("us"))
+        val = s.cast(TIMESTAMP)
         unparsed = pl.repeat(False, len(s), eager=True)
     late = now + dt.timedelta(days=1)
     checks = [(unparsed, "not a timestamp (expected YYYY-MM-DD[ HH:MM:SS])")]

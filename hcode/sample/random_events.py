@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from hcode.feeds import FEEDS
+from hcode.feeds import FEEDS, TIMESTAMP
 from hcode.idnumber import divisions, make_ids
 from hcode.sample.scenarios import OVERRIDE_TEXTS, PLANTED_REGIONS
 
@@ -92,7 +92,7 @@ class Context:
         """Times (seconds relative to C) as export text; with `rng`, 1 % are written with a `T`
         and 0.5 % as a bare date (the time truncated to midnight: the text is the truth)."""
         micros = (np.asarray(rel, dtype=np.int64) + self.c_epoch) * 1_000_000
-        s = pl.Series(micros).cast(pl.Datetime("us")).dt.strftime(STD_FORMAT)
+        s = pl.Series(micros).cast(TIMESTAMP).dt.strftime(STD_FORMAT)
         if rng is not None and len(s):
             u = rng.random(len(s))
             t_idx = np.flatnonzero(u < 0.01)

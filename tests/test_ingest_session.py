@@ -1,0 +1,71 @@
+"""An ingest session (`ingest_paths`): one PersonIndex for all its files, whoever calls it
+(the library, `hcode ingest`, the nightly batch), and totals that are the files' sums."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import NOW
+from typer.testing import CliRunner
+
+from hcode.cli import app
+from hcode.ingest import load
+from hcode.paths import sample_data_dir
+from hcode.store.persons import PersonIndex
+
+FILES = ("registrations.csv", "cases.csv", "contacts.csv", "isolation.csv")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    out = tmp_path / "night"
+    out.mkdir()
+    for name in FILES:
+        shutil.copy(sample_data_dir() / name, out / name)
+    return out
+
+
+@pytest.fixture
+def indexes(monkeypatch: pytest.MonkeyPatch) -> list[PersonIndex]:
+    made: list[PersonIndex] = []
+
+    class Counted(PersonIndex):
+        def __init__(self, key: str) -> None:
+            super().__init__(key)
+            made.append(self)
+
+    monkeypatch.setattr(load, "PersonIndex", Counted)
+    return made
+
+
+def test_a_session_validates_ids_once_across_its_files(wh, folder: Path, indexes: list[PersonIndex]) -> None:
+    seen: list[tuple[int, str]] = []
+    session = load.ingest_paths(wh, [folder], now=NOW, on_loaded=lambda n, path, r: seen.append((n, path.name)))
+    assert len(indexes) == 1
+    assert [r.file for r in session.files] == [str(folder / n) for n in sorted(FILES)]
+    assert seen == list(enumerate(sorted(FILES), start=1))
+    assert session.rows_read == sum(r.rows_read for r in session.files) > 0
+    assert session.rows_read == session.rows_loaded + session.rows_quarantined
+    assert not session.rejected and not session.duplicates
+    # every id the files carry was mapped once, by the one index
+    registered = wh.con.execute("SELECT count(*) FROM persons").fetchone()[0]
+    assert indexes[0].map.height == registered > 0
+    assert session.as_json() == {"files": [r.as_json() for r in session.files]}
+
+
+def test_hcode_ingest_uses_one_session(db: Path, folder: Path, indexes: list[PersonIndex]) -> None:
+    res = CliRunner().invoke(app, ["ingest", str(folder), "--db", str(db), "--now", NOW.isoformat(), "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(indexes) == 1
+    files = json.loads(res.stdout)["files"]
+    assert [Path(f["file"]).name for f in files] == sorted(FILES)
+    again = CliRunner().invoke(app, ["ingest", str(folder), "--db", str(db), "--now", NOW.isoformat(), "--json"])
+    assert [f["duplicate"] for f in json.loads(again.stdout)["files"]] == [True] * len(FILES)
+
+
+def test_missing_paths_are_named(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="no such file or folder: .*nope"):
+        load.require_paths([tmp_path, tmp_path / "nope"])
