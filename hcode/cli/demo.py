@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import LangOption, err, handle_errors, out
+from hcode.cli.nightly import ADVICE
 from hcode.colors import check_lang
 from hcode.ops.demo import run_demo
 from hcode.report.terminal import print_diff
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
         res = run_demo(dir, residents=residents, seed=seed, lang=lang, notify=lambda m: err.print(m))
         n = res.nightly
         out.rule("1. the nightly batch")
-        out.print(n.message)
+        out.print(n.full_message(ADVICE))
         loads = n.ingested
         out.print(f"{len(loads.files)} files, {loads.rows_read:,} rows read, "
                   f"{loads.rows_loaded:,} loaded, {loads.rows_quarantined:,} "

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -22,6 +23,10 @@ from hcode.cli.common import (
 )
 from hcode.colors import check_lang
 from hcode.ops.nightly import run_nightly
+
+# The next step the batch suggests, in this command's flags.
+ADVICE = {"recompute": " (use --rerun to compute it again)",
+          "override_guard": " (rerun with --accept-jump to publish anyway; it is recorded)"}
 
 
 def register(app: typer.Typer) -> None:
@@ -61,10 +66,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--inbox {inbox}: not a folder")
         day = parse_date(date, "--date") if date else None
         clock = parse_timestamp(now)
-        res = run_nightly(db, inbox, ruleset, day, operator=operator, rerun=rerun, accept_jump=accept_jump,
+        res = run_nightly(db, inbox, ruleset, day, operator=operator, recompute=rerun, override_guard=accept_jump,
                           reports=reports, now=clock, lang=lang, notify=lambda m: err.print(m))
         if json_out:
-            print_json(res.as_json())
+            print_json(res.as_json(ADVICE))
         else:
             _summary(res)
         raise typer.Exit(res.exit_code)
@@ -72,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
 def _summary(res) -> None:
     style = {0: "green", 3: "yellow", 1: "red"}[res.exit_code]
-    lines = [f"[bold]{res.message}[/]"]
+    lines = [f"[bold]{escape(res.full_message(ADVICE))}[/]"]
     if res.loads:
         night = res.ingested
         lines.append(f"{len(night.files)} file(s): {night.rows_read:,} rows read, {night.rows_quarantined:,} "

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,9 @@ class NightlyResult:
     previous_run: int | None = None
     summary: dict | None = field(default=None, repr=False)
     stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
+    # what the caller may do next: "recompute" (the date was already published) or
+    # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
+    next_step: str | None = None
 
     @property
     def ingested(self) -> ingest.IngestResult:
@@ -75,10 +79,15 @@ class NightlyResult:
     def late_feeds(self) -> tuple[freshness.FeedFreshness, ...]:
         return freshness.late_feeds(self.freshness)
 
-    def as_json(self) -> dict:
+    def full_message(self, advice: Mapping[str, str] | None = None) -> str:
+        """The message, followed by `advice[next_step]` when the caller words the next step."""
+        return self.message + ((advice or {}).get(self.next_step or "", ""))
+
+    def as_json(self, advice: Mapping[str, str] | None = None) -> dict:
+        """What `hcode nightly --json` prints (with its `advice`, naming its flags)."""
         return {
             "date": self.date.isoformat(), "ruleset": self.ruleset, "run_id": self.run_id,
-            "published": self.published, "exit_code": self.exit_code, "message": self.message,
+            "published": self.published, "exit_code": self.exit_code, "message": self.full_message(advice),
             "loads": [r.as_json() for r in self.loads],
             "late_feeds": [{"feed": f.feed, "last_loaded": f.last_loaded.isoformat() if f.last_loaded else None,
                             "days_late": f.days_late, "impact": f.impact} for f in self.late_feeds],
@@ -137,7 +146,7 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
 
 
 def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date | None = None, *,
-                operator: str | None = None, rerun: bool = False, accept_jump: bool = False,
+                operator: str | None = None, recompute: bool = False, override_guard: bool = False,
                 reports: Path = Path("reports"), now: dt.datetime | None = None, lang: str = "en",
                 notify=lambda msg: None) -> NightlyResult:
     date = date or yesterday()
@@ -148,13 +157,13 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         config = load_config(path)
         report_dir = reports / date.isoformat()
         done = published_run(wh.con, rs, date)
-        if done is not None and not rerun:
+        if done is not None and not recompute:
             if not (report_dir / "summary.json").exists():
                 prev = guard.previous_published(wh.con, rs.province, date, exclude_run=done)
                 write_report(wh, done, prev[0] if prev else None, report_dir, lang, _sections(wh, done, (), (), date))
             return NightlyResult(date, rs.name, done, True, 0,
-                                 f"{date} already has published run {done} of {rs.name}: nothing to do "
-                                 "(use --rerun to compute it again)", report_dir=report_dir)
+                                 f"{date} already has published run {done} of {rs.name}: nothing to do",
+                                 report_dir=report_dir, next_step="recompute")
         stages: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -180,22 +189,22 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         verdict = guard.check(wh.con, rs.province, date, ev.persons, ev.colors, config.guard)
         prev = guard.previous_published(wh.con, rs.province, date)
         previous = prev[0] if prev else None
-        if not verdict.ok and not accept_jump:
+        if not verdict.ok and not override_guard:
             lap("guard")
             return NightlyResult(date, rs.name, None, False, 1,
-                                 "not published: " + " ".join(verdict.reasons)
-                                 + " (rerun with --accept-jump to publish anyway; it is recorded)",
-                                 tuple(loads), fresh, verdict, previous_run=previous, stages=stages)
+                                 "not published: " + " ".join(verdict.reasons),
+                                 tuple(loads), fresh, verdict, previous_run=previous, stages=stages,
+                                 next_step="override_guard")
         lap("guard")
         crash_point("before-publish")
-        batch = {"batch_date": date.isoformat(), "accept_jump": bool(accept_jump and not verdict.ok),
+        batch = {"batch_date": date.isoformat(), "accept_jump": bool(override_guard and not verdict.ok),
                  "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
                  "supersedes": [done] if done is not None else []}
         run_id = runs.store_run(wh, ev, max_load, seen, operator, publish=True, batch=batch)
         del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
-        warnings = _warnings(loads, fresh, verdict, accept_jump)
+        warnings = _warnings(loads, fresh, verdict, override_guard)
         sections = _sections(wh, run_id, loads, fresh, date)
         warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
                           f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)
@@ -206,14 +215,14 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                          warnings, report_dir, previous, summary, stages)
 
 
-def _warnings(loads, fresh, verdict, accept_jump) -> tuple[str, ...]:
+def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
     out = [f.impact or f"{f.feed} is late" for f in freshness.late_feeds(fresh)]
     read = sum(r.rows_read for r in loads)
     bad = sum(r.rows_quarantined for r in loads)
     if read and bad / read > QUARANTINE_WARN_SHARE:
         out.append(f"{bad:,} of {read:,} rows quarantined ({bad / read:.2%}): see `hcode quarantine`")
     out += [f"file rejected: {Path(r.file).name}: {r.error}" for r in loads if r.rejected]
-    if accept_jump and not verdict.ok:
+    if override_guard and not verdict.ok:
         out.append("published despite the guard (--accept-jump): " + " ".join(verdict.reasons))
     return tuple(out)
 
