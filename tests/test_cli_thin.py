@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,11 @@ def _root(func: ast.expr) -> str | None:
     return func.id if isinstance(func, ast.Name) else None
 
 
-def _loop_parts(tree: ast.AST):
+def _loop_parts(tree: ast.AST) -> Iterator[tuple[ast.stmt | ast.expr, list[ast.AST]]]:
     """(loop node, the nodes evaluated once per iteration)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.For | ast.AsyncFor | ast.While):
-            yield node, node.body + node.orelse
+            yield node, [*node.body, *node.orelse]
         elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
             yield node, [node.elt, *[c for g in node.generators for c in g.ifs], *[g.iter for g in node.generators[1:]]]
         elif isinstance(node, ast.DictComp):

@@ -15,6 +15,7 @@ from hcode.cli import app
 from hcode.ingest import load
 from hcode.paths import sample_data_dir
 from hcode.store.persons import PersonIndex
+from hcode.store.warehouse import Warehouse
 
 FILES = ("registrations.csv", "cases.csv", "contacts.csv", "isolation.csv")
 
@@ -41,7 +42,7 @@ def indexes(monkeypatch: pytest.MonkeyPatch) -> list[PersonIndex]:
     return made
 
 
-def test_a_session_validates_ids_once_across_its_files(wh, folder: Path, indexes: list[PersonIndex]) -> None:
+def test_a_session_validates_ids_once_across_its_files(wh: Warehouse, folder: Path, indexes: list[PersonIndex]) -> None:
     seen: list[tuple[int, str]] = []
     session = load.ingest_paths(wh, [folder], now=NOW, on_loaded=lambda n, path, r: seen.append((n, path.name)))
     assert len(indexes) == 1
@@ -51,7 +52,7 @@ def test_a_session_validates_ids_once_across_its_files(wh, folder: Path, indexes
     assert session.rows_read == session.rows_loaded + session.rows_quarantined
     assert not session.rejected and not session.duplicates
     # every id the files carry was mapped once, by the one index
-    registered = wh.con.execute("SELECT count(*) FROM persons").fetchone()[0]
+    [(registered,)] = wh.con.execute("SELECT count(*) FROM persons").fetchall()
     assert indexes[0].map.height == registered > 0
     assert session.as_json() == {"files": [r.as_json() for r in session.files]}
 
