@@ -8,7 +8,7 @@ separate subprocesses (so each peak RSS is its own):
   re-run on one night's data), which the run then shares;
 - hcode-newpop: the same in a fresh copy of the loaded warehouse, so the run stores its
   population too (the first run on a night's data);
-- sql: one hand-written DuckDB query of the same rules (rules.md), writing a codes table;
+- sql: one hand-written DuckDB query of the same rules (docs/rulesets.md), writing a codes table;
 - and the same two in memory: hcode without storing the run (as `--dry-run`), the SQL into
   a TEMP table.
 

@@ -3,7 +3,7 @@
     python benchmarks/evaluate_synthetic.py generate --residents 10000000 --out /tmp/syn10m
     python benchmarks/evaluate_synthetic.py run /tmp/syn10m --ruleset shanghai@2022.05.23
 
-`generate` writes one Parquet file per feed (rates of cli.md's `sample`: ~4.7 NAT results,
+`generate` writes one Parquet file per feed (rates of `hcode sample`: ~4.7 NAT results,
 1 trip, 1 registration per resident; 0.05 % cases, 1 % close and 1 % secondary contacts, …).
 `run` reads them into memory, then times `evaluate` only and prints seconds and the peak
 RSS of the process (so run it in a fresh process per measurement).

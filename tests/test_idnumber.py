@@ -1,4 +1,4 @@
-"""The vectorised id validator agrees with the reference of feeds.md (stdnum.cn.ric)."""
+"""The vectorised id validator agrees with the reference of docs/feeds.md (stdnum.cn.ric)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ NOW = dt.datetime(2022, 6, 15, 6)
 
 
 def reference_valid(raw: str, now: dt.datetime = NOW) -> bool:
-    """feeds.md's reference: pattern after trim/upper, stdnum (KeyError = invalid), no future birth."""
+    """docs/feeds.md's reference: pattern after trim/upper, stdnum (KeyError = invalid), no future birth."""
     s = raw.strip(" \t\n\r\x0b\x0c").upper()
     import re
 

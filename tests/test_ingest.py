@@ -1,4 +1,4 @@
-"""Ingest: every kind of bad input in feeds.md has an exact outcome."""
+"""Ingest: every kind of bad input in docs/feeds.md has an exact outcome."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """End to end on the checked-in sample night: ingest, evaluate every shipped ruleset, and
 check the codes against the planted persons' expectations, which the sample generator
-derived from rules.md independently of the engine."""
+derived from docs/rulesets.md independently of the engine."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hcode.colors import ABSENT
+from hcode.colors import ABSENT, LANGS
 from hcode.diff.reasons import explain
 from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 
@@ -178,7 +178,7 @@ def _with_strays(b: pl.DataFrame, a: pl.DataFrame, palette: tuple[str, ...]) -> 
 
 def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     """Compare `before` and `after` person by person (A = before, B = after)."""
-    if lang not in ("en", "zh"):
+    if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}: en or zh")
     b_codes, a_codes = normalise_codes(before.codes), normalise_codes(after.codes)
     palette = merged_palette(tuple(before.palette), tuple(after.palette))

@@ -1,13 +1,13 @@
 """The Polars engine: every registered person's code, the rules that matched, and why.
 
-The plan follows docs/rulesets.md and perf-notes: feeds are cut at C = as_of + 1 day;
-each fact is one group-by on the Int32 `pid` (facts that read other facts first reduce the
+The plan follows docs/rulesets.md and docs/architecture.md (performance choices): feeds
+are cut at C = as_of + 1 day; each fact is one group-by on the Int32 `pid` (facts that read other facts first reduce the
 big feed to the few persons who have those facts); the rules are boolean columns over the
 *touched* persons (anyone with a fact or an active override, a few percent); the colour is
 the highest palette rank among matched rules; matched rules, evidence and explanations are
 built only for the persons some rule matched or an override names, and everyone else gets
 the constant result of a person with no events. Overrides are applied here, not by rules
-(rules.md).
+(docs/rulesets.md).
 """
 
 from __future__ import annotations

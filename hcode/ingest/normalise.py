@@ -4,7 +4,7 @@
 or typed columns from Parquet) and returns, per column, the normalised value and the reason
 it is bad (null when good). Nothing here touches the warehouse; `hcode.ingest` writes.
 
-Cheap paths first (perf-notes.md): a column that is already clean is not re-normalised.
+Cheap paths first (docs/architecture.md, performance choices): a column that is already clean is not re-normalised.
 """
 
 from __future__ import annotations

@@ -239,7 +239,7 @@ def with_person_keys(con, codes: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_codes(codes: pl.DataFrame, path: Path) -> Path:
-    """The codes file of cli.md: person_key, color, rule, matched_rules, explanation."""
+    """The codes file of `hcode evaluate --out` (docs/cli.md): person_key, color, rule, matched_rules, explanation."""
     out = codes.select("person_key", "color", "rule", "matched_rules", "explanation").sort("person_key")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
