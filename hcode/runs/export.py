@@ -75,9 +75,9 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
             params=[len(seq) - 1, run_id]))
 
 
-def export(con, run_id: int, out: str | Path) -> ExportResult:
-    """Write the push file of run `run_id` to `out` (.csv or .parquet)."""
-    path = Path(out)
+def export(con, run_id: int, path: str | Path) -> ExportResult:
+    """Write the push file of run `run_id` to `path` (.csv or .parquet)."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise HcodeError(f"{path}: write .csv or .parquet", option="path")
