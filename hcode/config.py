@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
@@ -48,7 +49,7 @@ def config_path(db: str | Path) -> Path:
     return Path(db).resolve().parent / CONFIG_NAME
 
 
-def _cadence(path: Path, table: Mapping) -> dict[str, int | None]:
+def _cadence(path: Path, table: Mapping[str, Any]) -> dict[str, int | None]:
     out = dict(DEFAULT_CADENCE)
     for feed, value in table.items():
         if feed not in FEEDS:
@@ -63,9 +64,9 @@ def _cadence(path: Path, table: Mapping) -> dict[str, int | None]:
     return out
 
 
-def _guard(path: Path, table: Mapping) -> GuardConfig:
+def _guard(path: Path, table: Mapping[str, Any]) -> GuardConfig:
     known = {"max_shrink": float, "max_red_change": float, "min_persons": int}
-    values: dict = {}
+    values: dict[str, Any] = {}
     for k, v in table.items():
         if k not in known:
             raise ConfigError(f"{path}: [guard] {k}: unknown key (known: {', '.join(known)})")

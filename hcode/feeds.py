@@ -88,12 +88,13 @@ class Feed:
         raise KeyError(f"feed {self.name!r} has no column {name!r}")
 
     @property
-    def event_time(self) -> str | None:
-        """The column that dates the event (the first timestamp that may not lie in the future)."""
+    def event_time(self) -> str:
+        """The column that dates the event (the first timestamp that may not lie in the future);
+        every feed has one."""
         for c in self.columns:
             if c.kind is Kind.TIMESTAMP and not c.future_ok:
                 return c.name
-        return None
+        raise ValueError(f"feed {self.name!r} has no event time")
 
 
 def _c(name: str, kind: Kind, *values: str, nullable: bool = False, future_ok: bool = False) -> Column:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import polars as pl
 from hypothesis import strategies as st
 
 from hcode.engine.sources import feed_schema
+from hcode.store.warehouse import DDL
 
 AS_OF = dt.date(2022, 6, 14)
 CUTOFF = dt.datetime(2022, 6, 15)
@@ -71,3 +73,17 @@ def population(draw, max_persons: int = 5) -> dict[str, pl.DataFrame]:
     frames["risk_areas"] = (pl.DataFrame(risk, schema=feed_schema("risk_areas"), orient="row") if risk
                             else pl.DataFrame(schema=feed_schema("risk_areas")))
     return frames
+
+
+def warehouse_of(frames: dict[str, pl.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse holding the frames as one load (load_id 1), to read them back
+    through `WarehouseSource` with pushed filters."""
+    con = duckdb.connect(":memory:")
+    for stmt in DDL:
+        con.execute(stmt)
+    for feed, df in frames.items():
+        if df.height:
+            con.register("_f", df.with_columns(pl.lit(1, pl.Int32).alias("load_id")))
+            con.execute(f"INSERT INTO feed_{feed} BY NAME SELECT * FROM _f")
+            con.unregister("_f")
+    return con

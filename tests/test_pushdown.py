@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from populations import AS_OF, CUTOFF, population
+from populations import AS_OF, CUTOFF, population, warehouse_of
 
 from hcode.engine.evaluate import evaluate
 from hcode.engine.pushdown import Pushed, any_of, translate
@@ -32,7 +30,6 @@ from hcode.rules.lang import (
     Within,
 )
 from hcode.rules.ruleset import find_ruleset, shipped
-from hcode.store.warehouse import DDL
 
 NAT = "nat_results"
 RESULT, POOLED, SAMPLED = Column(NAT, "result"), Column(NAT, "pooled"), Column(NAT, "sampled_at")
@@ -93,24 +90,12 @@ def test_facts_sharing_a_read_need_the_union_of_their_rows():
 RULESETS = {f"{s.province}@{s.version}": find_ruleset(f"{s.province}@{s.version}") for s in shipped()}
 
 
-def _warehouse(frames: dict[str, pl.DataFrame]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
-    for stmt in DDL:
-        con.execute(stmt)
-    for feed, df in frames.items():
-        if df.height:
-            con.register("_f", df.with_columns(pl.lit(1, pl.Int32).alias("load_id")))
-            con.execute(f"INSERT INTO feed_{feed} BY NAME SELECT * FROM _f")
-            con.unregister("_f")
-    return con
-
-
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames=population(), name=st.sampled_from(sorted(RULESETS)))
 def test_reading_through_the_warehouse_gives_the_codes_of_reading_every_row(frames, name):
     rs = RULESETS[name]
-    con = _warehouse(frames)
+    con = warehouse_of(frames)
     try:
         via_sql = evaluate(rs, WarehouseSource(con, CUTOFF, 1), AS_OF).codes
     finally:

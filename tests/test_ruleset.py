@@ -270,18 +270,6 @@ def test_rules_list_json():
     assert by["zhejiang@2022.03.01"]["effective_from"] == "2022-03-01"
 
 
-def test_the_tutorial_ruleset_in_the_docs_loads(tmp_path):
-    import re
-
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "rulesets.md").read_text(encoding="utf-8")
-    tutorial = doc[doc.index("## Tutorial"):]
-    blocks = re.findall(r"```yaml\n(.*?)```", tutorial, re.S)
-    p = write(tmp_path, "2022.07.01", "".join(blocks[:5]))
-    rs = load_ruleset(p)
-    assert rs.palette == ("green", "yellow", "orange", "red")
-    assert [r.id for r in rs.rules] == ["GX-R-01", "GX-O-01", "GX-Y-01"]
-
-
 @pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML built without libyaml")
 @pytest.mark.parametrize("path", sorted(rulesets_dir().glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_libyaml_and_python_parsers_build_the_same_located_document(path):

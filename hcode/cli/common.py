@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -43,11 +43,15 @@ def error_text(exc: HcodeError) -> str:
     return f"{flag}{'' if exc.message.startswith(':') else ' '}{exc.message}"
 
 
-def handle_errors(fn: Callable) -> Callable:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn an `HcodeError` into its message on stderr and its exit code."""
 
     @wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except HcodeError as exc:
@@ -57,6 +61,12 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+@overload
+def parse_date(value: str, flag: str = "--as-of") -> dt.date: ...
+@overload
+def parse_date(value: None, flag: str = "--as-of") -> None: ...
+@overload
+def parse_date(value: str | None, flag: str = "--as-of") -> dt.date | None: ...
 def parse_date(value: str | None, flag: str = "--as-of") -> dt.date | None:
     """A YYYY-MM-DD option value (None stays None); a wrong one is a usage error (exit 2)."""
     if value is None:

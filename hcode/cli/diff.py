@@ -56,8 +56,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give two run ids (hcode diff RUN_A RUN_B), or --ruleset A --against B --as-of D")
         with Warehouse.open(db) as wh:
             if by_runs:
+                assert run_a is not None and run_b is not None  # checked above
                 before, after = load_side(wh, run_a), load_side(wh, run_b)
             else:
+                assert ruleset is not None and against is not None and as_of is not None  # checked above
                 day = parse_date(as_of)
                 rs_a, rs_b = pick_ruleset(ruleset, day, quiet=json_out), pick_ruleset(against, day, quiet=json_out)
                 status = err.status(f"evaluating {rs_a.name} and {rs_b.name} as of {day}", spinner="dots") \

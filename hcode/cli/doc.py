@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, cast
+
+import click
 from typer.main import get_command
 
 HEADER = """# CLI reference
@@ -15,17 +19,17 @@ prints one JSON object on stdout; exit codes 0 done, 1 could not be done, 2 wron
 """
 
 
-def _commands(group, prefix: str):
+def _commands(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
     for name in sorted(group.commands):
         cmd = group.commands[name]
         full = f"{prefix} {name}".strip()
-        if hasattr(cmd, "commands"):
-            yield from _commands(cmd, full)
+        if hasattr(cmd, "commands"):  # a group of commands
+            yield from _commands(cast(click.Group, cmd), full)
         else:
             yield full, cmd
 
 
-def _option_line(p) -> str:
+def _option_line(p: Any) -> str:  # a click.Argument or a click.Option
     if p.param_type_name == "argument":
         what = f"argument{'' if p.required else ', optional'}{', repeatable' if p.nargs == -1 else ''}"
         return f"- `{p.name.upper()}` ({what}): {(p.help or '').strip()}"
@@ -41,7 +45,7 @@ def render() -> str:
 
     root = get_command(app)
     parts = [HEADER]
-    for name, cmd in _commands(root, ""):
+    for name, cmd in _commands(cast(click.Group, root), ""):
         parts.append(f"\n## `hcode {name}`\n\n")
         doc = (cmd.help or "").strip()
         body, _, example = doc.partition("Example:")

@@ -22,7 +22,7 @@ from hcode.cli.common import (
     print_json,
 )
 from hcode.colors import check_lang
-from hcode.ops.nightly import run_nightly
+from hcode.ops.nightly import NightlyResult, run_nightly
 
 # The next step the batch suggests, in this command's flags.
 ADVICE = {"recompute": " (use --rerun to compute it again)",
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(res.exit_code)
 
 
-def _summary(res) -> None:
+def _summary(res: NightlyResult) -> None:
     style = {0: "green", 3: "yellow", 1: "red"}[res.exit_code]
     lines = [f"[bold]{escape(res.full_message(ADVICE))}[/]"]
     if res.loads:

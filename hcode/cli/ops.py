@@ -26,7 +26,7 @@ def _command() -> str:
     return "hcode " + " ".join(sys.argv[1:])
 
 
-def _d(v) -> str:
+def _d(v: object) -> str:
     return "" if v is None else (v.isoformat(sep=" ") if isinstance(v, dt.datetime) else str(v))
 
 

@@ -140,8 +140,8 @@ def register(app: typer.Typer) -> None:
 
 
 class _null:
-    def __enter__(self):
+    def __enter__(self) -> _null:
         return self
 
-    def __exit__(self, *exc):
-        return False
+    def __exit__(self, *exc: object) -> None:
+        return None

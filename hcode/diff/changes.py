@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -47,7 +48,7 @@ class SideMeta:
         titles = self.rule_titles.get(rule) or {}
         return titles.get(lang) or titles.get("en") or ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "run_id": self.run_id,

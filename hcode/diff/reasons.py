@@ -12,7 +12,7 @@ when no clause applies, it names the deciding rule.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -92,7 +92,7 @@ def _titles(before: SideMeta, after: SideMeta, lang: str) -> pl.LazyFrame:
     )
 
 
-def _evidence_text(t: dict, lang: str, days_to: pl.Expr | None) -> pl.Expr:
+def _evidence_text(t: dict[str, Any], lang: str, days_to: pl.Expr | None) -> pl.Expr:
     """" (contacts, identified 2022-06-10 14:00)" from the joined evidence columns, or ""."""
     feed = pl.col("feed").replace(FEED_ZH if lang == "zh" else FEED_EN)  # read aloud: no snake_case
     detail = pl.when(pl.col("detail").fill_null("") != "").then(pl.col("detail") + " ").otherwise(pl.lit(""))
@@ -127,7 +127,7 @@ def _rule_clauses(listed: pl.DataFrame, column: str, order: int, evidence: pl.La
     )
 
 
-def _override_clause(listed: pl.DataFrame, t: dict, lang: str) -> pl.LazyFrame:
+def _override_clause(listed: pl.DataFrame, t: dict[str, Any], lang: str) -> pl.LazyFrame:
     o_after, o_before = pl.col("override_after"), pl.col("override_before")
     unknown = "?"
     decided = pl.concat_str([

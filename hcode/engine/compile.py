@@ -13,14 +13,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
 from hcode.feeds import FEEDS, TIMESTAMP, Kind
 from hcode.rules.lang import (
+    AggKind,
     Aggregate,
     And,
     Arith,
+    ArithOp,
+    CmpOp,
     Column,
     Compare,
     Cutoff,
@@ -35,6 +39,7 @@ from hcode.rules.lang import (
     Or,
     RiskArea,
     Within,
+    children,
 )
 
 TS = TIMESTAMP
@@ -77,9 +82,9 @@ def _cutoff(n: Cutoff, ctx: Ctx) -> pl.Expr:
     return pl.lit(ctx.cutoff, dtype=TS)
 
 
-_CMP: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
-    "=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+_CMP: dict[CmpOp, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    CmpOp.EQ: lambda a, b: a == b, CmpOp.NE: lambda a, b: a != b, CmpOp.LT: lambda a, b: a < b,
+    CmpOp.LE: lambda a, b: a <= b, CmpOp.GT: lambda a, b: a > b, CmpOp.GE: lambda a, b: a >= b,
 }
 
 
@@ -89,7 +94,7 @@ def _compare(n: Compare, ctx: Ctx) -> pl.Expr:
 
 def _arith(n: Arith, ctx: Ctx) -> pl.Expr:
     a, b = compile_expr(n.left, ctx), compile_expr(n.right, ctx)
-    return a + b if n.op == "+" else a - b
+    return a + b if n.op is ArithOp.ADD else a - b
 
 
 def _and(n: And, ctx: Ctx) -> pl.Expr:
@@ -131,7 +136,7 @@ def _risk(n: RiskArea, ctx: Ctx) -> pl.Expr:
     raise UnsupportedNode("risk_area(...) is compiled as a join by compile_fact, not as an expression")
 
 
-_COMPILERS: dict[type, Callable] = {
+_COMPILERS: dict[type[Node], Callable[[Any, Ctx], pl.Expr]] = {
     Lit: _lit, Duration: _duration, Column: _column, FactRef: _fact, Cutoff: _cutoff, Compare: _compare,
     Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, IsTrue: _istrue, InList: _inlist,
     Within: _within, RiskArea: _risk,
@@ -168,15 +173,14 @@ def null_rejecting(node: Node, fact: str) -> bool:
 
 
 def _nullifies(node: Node, fact: str) -> bool:
+    """True when `node` is null whenever `fact` is (a null operand makes it null)."""
     match node:
         case FactRef():
             return node.name == fact
-        case Compare() | Arith():
-            return _nullifies(node.left, fact) or _nullifies(node.right, fact)
-        case Within() | InList() | Not():
-            return _nullifies(node.item, fact)
+        case Compare() | Arith() | Within() | InList() | Not():
+            return any(_nullifies(c, fact) for c in children(node))
         case And() | Or():
-            return all(_nullifies(i, fact) for i in node.items)
+            return all(_nullifies(c, fact) for c in children(node))
     return False
 
 
@@ -202,13 +206,13 @@ def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFra
     value = pl.col(agg.column) if agg.column else pl.col(t)
     if agg.column:
         rows = rows.filter(value.is_not_null())
-    if agg.kind == "count":  # distinct events: a duplicated row is one event
+    if agg.kind is AggKind.COUNT:  # distinct events: a duplicated row is one event
         rows = rows.unique(subset=["pid", *(c.name for c in feed.stored_columns)])
-    key = value.max() if agg.kind in ("latest", "exists", "count") else value.min()
+    key = value.max() if agg.kind is not AggKind.EARLIEST else value.min()
     aggs = [key.alias(f"__t_{name}")]
-    if agg.kind == "exists":
+    if agg.kind is AggKind.EXISTS:
         aggs.append(pl.lit(True).alias(name))
-    elif agg.kind == "count":
+    elif agg.kind is AggKind.COUNT:
         aggs.append(pl.len().cast(pl.Int64).alias(name))
     detail = None
     if evidence_template and has_template(evidence_template, agg.feed):
@@ -221,7 +225,7 @@ def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFra
     out = rows.group_by("pid").agg(aggs)
     if detail is not None:
         out = out.join(detail, on="pid", how="left")
-    if agg.kind in ("latest", "earliest"):
+    if agg.kind in (AggKind.LATEST, AggKind.EARLIEST):
         out = out.with_columns(pl.col(f"__t_{name}").alias(name))
     return out
 
@@ -257,7 +261,8 @@ def _join_risk(rows: pl.LazyFrame, ra: RiskArea, risk: pl.LazyFrame, ctx: Ctx) -
     """Keep the rows whose region had one of the levels at the row's time: join on the region
     code, then filter the validity interval. A row matching several risk rows comes out once
     per match: latest/earliest/exists are unaffected and count counts distinct rows."""
-    region = ra.region.name  # resolve_fact guarantees a column
+    assert isinstance(ra.region, Column)  # resolve_fact guarantees a column
+    region = ra.region.name
     time = compile_expr(ra.time, ctx)
     areas = (risk.filter(pl.col("level").is_in(list(ra.levels)))
              .select(pl.col("region_code").alias(region), pl.col("valid_from").alias("__vf"),

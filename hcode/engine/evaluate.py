@@ -20,11 +20,11 @@ from functools import cached_property
 
 import polars as pl
 
+from hcode.colors import color_label
 from hcode.engine.compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
 from hcode.engine.pushdown import any_of, translate
 from hcode.engine.sentences import (
     WORDS,
-    color_label,
     evidence_detail,
     evidence_text,
     explanation_expr,
@@ -34,7 +34,8 @@ from hcode.engine.sentences import (
 from hcode.engine.sources import FeedSource, FrameSource, feed_rows
 from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 from hcode.profiling import Stages
-from hcode.rules.ruleset import Ruleset
+from hcode.rules.check import Type
+from hcode.rules.ruleset import Fact, Ruleset
 
 CODES_SCHEMA = codes_schema("pid")
 
@@ -177,12 +178,13 @@ def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[
     return done
 
 
-def _inner(rs: Ruleset, f) -> bool:
-    return bool(f.deps) and all(rs.facts[d].type == "timestamp" and null_rejecting(f.expr.where, d)
-                                for d in f.deps)
+def _inner(rs: Ruleset, f: Fact) -> bool:
+    where = f.expr.where  # a fact reads other facts only in its where
+    return bool(f.deps) and where is not None and all(
+        rs.facts[d].type == Type.TIMESTAMP and null_rejecting(where, d) for d in f.deps)
 
 
-def _deps_frame(rs: Ruleset, f, done) -> tuple[pl.LazyFrame | None, bool]:
+def _deps_frame(rs: Ruleset, f: Fact, done: Mapping[str, pl.DataFrame]) -> tuple[pl.LazyFrame | None, bool]:
     if not f.deps:
         return None, False
     inner = _inner(rs, f)
@@ -197,7 +199,9 @@ def _deps_frame(rs: Ruleset, f, done) -> tuple[pl.LazyFrame | None, bool]:
 
 def _fill(rs: Ruleset, name: str) -> pl.Expr:
     typ = rs.facts[name].type
-    return pl.col(name).fill_null(False if typ == "bool" else 0) if typ in ("bool", "number") else pl.col(name)
+    if typ in (Type.BOOL, Type.NUMBER):
+        return pl.col(name).fill_null(False if typ == Type.BOOL else 0)
+    return pl.col(name)
 
 
 def active_overrides(ov: pl.LazyFrame, rs: Ruleset, cutoff: dt.datetime) -> pl.DataFrame:

@@ -25,6 +25,8 @@ from hcode.feeds import FEEDS, Kind
 from hcode.rules.lang import (
     And,
     Arith,
+    ArithOp,
+    CmpOp,
     Column,
     Compare,
     Cutoff,
@@ -39,8 +41,9 @@ from hcode.rules.lang import (
     Within,
 )
 
-_OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_SQL = {CmpOp.EQ: "=", CmpOp.NE: "<>", CmpOp.LT: "<", CmpOp.LE: "<=", CmpOp.GT: ">", CmpOp.GE: ">="}
+_FLIP = {CmpOp.EQ: CmpOp.EQ, CmpOp.NE: CmpOp.NE, CmpOp.LT: CmpOp.GT, CmpOp.LE: CmpOp.GE, CmpOp.GT: CmpOp.LT,
+         CmpOp.GE: CmpOp.LE}
 _TEXT = {k for k in Kind if k.value_type == "text"}  # compared with text literals
 
 
@@ -50,7 +53,7 @@ class Pushed:
     (given the event-time < cut-off filter every read has), not merely implied by it."""
 
     sql: str
-    params: tuple
+    params: tuple[object, ...]
     exact: bool
 
 
@@ -63,9 +66,10 @@ def translate(node: Node | None, feed: str, cutoff: dt.datetime) -> Pushed | Non
 
 def any_of(preds: list[Pushed | None]) -> Pushed | None:
     """The rows any of several facts may need: None as soon as one of them needs every row."""
-    if not preds or any(p is None for p in preds):
+    present = [p for p in preds if p is not None]
+    if not preds or len(present) < len(preds):
         return None
-    uniq = list(dict.fromkeys(preds))
+    uniq = list(dict.fromkeys(present))
     if len(uniq) == 1:
         return uniq[0]
     return Pushed(" OR ".join(f"({p.sql})" for p in uniq), sum((p.params for p in uniq), ()),
@@ -85,14 +89,13 @@ def _value(node: Node, kind: Kind, cutoff: dt.datetime) -> tuple[bool, object]:
     """A constant of the column's type: a literal, or cut-off +/- a duration for timestamps."""
     if isinstance(node, Lit):
         v = node.value
-        ok = (kind in _TEXT and isinstance(v, str)) or (kind is Kind.BOOL and isinstance(v, bool))
-        return ok, v
+        return (kind in _TEXT and isinstance(v, str)) or (kind is Kind.BOOL and isinstance(v, bool)), v
     if kind is Kind.TIMESTAMP:
         if isinstance(node, Cutoff):
             return True, cutoff
         if isinstance(node, Arith) and isinstance(node.left, Cutoff) and isinstance(node.right, Duration):
             d = node.right.delta
-            return True, cutoff + d if node.op == "+" else cutoff - d
+            return True, cutoff + d if node.op is ArithOp.ADD else cutoff - d
     return False, None
 
 
@@ -107,8 +110,8 @@ def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
             if not isinstance(n.left, Column):
                 op = _FLIP[op]
             kind = _kind(feed, name)
-            ok, v = _value(other, kind, cutoff) if kind else (False, None)
-            return Pushed(f"{_ident(name)} {_OPS[op]} ?", (v,), True) if ok else None
+            ok, value = _value(other, kind, cutoff) if kind else (False, None)
+            return Pushed(f"{_ident(name)} {_SQL[op]} ?", (value,), True) if ok else None
         case Within(item=Column(name=name), span=span) if _kind(feed, name) is Kind.TIMESTAMP:
             return Pushed(f"{_ident(name)} >= ? AND {_ident(name)} < ?", (cutoff - span.delta, cutoff), True)
         case IsNull(item=Column(name=name), negated=neg) if _kind(feed, name):
@@ -126,10 +129,11 @@ def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
                           len(kept) == len(parts) and all(p.exact for p in kept))
         case Or(items=items):
             parts = [_push(i, feed, cutoff) for i in items]
-            if any(p is None for p in parts):
+            every = [p for p in parts if p is not None]
+            if len(every) < len(parts):
                 return None
-            return Pushed(" OR ".join(f"({p.sql})" for p in parts), sum((p.params for p in parts), ()),
-                          all(p.exact for p in parts))
+            return Pushed(" OR ".join(f"({p.sql})" for p in every), sum((p.params for p in every), ()),
+                          all(p.exact for p in every))
         case Not(item=item):
             inner = _push(item, feed, cutoff)
             return Pushed(f"NOT ({inner.sql})", inner.params, True) if inner is not None and inner.exact else None

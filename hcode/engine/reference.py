@@ -13,14 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import polars as pl
 
 from hcode.feeds import FEEDS, Kind
 from hcode.rules.lang import (
+    AggKind,
     And,
     Arith,
+    ArithOp,
+    CmpOp,
     Column,
     Compare,
     Cutoff,
@@ -38,17 +42,20 @@ from hcode.rules.lang import (
 )
 from hcode.rules.ruleset import Ruleset
 
-_OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
-        ">=": operator.ge}
+_OPS: dict[CmpOp, Callable[[Any, Any], bool]] = {
+    CmpOp.EQ: operator.eq, CmpOp.NE: operator.ne, CmpOp.LT: operator.lt, CmpOp.LE: operator.le,
+    CmpOp.GT: operator.gt, CmpOp.GE: operator.ge}
 
 
 class Interp:
     """Evaluates one tree against a row (fact filters) or the facts (rules)."""
 
-    def __init__(self, cutoff: dt.datetime, risk: list[dict], env: Mapping[str, object], row: Mapping | None = None):
-        self.cutoff, self.risk, self.env, self.row = cutoff, risk, env, row
+    def __init__(self, cutoff: dt.datetime, risk: list[dict[str, Any]], env: Mapping[str, object],
+                 row: Mapping[str, Any] | None = None) -> None:
+        self.cutoff, self.risk, self.env = cutoff, risk, env
+        self.row: Mapping[str, Any] = row if row is not None else {}
 
-    def __call__(self, n: Node):
+    def __call__(self, n: Node) -> Any:
         match n:
             case Lit():
                 return n.value
@@ -65,7 +72,7 @@ class Interp:
                 return None if a is None or b is None else _OPS[n.op](a, b)
             case Arith():
                 a, b = self(n.left), self(n.right)
-                return None if a is None or b is None else (a + b if n.op == "+" else a - b)
+                return None if a is None or b is None else (a + b if n.op is ArithOp.ADD else a - b)
             case And():
                 vals = [self(i) for i in n.items]
                 return False if False in vals else None if None in vals else True
@@ -96,10 +103,10 @@ def _sev(color: str, palette: tuple[str, ...]) -> int:
     return palette.index(color) if color in palette else -1
 
 
-def _current(rows: list[dict], feed: str, per: str, palette) -> list[dict]:
+def _current(rows: list[dict[str, Any]], feed: str, per: str, palette: tuple[str, ...]) -> list[dict[str, Any]]:
     t = FEEDS[feed].event_time
     color = [c.name for c in FEEDS[feed].stored_columns if c.kind is Kind.COLOR]
-    groups: dict[object, list[dict]] = defaultdict(list)
+    groups: dict[object, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[r[per]].append(r)
     out = []
@@ -113,7 +120,7 @@ def _current(rows: list[dict], feed: str, per: str, palette) -> list[dict]:
     return out
 
 
-def person_facts(rs: Ruleset, rows: Mapping[str, list[dict]], risk: list[dict], cutoff: dt.datetime) -> dict:
+def person_facts(rs: Ruleset, rows: Mapping[str, list[dict[str, Any]]], risk: list[dict[str, Any]], cutoff: dt.datetime) -> dict[str, Any]:
     env: dict[str, object] = {}
     for name, fact in rs.facts.items():
         agg = fact.expr
@@ -122,22 +129,23 @@ def person_facts(rs: Ruleset, rows: Mapping[str, list[dict]], risk: list[dict], 
             feed_rows = _current(feed_rows, agg.feed, agg.per, rs.palette)
         hits = [r for r in feed_rows
                 if agg.where is None or Interp(cutoff, risk, env, r)(agg.where) is True]
-        if agg.kind == "exists":
+        if agg.kind is AggKind.EXISTS:
             env[name] = bool(hits)
-        elif agg.kind == "count":
+        elif agg.kind is AggKind.COUNT:
             cols = [c.name for c in FEEDS[agg.feed].stored_columns]
             env[name] = len({tuple(r[c] for c in cols) for r in hits})
         else:
-            vals = [r[agg.column] for r in hits if r[agg.column] is not None]
-            env[name] = (max(vals) if agg.kind == "latest" else min(vals)) if vals else None
+            col = agg.column or ""  # latest/earliest always name their column
+            vals = [r[col] for r in hits if r[col] is not None]
+            env[name] = (max(vals) if agg.kind is AggKind.LATEST else min(vals)) if vals else None
     return env
 
 
 def reference_codes(rs: Ruleset, frames: Mapping[str, pl.DataFrame], as_of: dt.date) -> pl.DataFrame:
     """pid, district_code, color, rule, matched_rules — as `evaluate` computes them."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    by_feed: dict[str, dict[int, list[dict]]] = {}
-    risk: list[dict] = []
+    by_feed: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    risk: list[dict[str, Any]] = []
     for name, feed in FEEDS.items():
         df = frames.get(name)
         rows = [] if df is None else df.to_dicts()
@@ -145,20 +153,20 @@ def reference_codes(rs: Ruleset, frames: Mapping[str, pl.DataFrame], as_of: dt.d
         if not feed.has_person:
             risk = rows
             continue
-        per: dict[int, list[dict]] = defaultdict(list)
+        per: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             per[r["pid"]].append(r)
         by_feed[name] = per
     out = []
     for pid in sorted(by_feed["registrations"]):
         reg = max(by_feed["registrations"][pid], key=lambda r: (r["registered_at"], r["district_code"]))
-        rows = {f: by_feed[f].get(pid, []) for f in by_feed}
-        env = person_facts(rs, rows, risk, cutoff)
+        person = {f: by_feed[f].get(pid, []) for f in by_feed}
+        env = person_facts(rs, person, risk, cutoff)
         matched = [r for r in rs.rules if Interp(cutoff, risk, env)(r.condition) is True]
         rank = max((rs.rank(r.color) for r in matched), default=0)
         decider = next((r.id for r in matched if rs.rank(r.color) == rank), None)
         color = rs.palette[rank]
-        ovs = [o for o in rows["overrides"] if o["expires_at"] is None or o["expires_at"] >= cutoff]
+        ovs = [o for o in person["overrides"] if o["expires_at"] is None or o["expires_at"] >= cutoff]
         if ovs:
             latest = max(o["issued_at"] for o in ovs)
             top = max((o for o in ovs if o["issued_at"] == latest), key=lambda o: _sev(o["color"], rs.palette))

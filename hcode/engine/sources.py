@@ -14,8 +14,9 @@ import datetime as dt
 import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from typing import Protocol
+from typing import Any, Final, Literal, Protocol
 
+import duckdb
 import polars as pl
 
 from hcode.engine.compile import TS
@@ -23,7 +24,8 @@ from hcode.engine.pushdown import Pushed
 from hcode.feeds import FEEDS, POLARS_TYPES, Kind
 from hcode.store.warehouse import ArrowStream, to_polars, view
 
-STREAMING = "streaming"
+Engine = Literal["streaming", "in-memory"]  # Polars' engines for collecting a plan
+STREAMING: Final = "streaming"
 # a registration's district code (six digits, validated at ingest) as a number
 DISTRICT = pl.col("district_code").cast(pl.Int32, strict=True)
 _names = itertools.count()
@@ -32,7 +34,7 @@ _names = itertools.count()
 class FeedSource(Protocol):
     # the Polars engine for plans over this source's rows: "streaming" for whole feeds in
     # memory (bounded memory), "in-memory" for rows a database already narrowed (faster)
-    engine: str
+    engine: Engine
 
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         """The feed's rows with an event time before the cut-off (at least those satisfying
@@ -56,7 +58,7 @@ def dtype_of(kind: Kind) -> pl.DataType:
 
 def feed_schema(name: str) -> dict[str, pl.DataType]:
     feed = FEEDS[name]
-    head = {"pid": pl.Int32} if feed.has_person else {}
+    head: dict[str, pl.DataType] = {"pid": pl.Int32()} if feed.has_person else {}
     return head | {c.name: dtype_of(c.kind) for c in feed.stored_columns}
 
 
@@ -73,7 +75,7 @@ def feed_rows(frames: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, cuto
 class FrameSource:
     """Feeds given as Polars frames (examples, tests, purge's what-if): every row is there."""
 
-    engine = STREAMING
+    engine: Engine = STREAMING
 
     def __init__(self, frames: Mapping[str, pl.LazyFrame | pl.DataFrame], cutoff: dt.datetime):
         self.frames = frames
@@ -99,9 +101,9 @@ class WarehouseSource:
     of the `persons` given (explain reads one person), with pushed predicates and person sets
     applied by DuckDB."""
 
-    engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
+    engine: Engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
 
-    def __init__(self, con, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None):
+    def __init__(self, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None):
         self.con = con
         self.cutoff = cutoff
         self.max_load_id = max_load_id
@@ -117,7 +119,8 @@ class WarehouseSource:
 
     def _read(self, feed: str, cols: list[str], where: Pushed | None, pids: pl.DataFrame | None) -> pl.DataFrame:
         f = FEEDS[feed]
-        conds, params = ["load_id <= ?"], [self.max_load_id]
+        conds = ["load_id <= ?"]
+        params: list[Any] = [self.max_load_id]
         if f.event_time:
             conds.append(f"{f.event_time} < ?")
             params.append(self.cutoff)

@@ -20,16 +20,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import polars as pl
 
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, Feed, feed_for_file
-from hcode.ingest.normalise import parquet_type_ok, validate
+from hcode.ingest.normalise import Validated, parquet_type_ok, validate
 from hcode.store import audit
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
-from hcode.store.warehouse import Warehouse, arrow, one, view
+from hcode.store.warehouse import Warehouse, arrow, one, scalar, view
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -55,7 +56,7 @@ class LoadResult:
     load_id: int | None = None
     rows_new: int = 0
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("rows_new")
         return d
@@ -243,15 +244,16 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     people.begin()
     try:
         with wh.transaction() as con:
-            load_id = one(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")[0]
+            load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")
             written: list[np.ndarray] = []  # sorted row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
                 batch_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
                 good = checked.values.filter(~bad) if batch_bad else checked.values
-                if contract.has_person:
-                    people.add(con, _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids)
+                ids = _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
+                if contract.has_person and ids is not None:  # a person feed always has ids
+                    people.add(con, ids)
                 n_new += _write_rows(con, people, good, contract, load_id, written)
                 n_bad += batch_bad
                 read += raw.height
@@ -274,7 +276,7 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)
 
 
-def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location: pl.Series,
+def _write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked: Validated, bad: pl.Series, location: pl.Series,
                       feed: Feed, load_id: int, name: str) -> int:
     n_bad = int(bad.sum())
     if not n_bad:
@@ -299,10 +301,12 @@ def _write_quarantine(con, raw: pl.DataFrame, checked, bad: pl.Series, location:
     return n_bad
 
 
-def _ids_of_good_rows(checked, bad: pl.Series, good: pl.DataFrame) -> pl.Series:
+def _ids_of_good_rows(checked: Validated, bad: pl.Series, good: pl.DataFrame) -> pl.Series | None:
     """The valid ids that have a good row: an id seen only on quarantined rows (bad in
     another column) does not make a person."""
     ids = checked.ids
+    if ids is None:
+        return None
     only_bad = checked.values.get_column("id_number").filter(bad).drop_nulls().unique()
     if only_bad.len():
         in_good = good.get_column("id_number")
@@ -330,7 +334,7 @@ def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
 
 
-def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
+def _write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
                 written: list[np.ndarray]) -> int:
     """Insert the rows not already stored; returns how many were new.
 
@@ -371,8 +375,8 @@ def _write_rows(con, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_i
     return n
 
 
-def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
-            dedupe: tuple | None = None) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
+            dedupe: tuple[Any, ...] | None = None) -> int:
     """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
     only those not already stored among the rows of the same persons with event times in
     [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`)."""
@@ -399,4 +403,4 @@ def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: i
         if feed.has_person:
             views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
-        return one(con, sql, params)[0]
+        return int(scalar(con, sql, params))

@@ -10,10 +10,12 @@ Cheap paths first (docs/architecture.md, performance choices): a column that is 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from hcode import idnumber
 from hcode.feeds import TIMESTAMP, Column, Feed, Kind
@@ -62,7 +64,7 @@ def _reasons(name: str, n: int, checks: list[tuple[pl.Series, str]]) -> pl.Serie
     rows = failed.select(pl.any_horizontal(pl.all())).to_series().arg_true()
     if not rows.len():
         return out
-    first = pl.when(pl.col("c0")).then(pl.lit(checks[0][1]))
+    first: Then | ChainedThen = pl.when(pl.col("c0")).then(pl.lit(checks[0][1]))
     for i, (_, message) in enumerate(checks[1:], 1):
         first = first.when(pl.col(f"c{i}")).then(pl.lit(message))
     return out.scatter(rows, failed[rows].select(first).to_series())
@@ -87,7 +89,7 @@ def parse_timestamps(s: pl.Series) -> pl.Series:
     return out.alias(s.name)
 
 
-def _fix_where(s: pl.Series, dirty: pl.Series, fix) -> pl.Series:
+def _fix_where(s: pl.Series, dirty: pl.Series, fix: Callable[[pl.Series], pl.Series]) -> pl.Series:
     """`s` with `fix` applied only to the rows flagged dirty (most columns are clean)."""
     idx = dirty.arg_true()
     return s.scatter(idx, fix(s.gather(idx))) if idx.len() else s
@@ -236,7 +238,7 @@ def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Se
         checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
         done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
         ids = None
-        if checking:
+        if checking and id_col is not None:
             v, r, ids = checking.result()
             done[id_col.name] = (v, r)
     values = [done[c.name][0].alias(c.name) for c in feed.columns]

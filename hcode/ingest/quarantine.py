@@ -4,6 +4,9 @@ load history. (Writing them is `hcode.ingest`'s job.)"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
+
+import duckdb
 
 
 @dataclass(frozen=True)
@@ -15,13 +18,13 @@ class QuarantineGroup:
     rows: int
     lines: tuple[int, ...]  # the first few lines (CSV) or row indexes (Parquet)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["lines"] = list(self.lines)
         return d
 
 
-def summary(con, file_name: str | None = None, examples: int = 5) -> list[QuarantineGroup]:
+def summary(con: duckdb.DuckDBPyConnection, file_name: str | None = None, examples: int = 5) -> list[QuarantineGroup]:
     """One group per (file, column, reason); a row failing two columns counts in both."""
     rows = con.execute(
         """
@@ -36,17 +39,17 @@ def summary(con, file_name: str | None = None, examples: int = 5) -> list[Quaran
     return [QuarantineGroup(f, fd, c, r, n, tuple(ls)) for f, fd, c, r, n, ls in rows]
 
 
-def loads(con) -> list[dict]:
+def loads(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     cur = con.execute("SELECT * FROM loads ORDER BY load_id")
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-def summary_json(groups: list[QuarantineGroup]) -> dict:
+def summary_json(groups: list[QuarantineGroup]) -> dict[str, Any]:
     """What `hcode quarantine --json` prints."""
     return {"groups": [g.as_json() for g in groups]}
 
 
-def loads_json(rows: list[dict]) -> dict:
+def loads_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What `hcode loads --json` prints."""
     return {"loads": rows}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def prepare_inbox(dir: Path, residents: int | None, seed: int) -> tuple[Path, Pa
 
 
 def run_demo(dir: Path, *, residents: int | None = None, seed: int = 1, lang: str = "en",
-             notify=lambda msg: None) -> DemoResult:
+             notify: Callable[[str], None] = lambda msg: None) -> DemoResult:
     dir = dir.resolve()
     for stale in ("hcode.duckdb", "hcode.duckdb.key", "hcode.duckdb.wal", "inbox", "reports", "generated"):
         p = dir / stale

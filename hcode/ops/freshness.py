@@ -24,12 +24,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.config import DEFAULT_CADENCE, Config
 from hcode.feeds import FEEDS
 from hcode.rules.lang import FactRef, RiskArea, walk
+from hcode.rules.ruleset import Ruleset
 from hcode.store.warehouse import to_polars
 
 CASE_AGE_DAYS = 14
@@ -45,14 +48,14 @@ class FeedFreshness:
     impact: str | None  # one sentence for a late feed
     read_by: tuple[str, ...] = ()  # rule ids reading the feed (when a ruleset was given)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"feed": self.feed, "cadence": self.cadence,
                 "last_loaded": self.last_loaded.isoformat() if self.last_loaded else None,
                 "days_late": self.days_late, "late": self.late, "impact": self.impact,
                 "read_by": list(self.read_by)}
 
 
-def rule_feeds(ruleset) -> dict[str, set[str]]:
+def rule_feeds(ruleset: Ruleset) -> dict[str, set[str]]:
     """Per rule id, every feed its condition reads (through its facts and their facts)."""
     def fact_feeds(name: str, seen: set[str]) -> set[str]:
         if name in seen:
@@ -76,7 +79,7 @@ def rule_feeds(ruleset) -> dict[str, set[str]]:
     return result
 
 
-def last_batches(con, as_of: dt.date) -> dict[str, dt.date]:
+def last_batches(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> dict[str, dt.date]:
     """Per feed, the latest batch date at or before `as_of` that brought a live file."""
     rows = con.execute(
         "SELECT feed, max(bd) FROM (SELECT feed, coalesce(batch_date, CAST(clock AS DATE)) AS bd FROM loads "
@@ -88,7 +91,7 @@ def _days(n: int) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
 
 
-def _cases_waiting(con, cutoff: dt.datetime, pids: pl.DataFrame | None) -> int:
+def _cases_waiting(con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, pids: pl.DataFrame | None) -> int:
     """Persons (among `pids`, or everyone registered) whose latest case is older than 14 days
     at the cut-off and (without `pids`) has no discharge at or after it."""
     old = cutoff - dt.timedelta(days=CASE_AGE_DAYS)
@@ -104,7 +107,7 @@ def _cases_waiting(con, cutoff: dt.datetime, pids: pl.DataFrame | None) -> int:
     return cases.height
 
 
-def impact(con, feed: str, head: str, as_of: dt.date, ruleset=None, codes: pl.DataFrame | None = None,
+def impact(con: duckdb.DuckDBPyConnection, feed: str, head: str, as_of: dt.date, ruleset: Ruleset | None = None, codes: pl.DataFrame | None = None,
            feeds_of: Mapping[str, set[str]] | None = None) -> str:
     """The sentence for a late feed; `head` is its first clause ("discharges: last file …")."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
@@ -140,7 +143,7 @@ def impact(con, feed: str, head: str, as_of: dt.date, ruleset=None, codes: pl.Da
     return head + tail
 
 
-def check(con, as_of: dt.date, config: Config | None = None, *, ruleset=None,
+def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Config | None = None, *, ruleset: Ruleset | None = None,
           codes: pl.DataFrame | None = None) -> tuple[FeedFreshness, ...]:
     """Every feed's freshness for batch date `as_of`. `ruleset` and `codes` (a run's codes:
     `pid`, `matched_rules`; usually the night's or the latest run) sharpen the impact sentences."""
@@ -171,7 +174,7 @@ def check(con, as_of: dt.date, config: Config | None = None, *, ruleset=None,
     return tuple(out)
 
 
-def report_json(as_of: dt.date, report: tuple[FeedFreshness, ...]) -> dict:
+def report_json(as_of: dt.date, report: tuple[FeedFreshness, ...]) -> dict[str, Any]:
     """What `hcode freshness --json` prints."""
     return {"date": as_of.isoformat(), "feeds": [f.as_json() for f in report]}
 

@@ -21,6 +21,9 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
 
 from hcode.config import GuardConfig
 from hcode.store.warehouse import one
@@ -32,7 +35,7 @@ class GuardVerdict:
     reasons: tuple[str, ...]
     figures: Mapping[str, object] = field(default_factory=dict)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "reasons": list(self.reasons), "figures": dict(self.figures)}
 
 
@@ -41,8 +44,8 @@ def severe_color(colors: Mapping[str, int]) -> str:
     return "red" if "red" in colors else list(colors)[-1]
 
 
-def previous_published(con, province: str, as_of: dt.date | None = None,
-                       exclude_run: int | None = None) -> tuple | None:
+def previous_published(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None = None,
+                       exclude_run: int | None = None) -> tuple[Any, ...] | None:
     """(run_id, as_of, persons, colors) of the latest published run of `province` with an as-of
     date not after `as_of` (any date when None), other than `exclude_run`."""
     row = one(con,
@@ -59,7 +62,7 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f} %"
 
 
-def compare(previous: tuple | None, persons: int, colors: Mapping[str, int],
+def compare(previous: tuple[Any, ...] | None, persons: int, colors: Mapping[str, int],
             config: GuardConfig | None = None) -> GuardVerdict:
     """The verdict for a run with `persons` and `colors` against `previous` (see
     `previous_published`); pure, so the nightly batch can call it before storing anything."""
@@ -98,13 +101,13 @@ def compare(previous: tuple | None, persons: int, colors: Mapping[str, int],
     return GuardVerdict(not reasons, tuple(reasons), figures)
 
 
-def check(con, province: str, as_of: dt.date | None, persons: int, colors: Mapping[str, int],
+def check(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None, persons: int, colors: Mapping[str, int],
           config: GuardConfig | None = None, exclude_run: int | None = None) -> GuardVerdict:
     """Compare a new run's counts with the previous published run of the same province."""
     return compare(previous_published(con, province, as_of, exclude_run), persons, colors, config)
 
 
-def check_run(con, run_id: int, config: GuardConfig | None = None) -> GuardVerdict:
+def check_run(con: duckdb.DuckDBPyConnection, run_id: int, config: GuardConfig | None = None) -> GuardVerdict:
     """The guard's verdict for a stored (not necessarily published) run."""
     row = one(con, "SELECT province, as_of, persons, colors FROM runs WHERE run_id = ?", [run_id])
     if row is None:

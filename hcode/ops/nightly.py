@@ -22,10 +22,12 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.config import load_config
@@ -33,6 +35,7 @@ from hcode.diff.changes import CODES_SCHEMA, Side, diff
 from hcode.diff.sides import load_side
 from hcode.ingest import load as ingest
 from hcode.ops import freshness, guard
+from hcode.ops.freshness import FeedFreshness
 from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections
@@ -59,13 +62,13 @@ class NightlyResult:
     exit_code: int
     message: str
     loads: tuple[ingest.LoadResult, ...] = ()
-    freshness: tuple[freshness.FeedFreshness, ...] = ()
+    freshness: tuple[FeedFreshness, ...] = ()
     guard: guard.GuardVerdict | None = None
     warnings: tuple[str, ...] = ()
     report_dir: Path | None = None
     previous_run: int | None = None
-    summary: dict | None = field(default=None, repr=False)
-    stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
+    summary: dict[str, Any] | None = field(default=None, repr=False)
+    stages: dict[str, Any] = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
     # what the caller may do next: "recompute" (the date was already published) or
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
@@ -76,14 +79,14 @@ class NightlyResult:
         return ingest.IngestResult(self.loads)
 
     @property
-    def late_feeds(self) -> tuple[freshness.FeedFreshness, ...]:
+    def late_feeds(self) -> tuple[FeedFreshness, ...]:
         return freshness.late_feeds(self.freshness)
 
     def full_message(self, advice: Mapping[str, str] | None = None) -> str:
         """The message, followed by `advice[next_step]` when the caller words the next step."""
         return self.message + ((advice or {}).get(self.next_step or "", ""))
 
-    def as_json(self, advice: Mapping[str, str] | None = None) -> dict:
+    def as_json(self, advice: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What `hcode nightly --json` prints (with its `advice`, naming its flags)."""
         return {
             "date": self.date.isoformat(), "ruleset": self.ruleset, "run_id": self.run_id,
@@ -114,7 +117,7 @@ def _move(path: Path, folder: Path) -> None:
     shutil.move(str(path), target)
 
 
-def published_run(con, rs: Ruleset, date: dt.date) -> int | None:
+def published_run(con: duckdb.DuckDBPyConnection, rs: Ruleset, date: dt.date) -> int | None:
     row = one(con, "SELECT max(run_id) FROM runs WHERE published AND province = ? AND version = ? AND as_of = ?",
               [rs.province, rs.version, date])
     return row[0] if row else None
@@ -127,7 +130,7 @@ def _empty_side(rs: Ruleset, date: dt.date) -> Side:
 
 
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
-                 sections: dict) -> dict:
+                 sections: dict[str, Any]) -> dict[str, Any]:
     """Diff the run against the previous published one and write the report folder atomically."""
     after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
@@ -148,7 +151,7 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
 def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date | None = None, *,
                 operator: str | None = None, recompute: bool = False, override_guard: bool = False,
                 reports: Path = Path("reports"), now: dt.datetime | None = None, lang: str = "en",
-                notify=lambda msg: None) -> NightlyResult:
+                notify: Callable[[str], None] = lambda msg: None) -> NightlyResult:
     date = date or yesterday()
     operator = operator or getpass.getuser()
     path = db_path(db)
@@ -215,7 +218,8 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                          warnings, report_dir, previous, summary, stages)
 
 
-def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
+def _warnings(loads: Sequence[ingest.LoadResult], fresh: tuple[FeedFreshness, ...], verdict: guard.GuardVerdict,
+              override_guard: bool) -> tuple[str, ...]:
     out = [f.impact or f"{f.feed} is late" for f in freshness.late_feeds(fresh)]
     read = sum(r.rows_read for r in loads)
     bad = sum(r.rows_quarantined for r in loads)
@@ -227,7 +231,8 @@ def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _sections(wh: Warehouse, run_id: int, loads, fresh, date: dt.date) -> dict:
+def _sections(wh: Warehouse, run_id: int, loads: Sequence[ingest.LoadResult], fresh: Sequence[FeedFreshness],
+              date: dt.date) -> dict[str, Any]:
     """The nightly-only parts of the report: loads, freshness, quarantine, overrides."""
     q = wh.con.execute(
         "SELECT file_name, e.column, e.reason, count(*) FROM (SELECT file_name, unnest(errors) AS e FROM quarantine "

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.engine.evaluate import cutoff_of
@@ -28,7 +30,7 @@ from hcode.store.warehouse import to_polars
 EXPIRING_DAYS = 3
 
 
-def active(con, as_of: dt.date) -> pl.DataFrame:
+def active(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pl.DataFrame:
     """Overrides in force at the cut-off of `as_of`, oldest first, with the file that brought
     them; `current` marks each person's latest (the one a run applies)."""
     cutoff = cutoff_of(as_of)
@@ -43,7 +45,7 @@ def active(con, as_of: dt.date) -> pl.DataFrame:
         """, params=[cutoff, cutoff]))
 
 
-def active_json(as_of: dt.date, frame: pl.DataFrame) -> dict:
+def active_json(as_of: dt.date, frame: pl.DataFrame) -> dict[str, Any]:
     """What `hcode overrides --as-of D --json` prints: `active(con, D)` as plain data."""
     return {"as_of": as_of.isoformat(), "overrides": frame.to_dicts()}
 
@@ -63,7 +65,7 @@ class OverrideEntry:
     expires_at: dt.datetime | None
     note: str | None = None  # why it is flagged, when it is
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["matched_rules"] = list(self.matched_rules)
         d["issued_at"] = self.issued_at.isoformat(sep=" ")
@@ -81,13 +83,13 @@ class OverridesReport:
     unsupported: tuple[OverrideEntry, ...]  # more severe than every matching rule
     expiring_soon: tuple[OverrideEntry, ...]  # expire within EXPIRING_DAYS after as_of
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "ruleset": self.ruleset, "as_of": self.as_of.isoformat(),
                 **{k: [e.as_json() for e in getattr(self, k)]
                    for k in ("applied", "not_applied", "unsupported", "expiring_soon")}}
 
 
-def overrides_report(con, run_id: int) -> OverridesReport:
+def overrides_report(con: duckdb.DuckDBPyConnection, run_id: int) -> OverridesReport:
     """Every override a stored run met, and the ones an auditor must look at."""
     run = get_run(con, run_id)
     rs = stored_ruleset(con, run)
@@ -96,7 +98,10 @@ def overrides_report(con, run_id: int) -> OverridesReport:
         "WHERE c.run_id = ? AND c.override IS NOT NULL ORDER BY c.override.issued_at, p.person_key",
         params=[run_id]))  # a few hundred rows at most: overrides are rare by nature
     soon = cutoff_of(run.as_of) + dt.timedelta(days=EXPIRING_DAYS)
-    applied, not_applied, unsupported, expiring = [], [], [], []
+    applied: list[OverrideEntry] = []
+    not_applied: list[OverrideEntry] = []
+    unsupported: list[OverrideEntry] = []
+    expiring: list[OverrideEntry] = []
     for key, matched, ov in rows.iter_rows():
         matched = tuple(matched)
         ranks = [rs.rank(rs.rule(r).color) for r in matched]

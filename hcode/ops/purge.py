@@ -23,15 +23,17 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import polars as pl
 
-from hcode.engine.evaluate import evaluate
+from hcode.engine.evaluate import cutoff_of, evaluate
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
-from hcode.runs.store import cutoff_of, get_run, load_frames, stored_ruleset
+from hcode.runs.store import get_run, load_frames, stored_ruleset
 from hcode.store import audit
-from hcode.store.warehouse import Warehouse, one, view
+from hcode.store.warehouse import Warehouse, scalar, view
 
 PURGEABLE = tuple(n for n, f in FEEDS.items() if f.has_person and f.event_time and n != "registrations")
 
@@ -47,13 +49,13 @@ class PurgeResult:
     audit_seq: int | None  # None for a dry run
     dry_run: bool
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"before": self.before.isoformat(), "reference_runs": list(self.reference_runs),
                 "removed": self.removed, "kept": self.kept, "kept_persons": list(self.kept_persons),
                 "loads_touched": list(self.loads_touched), "audit_seq": self.audit_seq, "dry_run": self.dry_run}
 
 
-def reference_runs(con) -> list[int]:
+def reference_runs(con: duckdb.DuckDBPyConnection) -> list[int]:
     """The latest published run of each province."""
     return [r for (r,) in con.execute(
         "SELECT run_id FROM (SELECT run_id, row_number() OVER (PARTITION BY province ORDER BY as_of DESC, "
@@ -70,7 +72,7 @@ def needed_persons(wh: Warehouse, run_id: int, before: dt.datetime, feeds: tuple
     con = wh.con
     run = get_run(con, run_id)
     rs = stored_ruleset(con, run)
-    top = one(con, "SELECT coalesce(max(load_id), 0) FROM loads")[0]
+    top = scalar(con, "SELECT coalesce(max(load_id), 0) FROM loads")
     frames = load_frames(con, rs.reads().keys(), cutoff_of(run.as_of), top)
     without = {n: (df.filter(pl.col(FEEDS[n].event_time) >= before) if n in feeds else df)
                for n, df in frames.items()}
@@ -109,7 +111,7 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
             f = FEEDS[name]
             old = f"{f.event_time} < ?"
             mine = "pid IN (SELECT pid FROM _hcode_keep)"
-            kept[name] = one(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])[0]
+            kept[name] = scalar(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])
             rows = tx.execute(f"SELECT load_id, count(*) FROM {f.table} WHERE {old} AND NOT {mine} "
                               "GROUP BY load_id", [ts]).fetchall()
             removed[name] = sum(n for _, n in rows)

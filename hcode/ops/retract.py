@@ -20,11 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 from dataclasses import dataclass
+from typing import Any
 
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
 from hcode.store import audit
-from hcode.store.warehouse import Warehouse, one
+from hcode.store.warehouse import Warehouse, one, scalar
 
 
 class UnknownLoad(HcodeError):
@@ -43,7 +44,7 @@ class Retraction:
     operator: str
     audit_seq: int
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"load_id": self.load_id, "feed": self.feed, "file": self.file_name,
                 "rows_removed": self.rows_removed, "quarantine_removed": self.quarantine_removed,
                 "retracted_at": self.retracted_at.isoformat(sep=" "), "reason": self.reason,
@@ -63,15 +64,15 @@ def retract(wh: Warehouse, load_id: int, reason: str, operator: str | None = Non
         row = one(con, "SELECT feed, file_name, sha256, retracted_at, retract_reason FROM loads WHERE load_id = ?",
                   [load_id])
         if row is None:
-            top = one(con, "SELECT max(load_id) FROM loads")[0]
+            top = scalar(con, "SELECT max(load_id) FROM loads")
             raise UnknownLoad(f"no load {load_id} in this warehouse (loads: {'1..' + str(top) if top else 'none'}; "
                               "see `hcode loads`)")
         feed, file_name, sha, retracted_at, old_reason = row
         if retracted_at is not None:
             raise UnknownLoad(f"load {load_id} ({file_name}) was already retracted at {retracted_at}: {old_reason}")
         table = FEEDS[feed].table
-        rows = one(con, f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id])[0]
-        quarantined = one(con, "SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id])[0]
+        rows = scalar(con, f"SELECT count(*) FROM {table} WHERE load_id = ?", [load_id])
+        quarantined = scalar(con, "SELECT count(*) FROM quarantine WHERE load_id = ?", [load_id])
         con.execute(f"DELETE FROM {table} WHERE load_id = ?", [load_id])
         con.execute("DELETE FROM quarantine WHERE load_id = ?", [load_id])
         con.execute("UPDATE loads SET retracted_at = ?, retract_reason = ? WHERE load_id = ?",

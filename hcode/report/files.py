@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from hcode.diff.changes import Diff
 
 
-def summary_dict(diff: Diff) -> dict:
+def summary_dict(diff: Diff) -> dict[str, Any]:
     """The content of `summary.json`: both sides, persons compared, the transition matrix
     (before -> after -> persons, palette order then "absent"), per-rule started/stopped,
     colour changes per district, and the one-sided counts."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
+from typing import Any
 
 import polars as pl
 
@@ -140,7 +142,8 @@ def _text_width(text: str, size: int = 11) -> float:
     return sum(size if ord(ch) > 0x2E80 else size * 0.6 for ch in text)
 
 
-def _bars(rows: list[dict], series: list[tuple[str, str, str]], label, css: str, svg_id: str,
+def _bars(rows: list[dict[str, Any]], series: list[tuple[str, str, str]],
+          label: Callable[[dict[str, Any]], tuple[str, str, str]], css: str, svg_id: str,
           stacked: bool, empty: str) -> str:
     """Horizontal bars, one group per row; `series` = (field, legend, colour); `label(row)` gives
     the row's name, a second smaller line (or "") and a hover hint."""
@@ -153,7 +156,7 @@ def _bars(rows: list[dict], series: list[tuple[str, str, str]], label, css: str,
                     for r in rows) or 1
     span = width - left - right
     parts = [f'<svg id="{svg_id}" class="bars" width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
-    lx = 8
+    lx: float = 8
     for _, name, colour in series:
         parts.append(f'<rect x="{lx}" y="6" width="10" height="10" rx="2" fill="{colour}"/>'
                      f'<text x="{lx + 14}" y="15" font-size="11" fill="#34465a">{e(name)}</text>')

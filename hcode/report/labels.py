@@ -6,6 +6,8 @@ so that a Chinese report (`--lang zh`) is complete rather than half translated.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hcode.diff.changes import Diff, SideMeta
 
 LABELS = {
@@ -69,7 +71,7 @@ def matrix_axis(diff: Diff) -> list[str]:
     return list(diff.matrix)
 
 
-def active_rules(diff: Diff, top: int | None = None) -> list[dict]:
+def active_rules(diff: Diff, top: int | None = None) -> list[dict[str, Any]]:
     """Rules that started or stopped for someone, most movement first, ruleset order on ties."""
     rows = [dict(r, order=i) for i, r in enumerate(diff.rules.iter_rows(named=True))
             if r["started"] or r["stopped"]]
@@ -77,7 +79,7 @@ def active_rules(diff: Diff, top: int | None = None) -> list[dict]:
     return rows[:top] if top else rows
 
 
-def top_districts(diff: Diff, top: int | None = None) -> list[dict]:
+def top_districts(diff: Diff, top: int | None = None) -> list[dict[str, Any]]:
     rows = list(diff.districts.iter_rows(named=True))
     return rows[:top] if top else rows
 

@@ -6,6 +6,9 @@ Tables only (GitHub-flavoured Markdown), every cell escaped, the changes table c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+
 import polars as pl
 
 from hcode import __version__
@@ -28,7 +31,7 @@ def _cell(value: object) -> str:
     return ("" if value is None else str(value)).translate(_SPECIAL)
 
 
-def _table(header: list[str], rows: list[list[object]], right: set[int] = frozenset()) -> list[str]:
+def _table(header: list[str], rows: Sequence[Sequence[object]], right: AbstractSet[int] = frozenset()) -> list[str]:
     """Cells must already be escaped (with `_cell`) or deliberate Markdown."""
     lines = ["| " + " | ".join(header) + " |",
              "| " + " | ".join("---:" if i in right else "---" for i in range(len(header))) + " |"]

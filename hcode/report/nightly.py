@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 TITLES = {
     "en": {"batch": "Nightly batch", "loads": "Files loaded", "fresh": "Feed freshness", "late": "Late feeds",
@@ -28,7 +29,7 @@ def _t(lang: str) -> dict[str, str]:
     return TITLES.get(lang, TITLES["en"])
 
 
-def _rows(sections: dict, lang: str) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+def _rows(sections: dict[str, Any], lang: str) -> list[tuple[str, list[str], list[list[str]], str | None]]:
     """(title, header, rows, note-when-empty) for each table of the nightly sections."""
     t = _t(lang)
     loads = [[Path(r["file"]).name, r["feed"] or "?", f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
@@ -56,7 +57,7 @@ def _rows(sections: dict, lang: str) -> list[tuple[str, list[str], list[list[str
     ]
 
 
-def render_markdown(sections: dict, lang: str = "en") -> str:
+def render_markdown(sections: dict[str, Any], lang: str = "en") -> str:
     out = [f"\n## {_t(lang)['batch']} {sections['date']} (run {sections['run_id']})\n"]
     for title, head, rows, empty in _rows(sections, lang):
         out.append(f"\n### {title}\n")
@@ -68,7 +69,7 @@ def render_markdown(sections: dict, lang: str = "en") -> str:
     return "".join(out)
 
 
-def render_html(sections: dict, lang: str = "en") -> str:
+def render_html(sections: dict[str, Any], lang: str = "en") -> str:
     e = html.escape
     out = [f'<section id="nightly"><h2>{e(_t(lang)["batch"])} {e(sections["date"])} '
            f'(run {e(str(sections["run_id"]))})</h2>']
@@ -86,7 +87,7 @@ def render_html(sections: dict, lang: str = "en") -> str:
     return "".join(out)
 
 
-def append_sections(report_dir: Path, sections: dict, lang: str = "en") -> None:
+def append_sections(report_dir: Path, sections: dict[str, Any], lang: str = "en") -> None:
     md = report_dir / "report.md"
     if md.exists():
         md.write_text(md.read_text(encoding="utf-8") + render_markdown(sections, lang), encoding="utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -42,7 +42,7 @@ def renderable(rd: RulesDiff, show_unchanged: bool = False) -> Group:
             fields = SHOWN + ("title",)
             what = Text(r.kind, style=KIND_STYLE[r.kind])
         table.add_row(r.id, what, _cell(r.before, fields), _cell(r.after, fields))
-    parts = [head, palette, counts, table]
+    parts: list[RenderableType] = [head, palette, counts, table]
     if rd.facts:
         facts = Table(title="facts read by these rules, redefined", box=box.SIMPLE, title_justify="left")
         facts.add_column("fact", style="bold", no_wrap=True)

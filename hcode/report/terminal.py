@@ -6,6 +6,8 @@ golden test compares, so the layout must depend on nothing but the diff and the 
 
 from __future__ import annotations
 
+from typing import IO, cast
+
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -89,7 +91,7 @@ def print_diff(diff: Diff, console: Console, lang: str | None = None, top: int =
 def terminal_text(diff: Diff, width: int = 100, lang: str | None = None, top: int = 10) -> str:
     """Plain text (no ANSI) at a fixed width, for golden tests and logs."""
     console = Console(width=width, record=True, color_system=None, force_terminal=False,
-                      legacy_windows=False, file=_Null())
+                      legacy_windows=False, file=cast(IO[str], _Null()))  # output is only recorded
     console.print(renderable(diff, lang, top))
     return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
 

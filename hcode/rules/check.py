@@ -9,14 +9,19 @@ enumeration value that the feed never carries, a colour outside the palette — 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
 
 from hcode.feeds import FEEDS, Kind
 from hcode.rules.lang import (
+    AggKind,
     Aggregate,
     And,
     Arith,
+    ArithOp,
+    CmpOp,
     Column,
     Compare,
     Cutoff,
@@ -32,26 +37,39 @@ from hcode.rules.lang import (
     RiskArea,
     Within,
     children,
+    walk,
 )
 
-TYPES = ("bool", "number", "text", "timestamp", "duration")
-AGG_TYPES = {"latest": "timestamp", "earliest": "timestamp", "count": "number", "exists": "bool"}
+
+class Type(StrEnum):
+    """The type of an expression."""
+
+    BOOL = "bool"
+    NUMBER = "number"
+    TEXT = "text"
+    TIMESTAMP = "timestamp"
+    DURATION = "duration"
+
+
+TYPES = tuple(Type)
+AGG_TYPES = {AggKind.LATEST: Type.TIMESTAMP, AggKind.EARLIEST: Type.TIMESTAMP, AggKind.COUNT: Type.NUMBER,
+             AggKind.EXISTS: Type.BOOL}
 
 
 class CheckError(ValueError):
     """A static error in one expression (no location: the caller knows it)."""
 
 
-def column_type(kind: Kind) -> str:
-    return kind.value_type
+def column_type(kind: Kind) -> Type:
+    return Type(kind.value_type)
 
 
-def lit_type(v: object) -> str:
+def lit_type(v: object) -> Type:
     if isinstance(v, bool):
-        return "bool"
+        return Type.BOOL
     if isinstance(v, int | float):
-        return "number"
-    return "text"
+        return Type.NUMBER
+    return Type.TEXT
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,7 @@ class Scope:
     """What names mean where an expression sits: a fact's feed (its columns), or only facts."""
 
     feed: str | None
-    facts: Mapping[str, str]  # fact name -> type
+    facts: Mapping[str, Type]  # fact name -> type
     palette: tuple[str, ...]
     in_where: bool = False  # risk_area() is allowed only as a top-level term of a fact's where
 
@@ -68,7 +86,7 @@ def person_feeds() -> list[str]:
     return [f for f, feed in FEEDS.items() if feed.has_person and f not in ("registrations", "overrides")]
 
 
-def resolve_fact(agg: Aggregate, facts: Mapping[str, str], palette: tuple[str, ...]) -> Aggregate:
+def resolve_fact(agg: Aggregate, facts: Mapping[str, Type], palette: tuple[str, ...]) -> Aggregate:
     if agg.feed not in FEEDS or not FEEDS[agg.feed].has_person or agg.feed in ("registrations", "overrides"):
         raise CheckError(f"unknown feed {agg.feed!r} (a fact reads one of: {', '.join(person_feeds())})")
     feed = FEEDS[agg.feed]
@@ -89,34 +107,31 @@ def resolve_fact(agg: Aggregate, facts: Mapping[str, str], palette: tuple[str, .
             if isinstance(t, RiskArea) and not isinstance(t.region, Name):
                 raise CheckError("risk_area's first argument must be a column (the region code)")
         where, typ = resolve(agg.where, scope)
-        if typ != "bool":
+        if typ != Type.BOOL:
             raise CheckError(f"'where' must be a condition (bool), not {typ}")
         inner = where.items if isinstance(where, And) else (where,)
         for t in inner:
             for n in children(t):
-                if any(isinstance(m, RiskArea) for m in _walk(n)):
+                if any(isinstance(m, RiskArea) for m in walk(n)):
                     raise CheckError("risk_area(...) may only be used as an 'and' term of a fact's where")
     return replace(agg, where=where)
 
 
-def _walk(n: Node):
-    yield n
-    for c in children(n):
-        yield from _walk(c)
+Resolved = tuple[Node, Type]
 
 
-def resolve(node: Node, scope: Scope) -> tuple[Node, str]:
+def resolve(node: Node, scope: Scope) -> Resolved:
     fn = _RESOLVERS.get(type(node))
     if fn is None:
         raise CheckError(f"{type(node).__name__} is not allowed here")
     return fn(node, scope)
 
 
-def _name(n: Name, s: Scope):
+def _name(n: Name, s: Scope) -> Resolved:
     in_feed = s.feed is not None and any(c.name == n.name for c in FEEDS[s.feed].stored_columns)
     if in_feed and n.name in s.facts:
         raise CheckError(f"{n.name!r} is both a column of {s.feed} and a fact; rename the fact")
-    if in_feed:
+    if in_feed and s.feed is not None:
         return Column(s.feed, n.name), column_type(FEEDS[s.feed].column(n.name).kind)
     if n.name in s.facts:
         return FactRef(n.name), s.facts[n.name]
@@ -124,16 +139,16 @@ def _name(n: Name, s: Scope):
     raise CheckError(f"unknown name {n.name!r} (expected {where})")
 
 
-def _lit(n: Lit, s: Scope):
+def _lit(n: Lit, s: Scope) -> Resolved:
     return n, lit_type(n.value)
 
 
-def _duration(n: Duration, s: Scope):
-    return n, "duration"
+def _duration(n: Duration, s: Scope) -> Resolved:
+    return n, Type.DURATION
 
 
-def _cutoff(n: Cutoff, s: Scope):
-    return n, "timestamp"
+def _cutoff(n: Cutoff, s: Scope) -> Resolved:
+    return n, Type.TIMESTAMP
 
 
 def _check_value(col: Node, lit: Node, s: Scope) -> None:
@@ -147,25 +162,25 @@ def _check_value(col: Node, lit: Node, s: Scope) -> None:
         raise CheckError(f"unknown colour {lit.value!r} (palette: {', '.join(s.palette)})")
 
 
-def _compare(n: Compare, s: Scope):
+def _compare(n: Compare, s: Scope) -> Resolved:
     left, lt = resolve(n.left, s)
     right, rt = resolve(n.right, s)
     if lt != rt:
         raise CheckError(f"cannot compare {lt} with {rt} in '{n.src()}'")
-    if n.op not in ("=", "!=") and lt in ("bool", "text"):
+    if n.op not in (CmpOp.EQ, CmpOp.NE) and lt in (Type.BOOL, Type.TEXT):
         raise CheckError(f"'{n.op}' does not order {lt} values in '{n.src()}'")
     _check_value(left, right, s)
     _check_value(right, left, s)
-    return Compare(n.op, left, right), "bool"
+    return Compare(n.op, left, right), Type.BOOL
 
 
-_ARITH = {("timestamp", "+", "duration"): "timestamp", ("timestamp", "-", "duration"): "timestamp",
-          ("timestamp", "-", "timestamp"): "duration", ("duration", "+", "duration"): "duration",
-          ("duration", "-", "duration"): "duration", ("number", "+", "number"): "number",
-          ("number", "-", "number"): "number"}
+_T, _D, _N = Type.TIMESTAMP, Type.DURATION, Type.NUMBER
+_ADD, _SUB = ArithOp.ADD, ArithOp.SUB
+_ARITH = {(_T, _ADD, _D): _T, (_T, _SUB, _D): _T, (_T, _SUB, _T): _D, (_D, _ADD, _D): _D, (_D, _SUB, _D): _D,
+          (_N, _ADD, _N): _N, (_N, _SUB, _N): _N}
 
 
-def _arith(n: Arith, s: Scope):
+def _arith(n: Arith, s: Scope) -> Resolved:
     left, lt = resolve(n.left, s)
     right, rt = resolve(n.right, s)
     typ = _ARITH.get((lt, n.op, rt))
@@ -174,67 +189,68 @@ def _arith(n: Arith, s: Scope):
     return Arith(n.op, left, right), typ
 
 
-def _bools(items, s: Scope, what: str):
+def _bools(items: Iterable[Node], s: Scope, what: str) -> tuple[Node, ...]:
     out = []
     for i in items:
         r, t = resolve(i, s)
-        if t != "bool":
+        if t != Type.BOOL:
             raise CheckError(f"'{what}' needs conditions (bool), but '{i.src()}' is {t}")
         out.append(r)
     return tuple(out)
 
 
-def _and(n: And, s: Scope):
-    return And(_bools(n.items, s, "and")), "bool"
+def _and(n: And, s: Scope) -> Resolved:
+    return And(_bools(n.items, s, "and")), Type.BOOL
 
 
-def _or(n: Or, s: Scope):
-    return Or(_bools(n.items, s, "or")), "bool"
+def _or(n: Or, s: Scope) -> Resolved:
+    return Or(_bools(n.items, s, "or")), Type.BOOL
 
 
-def _not(n: Not, s: Scope):
-    return Not(_bools((n.item,), s, "not")[0]), "bool"
+def _not(n: Not, s: Scope) -> Resolved:
+    return Not(_bools((n.item,), s, "not")[0]), Type.BOOL
 
 
-def _isnull(n: IsNull, s: Scope):
+def _isnull(n: IsNull, s: Scope) -> Resolved:
     item, _ = resolve(n.item, s)
-    return IsNull(item, n.negated), "bool"
+    return IsNull(item, n.negated), Type.BOOL
 
 
-def _inlist(n: InList, s: Scope):
+def _inlist(n: InList, s: Scope) -> Resolved:
     item, t = resolve(n.item, s)
     for v in n.values:
         if lit_type(v.value) != t:
             raise CheckError(f"{v.src()} is not a {t} in '{n.src()}'")
         _check_value(item, v, s)
-    return InList(item, n.values, n.negated), "bool"
+    return InList(item, n.values, n.negated), Type.BOOL
 
 
-def _within(n: Within, s: Scope):
+def _within(n: Within, s: Scope) -> Resolved:
     item, t = resolve(n.item, s)
-    if t != "timestamp":
+    if t != Type.TIMESTAMP:
         raise CheckError(f"'within' needs a timestamp, but '{n.item.src()}' is {t}")
-    return Within(item, n.span), "bool"
+    return Within(item, n.span), Type.BOOL
 
 
-def _risk(n: RiskArea, s: Scope):
+def _risk(n: RiskArea, s: Scope) -> Resolved:
     if not s.in_where:
         raise CheckError("risk_area(...) may only be used in a fact's where")
     region, rt = resolve(n.region, s)
     time, tt = resolve(n.time, s)
-    if rt != "text" or tt != "timestamp":
+    if rt != Type.TEXT or tt != Type.TIMESTAMP:
         raise CheckError("risk_area(region, time, level...) needs a text region and a timestamp")
     levels = FEEDS["risk_areas"].column("level").values
     for lv in n.levels:
         if lv not in levels:
             raise CheckError(f"{lv!r} is not a risk level ({', '.join(levels)})")
-    return RiskArea(region, time, n.levels), "bool"
+    return RiskArea(region, time, n.levels), Type.BOOL
 
 
-_RESOLVERS = {Name: _name, Lit: _lit, Duration: _duration, Cutoff: _cutoff, Compare: _compare,
+_RESOLVERS: dict[type[Node], Callable[[Any, Scope], Resolved]] = {Name: _name, Lit: _lit, Duration: _duration, Cutoff: _cutoff, Compare: _compare,
               Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, InList: _inlist,
               Within: _within, RiskArea: _risk}
 
 
 def fact_refs(n: Node) -> set[str]:
-    return {m.name for m in _walk(n) if isinstance(m, FactRef | Name)}
+    """The names of the facts a tree reads (resolved or not)."""
+    return {m.name for m in walk(n) if isinstance(m, FactRef | Name)}

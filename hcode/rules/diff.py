@@ -9,10 +9,10 @@ Every condition is shown in its canonical source form (`Node.src()`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from hcode.rules.lang import FactRef, Node
+from hcode.rules.lang import FactRef, Node, walk
 from hcode.rules.ruleset import Rule, Ruleset
 
 FIELDS = ("color", "window", "trigger", "release", "when", "condition", "title", "basis")
@@ -43,21 +43,13 @@ class RulesDiff:
     def of_kind(self, kind: str) -> list[RuleChange]:
         return [r for r in self.rules if r.kind == kind]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """What `hcode rules diff --json` prints."""
         return rules_diff_dict(self)
 
 
-def _fact_refs(node: object, out: set[str]) -> set[str]:
-    if isinstance(node, FactRef):
-        out.add(node.name)
-    if isinstance(node, Node) and dataclasses.is_dataclass(node):
-        for f in dataclasses.fields(node):
-            _fact_refs(getattr(node, f.name), out)
-    elif isinstance(node, (tuple, list)):
-        for item in node:
-            _fact_refs(item, out)
-    return out
+def _fact_refs(node: Node) -> set[str]:
+    return {n.name for n in walk(node) if isinstance(n, FactRef)}
 
 
 def _closure(rs: Ruleset, names: set[str]) -> set[str]:
@@ -94,13 +86,13 @@ def rules_diff(before: Ruleset, after: Ruleset) -> RulesDiff:
     changes = []
     for rid in [*a_rules, *(r for r in b_rules if r not in a_rules)]:
         b, a = b_rules.get(rid), a_rules.get(rid)
-        db = _describe(b) if b else None
-        da = _describe(a) if a else None
         if b is None or a is None:
-            changes.append(RuleChange(rid, "added" if b is None else "removed", db, da, ()))
+            changes.append(RuleChange(rid, "added" if b is None else "removed", _describe(b) if b else None,
+                                      _describe(a) if a else None, ()))
             continue
+        db, da = _describe(b), _describe(a)
         fields = [f for f in FIELDS if db[f] != da[f]]
-        facts = _closure(before, _fact_refs(b.condition, set())) | _closure(after, _fact_refs(a.condition, set()))
+        facts = _closure(before, _fact_refs(b.condition)) | _closure(after, _fact_refs(a.condition))
         for name in sorted(facts):
             fb = before.facts[name].expr.src() if name in before.facts else None
             fa = after.facts[name].expr.src() if name in after.facts else None
@@ -113,7 +105,7 @@ def rules_diff(before: Ruleset, after: Ruleset) -> RulesDiff:
                      dict(sorted(redefined.items())))
 
 
-def rules_diff_dict(rd: RulesDiff) -> dict:
+def rules_diff_dict(rd: RulesDiff) -> dict[str, Any]:
     """What `hcode rules diff --json` prints."""
     return {
         "before": rd.before, "after": rd.after,

@@ -8,16 +8,65 @@ Rule files hold two kinds of expressions (grammar in docs/rulesets.md):
 
 The operator set is closed: the parser knows every node it can build, names are plain
 lower-case identifiers (``__import__`` is a parse error), and there is no way to reach
-Python. Parsing gives *unresolved* trees (`Name`); `hcode.rules.ruleset` resolves each name to a
-`Column`, a `FactRef` or refuses it, and type-checks the result. Both engines
-(`hcode.engine.compile` for Polars, `hcode.engine.reference` in plain Python) only see resolved trees.
+Python. Operators and kinds are enums (`CmpOp`, `ArithOp`, `Unit`, `AggKind`); `children`
+is the one definition of the tree's shape and `walk` the one traversal every user goes through.
+Parsing gives *unresolved* trees (`Name`); `hcode.rules.check` resolves each name to a
+`Column`, a `FactRef` or refuses it, and type-checks the result. The engines
+(`hcode.engine.compile` for Polars, `hcode.engine.reference` in plain Python,
+`hcode.engine.pushdown` for SQL) only see resolved trees.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import NoReturn
+
+# ---------------------------------------------------------------- operators and kinds
+
+
+class CmpOp(StrEnum):
+    """A comparison operator, spelled as in the source (``<>`` is read as ``!=``)."""
+
+    EQ = "="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+
+
+class ArithOp(StrEnum):
+    ADD = "+"
+    SUB = "-"
+
+
+class Unit(StrEnum):
+    """A duration unit; the value is the `datetime.timedelta` keyword."""
+
+    DAYS = "days"
+    HOURS = "hours"
+    MINUTES = "minutes"
+
+
+class AggKind(StrEnum):
+    """What a fact computes from its rows: a timestamp (latest, earliest), a count, a flag."""
+
+    LATEST = "latest"
+    EARLIEST = "earliest"
+    COUNT = "count"
+    EXISTS = "exists"
+
+
+def _coerce(node: object, name: str, enum: type[StrEnum]) -> None:
+    """Store a field given as a plain string (tests, hand-built trees) as its enum member."""
+    value = getattr(node, name)
+    if not isinstance(value, enum):
+        object.__setattr__(node, name, enum(value))
+
 
 # ---------------------------------------------------------------- IR nodes
 
@@ -44,11 +93,14 @@ class Lit(Node):
 @dataclass(frozen=True)
 class Duration(Node):
     amount: float
-    unit: str  # 'days' | 'hours' | 'minutes'
+    unit: Unit
+
+    def __post_init__(self) -> None:
+        _coerce(self, "unit", Unit)
 
     @property
     def delta(self) -> dt.timedelta:
-        return dt.timedelta(**{self.unit: self.amount})
+        return dt.timedelta(**{self.unit.value: self.amount})
 
     def src(self) -> str:
         n = int(self.amount) if float(self.amount).is_integer() else self.amount
@@ -90,9 +142,12 @@ class Cutoff(Node):
 
 @dataclass(frozen=True)
 class Compare(Node):
-    op: str  # = != < <= > >=
+    op: CmpOp
     left: Node
     right: Node
+
+    def __post_init__(self) -> None:
+        _coerce(self, "op", CmpOp)
 
     def src(self) -> str:
         return f"{_p(self.left)} {self.op} {_p(self.right)}"
@@ -100,9 +155,12 @@ class Compare(Node):
 
 @dataclass(frozen=True)
 class Arith(Node):
-    op: str  # + -
+    op: ArithOp
     left: Node
     right: Node
+
+    def __post_init__(self) -> None:
+        _coerce(self, "op", ArithOp)
 
     def src(self) -> str:
         return f"{_p(self.left)} {self.op} {_p(self.right)}"
@@ -190,8 +248,6 @@ class RiskArea(Node):
         return f"risk_area({self.region.src()}, {self.time.src()}, {lv})"
 
 
-AGG_KINDS = ("latest", "earliest", "count", "exists")
-
 
 @dataclass(frozen=True)
 class Aggregate(Node):
@@ -202,11 +258,14 @@ class Aggregate(Node):
     by event time; at the same instant the most severe colour).
     """
 
-    kind: str
+    kind: AggKind
     feed: str
     column: str | None = None
     per: str | None = None
     where: Node | None = None
+
+    def __post_init__(self) -> None:
+        _coerce(self, "kind", AggKind)
 
     def src(self) -> str:
         s = f"{self.kind} {self.feed}" + (f".{self.column}" if self.column else "")
@@ -223,7 +282,11 @@ def _p(n: Node) -> str:
 
 
 def children(n: Node) -> tuple[Node, ...]:
-    """The direct sub-expressions of a node (for walks: names used, facts read, evidence)."""
+    """The direct sub-expressions of a node: the one place that knows the shape of the tree.
+
+    Every walk over the IR (names used, facts read, feeds read, risk areas, rules diff) goes
+    through `walk`, which goes through this. A `Within`'s span and an `InList`'s values are
+    constants, not sub-expressions."""
     match n:
         case Compare() | Arith():
             return (n.left, n.right)
@@ -238,7 +301,8 @@ def children(n: Node) -> tuple[Node, ...]:
     return ()
 
 
-def walk(n: Node):
+def walk(n: Node) -> Iterator[Node]:
+    """`n` and every node below it, depth first, parents before children."""
     yield n
     for c in children(n):
         yield from walk(c)
@@ -250,7 +314,7 @@ def walk(n: Node):
 class ParseError(ValueError):
     """A syntax error; `pos` is the character offset in the expression text."""
 
-    def __init__(self, msg: str, pos: int, text: str):
+    def __init__(self, msg: str, pos: int, text: str) -> None:
         super().__init__(msg)
         self.msg, self.pos, self.text = msg, pos, text
 
@@ -263,8 +327,8 @@ KEYWORDS = {
     "and", "or", "not", "is", "null", "in", "within", "true", "false", "cutoff",
     "latest", "earliest", "count", "exists", "where", "current", "per",
 }
-UNITS = {"day": "days", "days": "days", "hour": "hours", "hours": "hours",
-         "minute": "minutes", "minutes": "minutes"}
+UNITS = {"day": Unit.DAYS, "days": Unit.DAYS, "hour": Unit.HOURS, "hours": Unit.HOURS,
+         "minute": Unit.MINUTES, "minutes": Unit.MINUTES}
 FUNCTIONS = {"risk_area"}
 
 _TOKEN = re.compile(r"""
@@ -276,29 +340,42 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
+class TokKind(StrEnum):
+    """A token's kind; the values are the group names of `_TOKEN`."""
+
+    WS = "ws"
+    NUM = "num"
+    STR = "str"
+    NAME = "name"
+    KW = "kw"
+    OP = "op"
+    END = "end"
+
+
 @dataclass(frozen=True)
 class Tok:
-    kind: str  # num str name kw op end
+    kind: TokKind
     text: str
     pos: int
 
 
 def tokenize(text: str) -> list[Tok]:
-    toks, pos = [], 0
+    toks: list[Tok] = []
+    pos = 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
             raise ParseError(f"unexpected character {text[pos]!r}", pos, text)
-        kind, val = m.lastgroup, m.group()
-        if kind == "name":
+        kind, val = TokKind(m.lastgroup or ""), m.group()  # every alternative is a named group
+        if kind is TokKind.NAME:
             if val.startswith("_") or val != val.lower():
                 raise ParseError(f"invalid name {val!r} (names are lower-case and do not start with '_')",
                                  pos, text)
-            kind = "kw" if val in KEYWORDS else "name"
-        if kind != "ws":
+            kind = TokKind.KW if val in KEYWORDS else TokKind.NAME
+        if kind is not TokKind.WS:
             toks.append(Tok(kind, "!=" if val == "<>" else val, pos))
         pos = m.end()
-    toks.append(Tok("end", "", len(text)))
+    toks.append(Tok(TokKind.END, "", len(text)))
     return toks
 
 
@@ -306,7 +383,7 @@ def tokenize(text: str) -> list[Tok]:
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str) -> None:
         self.text = text
         self.toks = tokenize(text)
         self.i = 0
@@ -315,13 +392,13 @@ class _Parser:
     def tok(self) -> Tok:
         return self.toks[self.i]
 
-    def fail(self, msg: str, tok: Tok | None = None):
+    def fail(self, msg: str, tok: Tok | None = None) -> NoReturn:
         t = tok or self.tok
         raise ParseError(f"{msg}, found {t.text or 'end of expression'!r}", t.pos, self.text)
 
     def accept(self, *texts: str) -> Tok | None:
         t = self.tok
-        if t.kind in ("kw", "op") and t.text in texts:
+        if t.kind in (TokKind.KW, TokKind.OP) and t.text in texts:
             self.i += 1
             return t
         return None
@@ -331,24 +408,25 @@ class _Parser:
 
     def ident(self, what: str) -> str:
         t = self.tok
-        if t.kind != "name":
+        if t.kind is not TokKind.NAME:
             self.fail(f"expected {what}")
         self.i += 1
         return t.text
 
     def done(self) -> None:
-        if self.tok.kind != "end":
+        if self.tok.kind is not TokKind.END:
             self.fail("unexpected text after the expression")
 
     # fact := (latest|earliest) feed '.' column [current per col] [where expr]
     #       | (count|exists) feed [current per col] [where expr]
     def fact(self) -> Aggregate:
-        t = self.accept(*AGG_KINDS)
+        t = self.accept(*AggKind)
         if not t:
             self.fail("a fact starts with latest, earliest, count or exists")
+        kind = AggKind(t.text)
         feed = self.ident("a feed name")
         column = None
-        if t.text in ("latest", "earliest"):
+        if kind in (AggKind.LATEST, AggKind.EARLIEST):
             self.expect(".")
             column = self.ident("a column name")
         per = None
@@ -356,7 +434,7 @@ class _Parser:
             self.expect("per")
             per = self.ident("a column name")
         where = self.expr() if self.accept("where") else None
-        return Aggregate(t.text, feed, column, per, where)
+        return Aggregate(kind, feed, column, per, where)
 
     def expr(self) -> Node:
         items = [self.conj()]
@@ -377,8 +455,8 @@ class _Parser:
 
     def pred(self) -> Node:
         left = self.sum()
-        if t := self.accept("=", "!=", "<", "<=", ">", ">="):
-            return Compare(t.text, left, self.sum())
+        if t := self.accept(*CmpOp):
+            return Compare(CmpOp(t.text), left, self.sum())
         if self.accept("is"):
             neg = bool(self.accept("not"))
             self.expect("null")
@@ -400,13 +478,13 @@ class _Parser:
 
     def sum(self) -> Node:
         node = self.atom()
-        while t := self.accept("+", "-"):
-            node = Arith(t.text, node, self.atom())
+        while t := self.accept(*ArithOp):
+            node = Arith(ArithOp(t.text), node, self.atom())
         return node
 
     def duration(self) -> Duration:
         t = self.tok
-        if t.kind != "num":
+        if t.kind is not TokKind.NUM:
             self.fail("expected a duration such as '14 days'")
         self.i += 1
         unit = self.tok
@@ -417,10 +495,10 @@ class _Parser:
 
     def literal(self) -> Lit:
         t = self.tok
-        if t.kind == "str":
+        if t.kind is TokKind.STR:
             self.i += 1
             return Lit(t.text[1:-1].replace("''", "'"))
-        if t.kind == "num":
+        if t.kind is TokKind.NUM:
             self.i += 1
             return Lit(float(t.text) if "." in t.text else int(t.text))
         if self.accept("true"):
@@ -431,11 +509,11 @@ class _Parser:
 
     def atom(self) -> Node:
         t = self.tok
-        if t.kind == "num":
+        if t.kind is TokKind.NUM:
             if self.toks[self.i + 1].text in UNITS:
                 return self.duration()
             return self.literal()
-        if t.kind == "str" or t.text in ("true", "false"):
+        if t.kind is TokKind.STR or t.text in ("true", "false"):
             return self.literal()
         if self.accept("cutoff"):
             return Cutoff()
@@ -443,7 +521,7 @@ class _Parser:
             e = self.expr()
             self.expect(")")
             return e
-        if t.kind == "name":
+        if t.kind is TokKind.NAME:
             self.i += 1
             if self.accept("("):
                 return self.call(t)
@@ -456,7 +534,7 @@ class _Parser:
         region = self.sum()
         self.expect(",")
         time = self.sum()
-        levels = []
+        levels: list[str] = []
         while self.accept(","):
             lit = self.literal()
             if not isinstance(lit.value, str):

@@ -14,17 +14,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hcode import paths
 from hcode.errors import RulesetError
 from hcode.feeds import FEEDS, Kind
-from hcode.rules.check import AGG_TYPES, CheckError, Scope, resolve, resolve_fact
+from hcode.rules.check import AGG_TYPES, CheckError, Scope, Type, resolve, resolve_fact
 from hcode.rules.lang import (
     Aggregate,
     And,
+    Column,
     Duration,
     FactRef,
     IsNull,
@@ -33,6 +35,7 @@ from hcode.rules.lang import (
     Not,
     Or,
     ParseError,
+    RiskArea,
     Within,
     parse_duration,
     parse_expr,
@@ -54,7 +57,7 @@ ENGINE_READS = {  # read by the engine itself, whatever the rules say
 class Fact:
     name: str
     expr: Aggregate  # resolved
-    type: str  # timestamp | number | bool
+    type: Type  # timestamp | number | bool
     evidence: Mapping[str, str]  # {"en": ..., "zh": ...}: detail text; "{column}" names a column
     deps: tuple[str, ...]  # facts its `where` reads
     file: str
@@ -147,15 +150,15 @@ class Ruleset:
             if fact.expr.per:
                 cols.update(c.name for c in feed.stored_columns if c.kind is Kind.COLOR)
             for node in walk(fact.expr):
-                if type(node).__name__ == "Column":
+                if isinstance(node, Column):
                     cols.add(node.name)
-                if type(node).__name__ == "RiskArea":
+                if isinstance(node, RiskArea):
                     out.setdefault("risk_areas", set()).update({"region_code", "level", "valid_from", "valid_to"})
             for text in fact.evidence.values():
                 cols.update(c.name for c in feed.stored_columns if "{" + c.name + "}" in text)
         return {f: sorted(c) for f, c in sorted(out.items())}
 
-    def canonical(self) -> dict:
+    def canonical(self) -> dict[str, Any]:
         """The resolved logic, as plain data: what `content_hash` hashes."""
         return {
             "palette": list(self.palette),
@@ -170,7 +173,7 @@ class Ruleset:
 
 
 class _Errors:
-    def __init__(self):
+    def __init__(self) -> None:
         self.items: list[str] = []
 
     def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None:
@@ -223,11 +226,13 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
         raw_facts[name] = (val, file, doc["facts"].line_of(name))
     raw_rules = _merge_rules(doc, parent, file, errs)
     facts, types = _check_facts(raw_facts, palette, errs)
-    rules = tuple(_check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules)
+    checked = [_check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules]
     errs.raise_if_any()
-    examples = tuple(_check_example(e, file, doc["examples"].line_at(i), palette, rules, errs)
-                     for i, e in enumerate(doc.get("examples") or []))
+    rules = tuple(r for r in checked if r is not None)  # None only with an error, raised above
+    checked_examples = [_check_example(e, file, doc["examples"].line_at(i), palette, rules, errs)
+                        for i, e in enumerate(doc.get("examples") or [])]
     errs.raise_if_any()
+    examples = tuple(e for e in checked_examples if e is not None)
 
     rs = Ruleset(
         province=str(doc["province"]), version=doc.raw("version"),
@@ -247,16 +252,20 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     return rs
 
 
-def parent_raw_facts(parent: Ruleset | None):
+RawFacts = dict[str, tuple[Any, str, int]]  # name -> (YAML value, file, line)
+RawRule = tuple[Located.Map, str, int]  # (YAML mapping, file, line)
+
+
+def parent_raw_facts(parent: Ruleset | None) -> Iterable[tuple[str, tuple[Any, str, int]]]:
     return getattr(parent, "_raw_facts", {}).items() if parent else ()
 
 
-def _check_header(rs: Ruleset, path: Path, doc, errs: _Errors) -> None:
+def _check_header(rs: Ruleset, path: Path, doc: Located.Map, errs: _Errors) -> None:
     if path.stem != rs.version:
         errs.add(rs.files[0], doc.line_of("version"), f"version {rs.version} differs from the file name {path.name}")
 
 
-def _palette(doc, parent, file, errs) -> tuple[str, ...]:
+def _palette(doc: Located.Map, parent: Ruleset | None, file: str, errs: _Errors) -> tuple[str, ...]:
     if "palette" not in doc:
         if parent is None:
             errs.add(file, doc.line, "missing key 'palette'")
@@ -271,10 +280,10 @@ def _palette(doc, parent, file, errs) -> tuple[str, ...]:
     return tuple(pal)
 
 
-def _merge_rules(doc, parent, file, errs) -> list[tuple[Located.Map, str, int]]:
+def _merge_rules(doc: Located.Map, parent: Ruleset | None, file: str, errs: _Errors) -> list[RawRule]:
     """Parent rules in order; `remove` drops some; a child rule with a parent's id takes its
     place; new rules come after."""
-    rules = list(getattr(parent, "_raw_rules", [])) if parent else []
+    rules: list[RawRule] = list(getattr(parent, "_raw_rules", [])) if parent else []
     for rid in doc.get("remove") or []:
         idx = [i for i, (r, _, _) in enumerate(rules) if r.get("id") == rid]
         if not idx:
@@ -286,7 +295,7 @@ def _merge_rules(doc, parent, file, errs) -> list[tuple[Located.Map, str, int]]:
         errs.add(file, doc.line_of("rules"), "rules is a list")
         return rules
     for i, r in enumerate(items):
-        line = items.line_at(i)
+        line = items.line_at(i) if isinstance(items, Located.List) else doc.line
         if not isinstance(r, Located.Map) or "id" not in r:
             errs.add(file, line, "a rule is a mapping with an id")
             continue
@@ -303,13 +312,13 @@ def _merge_rules(doc, parent, file, errs) -> list[tuple[Located.Map, str, int]]:
     return rules
 
 
-def _fact_source(val):
+def _fact_source(val: Any) -> tuple[Any, Any]:
     if isinstance(val, Located.Map):
         return val.get("value"), val.get("evidence")
     return val, None
 
 
-def _check_facts(raw: dict, palette, errs: _Errors) -> tuple[dict[str, Fact], dict[str, str]]:
+def _check_facts(raw: RawFacts, palette: tuple[str, ...], errs: _Errors) -> tuple[dict[str, Fact], dict[str, Type]]:
     """The facts in dependency order, and the type of every fact that parses (so that rules
     are checked even when a fact has an error, without a cascade of "unknown fact")."""
     parsed: dict[str, tuple[Aggregate, Mapping[str, str], str, int]] = {}
@@ -372,7 +381,8 @@ class _Cycle(Exception):
     pass
 
 
-def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs: _Errors) -> Rule | None:
+def _check_rule(r: Located.Map, file: str, line: int, types: Mapping[str, Type], palette: tuple[str, ...],
+                errs: _Errors) -> Rule | None:
     rid = str(r.get("id"))
     n0 = len(errs.items)
 
@@ -403,13 +413,13 @@ def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs
         except CheckError as exc:
             bad(f"{key}: {exc}", key)
             return None
-        if typ != "bool":
+        if typ != Type.BOOL:
             bad(f"{key} must be a condition (bool), not {typ}", key)
         return node
 
     when, release = cond("when"), cond("release")
     trigger = r.get("trigger")
-    if trigger is not None and types.get(str(trigger)) != "timestamp":
+    if trigger is not None and types.get(str(trigger)) != Type.TIMESTAMP:
         bad(f"trigger must name a timestamp fact (latest/earliest), not {trigger!r}", "trigger")
     window = None
     if "window" in r:
@@ -443,13 +453,13 @@ def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs
                 release, when, condition, evidence, file, line)
 
 
-def _text(v, file: str, line: int, what: str) -> dict[str, str]:
+def _text(v: Any, file: str, line: int, what: str) -> dict[str, str]:
     if isinstance(v, Mapping) and v.get("zh") and v.get("en") and set(v) == {"zh", "en"}:
         return {"zh": str(v["zh"]), "en": str(v["en"])}
     raise RulesetError(f"{file}:{line}: {what} needs exactly a zh and an en text (quote texts holding commas)")
 
 
-def _date(v, file: str, line: int) -> dt.date:
+def _date(v: Any, file: str, line: int) -> dt.date:
     if isinstance(v, dt.datetime):
         return v.date()
     if isinstance(v, dt.date):
@@ -460,7 +470,7 @@ def _date(v, file: str, line: int) -> dt.date:
         raise RulesetError(f"{file}:{line}: {v!r} is not a date (YYYY-MM-DD)") from None
 
 
-def to_value(v, kind: Kind):
+def to_value(v: Any, kind: Kind) -> dt.datetime | bool | str | None:
     """An example's cell, typed as the feed stores it."""
     if v is None:
         return None
@@ -482,7 +492,8 @@ def to_value(v, kind: Kind):
     return str(v)
 
 
-def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Example | None:
+def _check_example(e: Any, file: str, line: int, palette: tuple[str, ...], rules: tuple[Rule, ...],
+                   errs: _Errors) -> Example | None:
     if not isinstance(e, Located.Map):
         errs.add(file, line, "an example is a mapping")
         return None
@@ -497,16 +508,16 @@ def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Ex
         as_of = _date(e.get("as_of"), file, line)
     except RulesetError as exc:
         bad(str(exc).split(": ", 1)[-1])
-    events: dict[str, tuple[dict, ...]] = {}
+    events: dict[str, tuple[dict[str, object], ...]] = {}
     for feed_name, rows in (e.get("events") or {}).items():
         ln = e["events"].line_of(feed_name)
         if feed_name not in FEEDS:
             bad(f"unknown feed {feed_name!r}", ln)
             continue
         feed = FEEDS[feed_name]
-        typed = []
+        typed: list[dict[str, object]] = []
         for row in rows or []:
-            out = {}
+            out: dict[str, object] = {}
             for k in row:
                 if k not in {c.name for c in feed.stored_columns}:
                     bad(f"{feed_name} has no column {k!r}", ln)
@@ -534,7 +545,7 @@ def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Ex
     for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
         if rid not in ids:
             bad(f"unknown rule {rid!r}")
-    if len(errs.items) > n0:
+    if len(errs.items) > n0 or as_of is None:  # as_of is None only after an error
         return None
     return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
                    expect.get("rule"), file, line)

@@ -8,6 +8,8 @@ constructor (so dates are dates), and their raw text is kept too (a version such
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -21,22 +23,24 @@ def _line(node: Node) -> int:
 
 
 class Located:
-    class Map(dict):
+    class Map(dict[Any, Any]):
+        """A YAML mapping (values are any YAML data) that knows the line of each value."""
+
         line: int = 1
 
         def __init__(self, line: int):
             super().__init__()
             self.line = line
-            self._lines: dict = {}
-            self._raw: dict = {}
+            self._lines: dict[Any, int] = {}
+            self._raw: dict[Any, str] = {}
 
-        def line_of(self, key) -> int:
+        def line_of(self, key: Any) -> int:
             return self._lines.get(key, self.line)
 
-        def raw(self, key) -> str:
+        def raw(self, key: Any) -> str:
             return self._raw.get(key, str(self.get(key)))
 
-    class List(list):
+    class List(list[Any]):
         def __init__(self, line: int):
             super().__init__()
             self.line = line
@@ -46,7 +50,7 @@ class Located:
             return self._lines[i] if i < len(self._lines) else self.line
 
 
-def _build(node: Node, con: SafeConstructor):
+def _build(node: Node, con: SafeConstructor) -> Any:
     if isinstance(node, MappingNode):
         out = Located.Map(_line(node))
         for k, v in node.value:
@@ -59,15 +63,15 @@ def _build(node: Node, con: SafeConstructor):
                 out._raw[key] = v.value
         return out
     if isinstance(node, SequenceNode):
-        out = Located.List(_line(node))
+        seq = Located.List(_line(node))
         for v in node.value:
-            out.append(_build(v, con))
-            out._lines.append(_line(v))
-        return out
+            seq.append(_build(v, con))
+            seq._lines.append(_line(v))
+        return seq
     return con.construct_object(node, deep=True)
 
 
-def load_located(text: str):
+def load_located(text: str) -> Any:
     """The document's data, with `Located.Map` / `Located.List` in place of dicts and lists.
     Raises ValueError("LINE: message") on a YAML syntax error."""
     try:  # libyaml's parser is 15x faster; a file it refuses is parsed again for the messages

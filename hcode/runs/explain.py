@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.errors import UsageError
@@ -24,7 +26,7 @@ class MatchedRule:
     id: str
     color: str
     title: str
-    evidence: tuple[dict, ...]
+    evidence: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,10 @@ class Explanation:
     rule: str | None
     explanation: str
     matched_rules: tuple[MatchedRule, ...]
-    override: dict | None
-    history: tuple[dict, ...] = field(default=())
+    override: dict[str, Any] | None
+    history: tuple[dict[str, Any], ...] = field(default=())
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "person_key": self.person_key, "source": self.source, "color": self.color, "rule": self.rule,
             "explanation": self.explanation,
@@ -48,7 +50,7 @@ class Explanation:
         }
 
 
-def history(con, pid: int, published_only: bool = False) -> list[dict]:
+def history(con: duckdb.DuckDBPyConnection, pid: int, published_only: bool = False) -> list[dict[str, Any]]:
     rows = con.execute(
         "SELECT r.run_id, r.province, r.version, r.as_of, r.published, c.color, c.rule FROM codes c "
         "JOIN runs r USING (run_id) WHERE c.pid = ? AND (NOT ? OR r.published) ORDER BY r.as_of, r.run_id",
@@ -68,7 +70,7 @@ def explain(wh: Warehouse, id_number: str, *, run_id: int | None = None, ruleset
         source = f"run {run_id} ({run.ruleset}, as of {run.as_of})"
         codes = run_codes(wh.con, run_id, [pid]) if pid is not None else pl.DataFrame()
     else:
-        if as_of is None:
+        if as_of is None or ruleset is None:
             raise UsageError("a ruleset needs an as-of date")
         rs = ruleset
         source = f"{rs.name} as of {as_of}"
@@ -95,8 +97,9 @@ def explain(wh: Warehouse, id_number: str, *, run_id: int | None = None, ruleset
     return Explanation(key, source, row["color"], row["rule"], row["explanation"], tuple(matched), override, hist)
 
 
-def previous_differs(exp: Explanation, run_id: int | None) -> dict | None:
+def previous_differs(exp: Explanation, run_id: int | None) -> dict[str, Any] | None:
     """The latest other run whose code for this person differs, if any."""
+    h: dict[str, Any]
     for h in reversed(exp.history):
         if h["run_id"] != run_id and (h["color"], h["rule"]) != (exp.color, exp.rule):
             return h

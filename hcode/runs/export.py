@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.errors import HcodeError, UnknownRun
@@ -30,12 +32,12 @@ class ExportResult:
     rows: int
     runs_considered: tuple[int, ...]  # the published runs (and the run itself) `since` looked back over
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "out": str(self.path), "rows": self.rows,
                 "runs_considered": list(self.runs_considered)}
 
 
-def streak_runs(con, run_id: int) -> tuple[int, ...]:
+def streak_runs(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[int, ...]:
     """The runs `since` looks back over, oldest first: the published runs of the run's
     province up to the run's (as_of, run_id), then the run itself."""
     row = one(con, "SELECT province, as_of FROM runs WHERE run_id = ?", [run_id])
@@ -50,7 +52,7 @@ def streak_runs(con, run_id: int) -> tuple[int, ...]:
     return (*ids, run_id)
 
 
-def push_frame(con, run_id: int) -> pl.DataFrame:
+def push_frame(con: duckdb.DuckDBPyConnection, run_id: int) -> pl.DataFrame:
     """`person_key, color, since, rule` for every person of run `run_id`, sorted by person_key."""
     seq = streak_runs(con, run_id)
     order = pl.DataFrame({"run_id": pl.Series(seq, dtype=pl.Int32),
@@ -75,7 +77,7 @@ def push_frame(con, run_id: int) -> pl.DataFrame:
             params=[len(seq) - 1, run_id]))
 
 
-def export(con, run_id: int, path: str | Path) -> ExportResult:
+def export(con: duckdb.DuckDBPyConnection, run_id: int, path: str | Path) -> ExportResult:
     """Write the push file of run `run_id` to `path` (.csv or .parquet)."""
     path = Path(path)
     suffix = path.suffix.lower()

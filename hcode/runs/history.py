@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass
+from typing import Any
+
+import duckdb
 
 from hcode.runs.explain import history as explain_history
 from hcode.store.persons import find_person
@@ -26,7 +29,7 @@ class HistoryEntry:
     changed: bool  # the colour differs from the previous published run of the province
     since: dt.date | None  # the as-of date this colour started (its unbroken streak)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat()
         d["since"] = self.since.isoformat() if self.since else None
@@ -38,11 +41,11 @@ class PersonHistory:
     person_key: str
     entries: tuple[HistoryEntry, ...]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"person_key": self.person_key, "history": [e.as_json() for e in self.entries]}
 
 
-def history_of_pid(con, pid: int | None) -> tuple[HistoryEntry, ...]:
+def history_of_pid(con: duckdb.DuckDBPyConnection, pid: int | None) -> tuple[HistoryEntry, ...]:
     runs = con.execute("SELECT run_id, province, version, as_of FROM runs WHERE published "
                        "ORDER BY province, as_of, run_id").fetchall()
     mine = {h["run_id"]: h for h in explain_history(con, pid, published_only=True)} if pid is not None else {}

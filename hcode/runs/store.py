@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.engine.evaluate import Evaluation, cutoff_of, evaluate
@@ -26,7 +28,7 @@ from hcode.errors import HcodeError, UnknownRun
 from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
-from hcode.store.warehouse import ArrowStream, Warehouse, one, to_polars, unordered_inserts, view
+from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -60,22 +62,22 @@ class RunInfo:
     def ruleset(self) -> str:
         return f"{self.province}@{self.version}"
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "ruleset": self.province, "version": self.version,
                 "ruleset_hash": self.ruleset_hash, "as_of": self.as_of.isoformat(),
                 "created_at": self.created_at.isoformat(sep=" "), "published": self.published,
                 "colors": self.colors, "persons": self.persons, "operator": self.operator}
 
 
-def current_loads(con) -> tuple[int, tuple[int, ...]]:
+def current_loads(con: duckdb.DuckDBPyConnection) -> tuple[int, tuple[int, ...]]:
     """The newest load id and every live (not retracted) load a run started now would see."""
     ids = tuple(i for (i,) in con.execute(
         "SELECT load_id FROM loads WHERE retracted_at IS NULL ORDER BY load_id").fetchall())
-    top = one(con, "SELECT coalesce(max(load_id), 0) FROM loads")[0]
+    top = scalar(con, "SELECT coalesce(max(load_id), 0) FROM loads")
     return top, ids
 
 
-def load_frames(con, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int,
+def load_frames(con: duckdb.DuckDBPyConnection, feeds: Iterable[str], cutoff: dt.datetime, max_load_id: int,
                 pids: list[int] | None = None) -> dict[str, pl.DataFrame]:
     """Every row of each feed (and of the feeds every run reads) that a run started now would
     see, as frames: for callers that change them before evaluating (purge's what-if)."""
@@ -91,7 +93,7 @@ def evaluate_warehouse(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: st
 
 
 def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int, ...],
-              operator: str | None, *, publish: bool = False, batch: dict | None = None) -> int:
+              operator: str | None, *, publish: bool = False, batch: dict[str, Any] | None = None) -> int:
     """Store the run, its codes and its audit entry in one transaction; returns the run id.
 
     The population is stored once per distinct content: a run whose population (pid,
@@ -106,7 +108,7 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
     with ThreadPoolExecutor(1) as pool:
         population = pool.submit(audit.population_digest, ev.population)
         with wh.transaction() as con:
-            run_id = one(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs")[0]
+            run_id = int(scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
             _store_details(con, run_id, ev)
             stages.tick("code_details")
             digest = population.result()
@@ -141,12 +143,12 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
     return run_id
 
 
-def _store_population(con, population: pl.DataFrame, digest: str) -> int:
+def _store_population(con: duckdb.DuckDBPyConnection, population: pl.DataFrame, digest: str) -> int:
     """The id of the stored population with this digest, stored now if there is none."""
     row = one(con, "SELECT population_id FROM populations WHERE digest = ?", [digest])
     if row:
-        return row[0]
-    population_id = one(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations")[0]
+        return int(row[0])
+    population_id = int(scalar(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations"))
     con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
     with view(con, "_hcode_population", ArrowStream(population)):
         con.execute("INSERT INTO population_rows SELECT ?, pid, district FROM _hcode_population",
@@ -154,7 +156,7 @@ def _store_population(con, population: pl.DataFrame, digest: str) -> int:
     return population_id
 
 
-def _store_details(con, run_id: int, ev: Evaluation) -> None:
+def _store_details(con: duckdb.DuckDBPyConnection, run_id: int, ev: Evaluation) -> None:
     """The full codes of the persons some rule matched or an override names, and the code of
     everyone else (warehouse.py)."""
     # rows in any order (the table has no order; readers of `codes` sort): DuckDB then
@@ -166,7 +168,7 @@ def _store_details(con, run_id: int, ev: Evaluation) -> None:
                 [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
 
 
-def _run_from_row(row: tuple) -> RunInfo:
+def _run_from_row(row: tuple[Any, ...]) -> RunInfo:
     (run_id, province, version, h, as_of, cutoff, created, max_load, persons, colors, applied, not_applied,
      operator, published, published_at, info) = row
     return RunInfo(run_id, province, version, h, as_of, cutoff, created, max_load, persons, json.loads(colors),
@@ -174,17 +176,17 @@ def _run_from_row(row: tuple) -> RunInfo:
                    tuple(json.loads(info or "{}").get("loads", [])))
 
 
-def list_runs(con) -> list[RunInfo]:
+def list_runs(con: duckdb.DuckDBPyConnection) -> list[RunInfo]:
     return [_run_from_row(r) for r in con.execute(
         f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY run_id").fetchall()]
 
 
-def runs_json(runs: Iterable[RunInfo]) -> dict:
+def runs_json(runs: Iterable[RunInfo]) -> dict[str, Any]:
     """What `hcode runs --json` prints."""
     return {"runs": [r.as_json() for r in runs]}
 
 
-def get_run(con, run_id: int) -> RunInfo:
+def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunInfo:
     rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not rows:
         known = [r for (r,) in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
@@ -192,7 +194,7 @@ def get_run(con, run_id: int) -> RunInfo:
     return _run_from_row(rows[0])
 
 
-def stored_ruleset(con, run: RunInfo) -> Ruleset:
+def stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
     """The ruleset a stored run used, from the text stored with it (not today's file)."""
     import tempfile
 
@@ -219,10 +221,11 @@ def stored_ruleset(con, run: RunInfo) -> Ruleset:
         return find_ruleset(Path(d) / run.province / f"{run.version}.yaml")
 
 
-def run_codes(con, run_id: int, pids: list[int] | None = None, *, ordered: bool = True) -> pl.DataFrame:
+def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True) -> pl.DataFrame:
     """A stored run's codes with each person's `person_key`, sorted by person_key unless
     `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly)."""
-    where, params = "c.run_id = ?", [run_id]
+    where = "c.run_id = ?"
+    params: list[Any] = [run_id]
     if pids is not None:
         where += " AND list_contains(?, c.pid)"
         params.append(pids)
@@ -233,7 +236,7 @@ def run_codes(con, run_id: int, pids: list[int] | None = None, *, ordered: bool 
         params=params))
 
 
-def with_person_keys(con, codes: pl.DataFrame) -> pl.DataFrame:
+def with_person_keys(con: duckdb.DuckDBPyConnection, codes: pl.DataFrame) -> pl.DataFrame:
     keys = to_polars(con.sql("SELECT pid, person_key FROM persons"))
     return codes.join(keys, on="pid", how="left").sort("person_key")
 

@@ -12,7 +12,9 @@ case and lower-case origins. Ingest must normalise them and load the rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -49,7 +51,7 @@ class BadRow:
     reason: str
     value: str
 
-    def as_json(self, fmt: str) -> dict:
+    def as_json(self, fmt: str) -> dict[str, Any]:
         where = {"line": self.row + 2} if fmt == "csv" else {"row": self.row}
         return {"feed": self.feed, **where, "column": self.column, "reason": self.reason,
                 "kind": self.kind, "value": self.value}
@@ -170,7 +172,7 @@ def bad_rows(ctx: Context, feed: str, n_body: int, rng: np.random.Generator
     return df, meta
 
 
-def _scatter(s: pl.Series, idx: np.ndarray, fn) -> pl.Series:
+def _scatter(s: pl.Series, idx: np.ndarray, fn: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
     if len(idx) == 0:
         return s
     return s.scatter(idx, pl.DataFrame({"v": s.gather(idx)}).select(fn(pl.col("v"))).to_series())

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -44,11 +45,11 @@ class SampleNight:
     seed: int
     as_of: dt.date
     feeds: Mapping[str, pl.DataFrame]
-    persons: tuple[dict, ...]
+    persons: tuple[dict[str, Any], ...]
     bad_rows: tuple[BadRow, ...]
     messy_values: Mapping[str, int]
 
-    def manifest(self, fmt: str = "csv", encodings: Mapping[str, str] | None = None) -> dict:
+    def manifest(self, fmt: str = "csv", encodings: Mapping[str, str] | None = None) -> dict[str, Any]:
         return _manifest(self.residents, self.seed, self.as_of, fmt, encodings, self.persons,
                          self.bad_rows, {f: df.height for f, df in self.feeds.items()}, self.messy_values)
 
@@ -76,7 +77,7 @@ class WrittenNight:
     def rows(self) -> int:
         return sum(f.rows for f in self.files)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """What `hcode sample --json` prints."""
         return {"out": str(self.out), "residents": self.residents, "seed": self.seed,
                 "as_of": self.as_of.isoformat(), "format": self.fmt, "manifest": str(self.manifest),
@@ -175,8 +176,8 @@ def generate_and_write(out_dir: str | Path, residents: int = 10_000, seed: int =
 
 
 def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Mapping[str, str] | None,
-              persons: tuple[dict, ...], bad: tuple[BadRow, ...], rows: Mapping[str, int],
-              messy: Mapping[str, int]) -> dict:
+              persons: tuple[dict[str, Any], ...], bad: tuple[BadRow, ...], rows: Mapping[str, int],
+              messy: Mapping[str, int]) -> dict[str, Any]:
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     return {
         "generator": "hcode.sample",
@@ -198,7 +199,7 @@ def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Ma
     }
 
 
-def _write_manifest(out: Path, manifest: dict) -> Path:
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
     path = out / MANIFEST
     path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return path

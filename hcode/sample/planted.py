@@ -8,6 +8,7 @@ random events: their rows are exactly the scenario's, so their expected codes ho
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 
@@ -42,7 +43,7 @@ def format_ts(value: Ts | None, cutoff: dt.datetime) -> str | None:
     return t.strftime(STD_FORMAT)
 
 
-def _row(feed: str, values: dict, cutoff: dt.datetime) -> dict[str, str | None]:
+def _row(feed: str, values: dict[str, Any], cutoff: dt.datetime) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for col in FEEDS[feed].columns:
         if col.name == "id_number":
@@ -75,7 +76,7 @@ def rule_color(rule_id: str) -> str:
     return "red" if "-R-" in rule_id else "yellow"
 
 
-def expectation(text: str) -> dict:
+def expectation(text: str) -> dict[str, Any]:
     """Parse a scenario's expectation text into ``{"color", "rules", "rule"}``.
 
     ``rule`` is the deciding rule: the first listed rule of the code's color, ``"override"``
@@ -94,14 +95,14 @@ def expectation(text: str) -> dict:
 
 def _district(sc: Scenario) -> str:
     latest = max(sc.registrations, key=lambda e: _offset(e[1]["registered_at"]))
-    return latest[1]["district_code"]
+    return str(latest[1]["district_code"])
 
 
 def _offset(v: Ts) -> int:
     return v[0] if isinstance(v, tuple) else v
 
 
-def manifest_persons() -> list[dict]:
+def manifest_persons() -> list[dict[str, Any]]:
     """The planted persons as listed in `planted.json`."""
     return [
         {

@@ -10,11 +10,13 @@ Rates follow the `sample` contract: "per resident, over the 14 days before D".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 
 from hcode.feeds import FEEDS, TIMESTAMP
 from hcode.idnumber import divisions, make_ids
@@ -117,13 +119,13 @@ def _pick(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     return np.flatnonzero(rng.random(n) < rate)
 
 
-def _labels(values, idx: np.ndarray) -> pl.Series:
+def _labels(values: Sequence[str] | np.ndarray, idx: np.ndarray) -> pl.Series:
     """`values[idx]` as a String series (gathering from a small series is ~10x faster than
     converting a numpy string array)."""
     return pl.Series(list(values), dtype=pl.String).gather(np.asarray(idx, dtype=np.int64))
 
 
-def _choice(rng: np.random.Generator, values, n: int, p=None) -> pl.Series:
+def _choice(rng: np.random.Generator, values: Sequence[str], n: int, p: Sequence[float] | None = None) -> pl.Series:
     return _labels(values, rng.choice(len(values), n, p=p))
 
 
@@ -132,9 +134,10 @@ def _frame(feed: str, **cols: pl.Series) -> pl.DataFrame:
     return pl.DataFrame([cols[n].alias(n).cast(pl.String) for n in names])
 
 
-def _uniform(rng: np.random.Generator, lo, hi, n: int) -> np.ndarray:
+def _uniform(rng: np.random.Generator, lo: ArrayLike, hi: ArrayLike, n: int) -> np.ndarray:
     """Integer seconds uniform in [lo, hi)."""
-    return (np.asarray(lo) + rng.random(n) * (np.asarray(hi) - np.asarray(lo))).astype(np.int64)
+    out: np.ndarray = (np.asarray(lo) + rng.random(n) * (np.asarray(hi) - np.asarray(lo))).astype(np.int64)
+    return out
 
 
 def registrations(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:

@@ -16,6 +16,7 @@ Times are offsets from C; `d(-9, 10)` is C - 9 days + 10 h (for D = 2022-06-14: 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 DAY = 86_400
 HOUR = 3_600
@@ -52,7 +53,7 @@ def DATE(t: int) -> tuple[int, str]:
 
 
 Ts = int | tuple[int, str]
-Event = tuple[str, dict]  # (feed, {column: value}); timestamps are `Ts`
+Event = tuple[str, dict[str, Any]]  # (feed, {column: value}); timestamps are `Ts`
 
 
 def nat(t: Ts, result: str = "negative", pooled: bool = False) -> Event:

@@ -25,7 +25,9 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.feeds import FEEDS
@@ -34,17 +36,17 @@ from hcode.store.warehouse import one, to_polars
 GENESIS = "0" * 64
 
 
-def _row_digest(con, table: str, columns: list[str], where: str, params: list) -> str:
+def _row_digest(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str, params: list[Any]) -> str:
     cols = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in columns)
-    row = one(
+    n, xor = one(
         con,
         f"SELECT count(*), coalesce(bit_xor(md5_number(concat_ws(chr(31), {cols}))), 0) FROM {table} WHERE {where}",
         params,
-    )
-    return f"{row[0]}:{int(row[1]):032x}"
+    ) or (0, 0)  # an aggregate always returns its row
+    return f"{n}:{int(xor):032x}"
 
 
-def load_digest(con, feed: str, load_id: int) -> str:
+def load_digest(con: duckdb.DuckDBPyConnection, feed: str, load_id: int) -> str:
     """Digest of a load's stored rows plus its quarantine rows."""
     f = FEEDS[feed]
     cols = (["pid"] if f.has_person else []) + [c.name for c in f.stored_columns]
@@ -62,25 +64,25 @@ def population_digest(population: pl.DataFrame) -> str:
     pop = population if population["pid"].is_sorted() else population.sort("pid")
     h = hashlib.sha256()
     for column in (pop["pid"], pop["district"].fill_null(-1)):
-        h.update(np.ascontiguousarray(column.cast(pl.Int32).to_numpy(), dtype="<i4"))
+        h.update(np.ascontiguousarray(column.cast(pl.Int32).to_numpy(), dtype="<i4").data)
     return f"{pop.height}:{h.hexdigest()}"
 
 
-def run_digest(con, run_id: int, population: str | None = None, cache: dict[int, str] | None = None) -> str:
+def run_digest(con: duckdb.DuckDBPyConnection, run_id: int, population: str | None = None, cache: dict[int, str] | None = None) -> str:
     """Digest of a run's codes (its population, details and default, warehouse.py) and its
     summary row. `population` is the run's `population_digest` when the caller has the frame
     at hand; else it is computed from the stored rows (once per population in `cache`)."""
     where = ("run_id = ?", [run_id])
     if population is None:
         row = one(con, "SELECT population_id FROM runs WHERE run_id = ?", [run_id])
-        population_id = row[0] if row else None
+        population_id: int | None = row[0] if row else None
         if cache is not None and population_id in cache:
             population = cache[population_id]
         else:
             population = population_digest(to_polars(con.sql(
                 "SELECT pid, district FROM population_rows WHERE population_id = ? ORDER BY pid",
                 params=[population_id])))
-            if cache is not None:
+            if cache is not None and population_id is not None:
                 cache[population_id] = population
     details = _row_digest(con, "code_details", ["pid", "color", "rule", "matched_rules", "evidence", "override",
                                                 "explanation"], *where)
@@ -95,7 +97,7 @@ def _entry_hash(prev: str, seq: int, at: str, action: str, operator: str | None,
     return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
 
 
-def record(con, action: str, operator: str | None, detail: dict, content: str | None = None) -> int:
+def record(con: duckdb.DuckDBPyConnection, action: str, operator: str | None, detail: dict[str, Any], content: str | None = None) -> int:
     """Append an entry inside the caller's transaction. For `load` entries the content
     digest of the load is added here; for `run` and `publish` entries, the run's (`content`
     when the caller computed it already)."""
@@ -120,12 +122,12 @@ class Verification:
     first_bad_seq: int | None = None
     problem: str | None = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """What `hcode audit verify --json` prints."""
         return {"ok": self.ok, "entries": self.entries, "first_bad_seq": self.first_bad_seq, "problem": self.problem}
 
 
-def verify(con) -> Verification:
+def verify(con: duckdb.DuckDBPyConnection) -> Verification:
     """Recompute the chain, then the content digests that must still hold."""
     rows = con.execute(
         "SELECT seq, happened_at, action, operator, detail, prev_hash, entry_hash FROM audit ORDER BY seq"

@@ -59,7 +59,7 @@ class HeldLock:
                 "is no longer running")
 
 
-def lock_path(db_path: str | os.PathLike) -> Path:
+def lock_path(db_path: str | os.PathLike[str]) -> Path:
     return Path(str(db_path) + ".lock")
 
 
@@ -129,7 +129,7 @@ def _set_aside(path: Path, expected: LockHolder | None) -> bool:
     return True
 
 
-def acquire(db_path: str | os.PathLike, command: str) -> HeldLock:
+def acquire(db_path: str | os.PathLike[str], command: str) -> HeldLock:
     """Take the warehouse's lock or raise `WarehouseBusy` naming the holder."""
     path = lock_path(db_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def release(held: HeldLock) -> None:
 
 
 @contextmanager
-def warehouse_lock(db_path: str | os.PathLike, command: str,
+def warehouse_lock(db_path: str | os.PathLike[str], command: str,
                    notify: Callable[[str], None] | None = None) -> Iterator[HeldLock]:
     """Hold `<db>.lock` for the block. `notify` receives the stale-takeover message, if any."""
     held = acquire(db_path, command)

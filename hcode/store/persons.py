@@ -9,11 +9,12 @@ rolled back rolls the map back too, so it never holds a pid that was not committ
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import polars as pl
 
 from hcode.store.pseudonym import _pads, hmac_sql
-from hcode.store.warehouse import arrow, one, to_polars, view
+from hcode.store.warehouse import arrow, scalar, to_polars, view
 
 EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
 
@@ -40,7 +41,7 @@ class PersonIndex:
         """`id_number`, `pid` of every id mapped in this session."""
         return self._known
 
-    def add(self, con, ids: pl.Series) -> None:
+    def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series) -> None:
         """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
         pid, creating the persons that are new to the warehouse, numbered in `person_key`
         order (so that a pid says nothing about the id number)."""
@@ -54,7 +55,7 @@ class PersonIndex:
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
-            top = one(con, "SELECT coalesce(max(pid), 0) FROM persons")[0]
+            top = scalar(con, "SELECT coalesce(max(pid), 0) FROM persons")
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute("INSERT INTO persons SELECT pid, person_key FROM _hcode_new_persons")
@@ -75,7 +76,7 @@ def _numbered(keys: pl.Series, first: int) -> pl.Series:
     return pl.Series(np.zeros(keys.len(), dtype=np.int32)).scatter(order, numbers)
 
 
-def find_person(con, key: str, id_number: str) -> tuple[str, int | None]:
+def find_person(con: duckdb.DuckDBPyConnection, key: str, id_number: str) -> tuple[str, int | None]:
     """(person_key, pid or None) for an id number typed by a person (explain, history).
     An id that could never have been loaded is refused with the reason, rather than
     reported as "no code"."""

@@ -26,8 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+if TYPE_CHECKING:
+    import polars as pl
 
 from hcode.errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.feeds import FEEDS
@@ -37,7 +41,7 @@ DEFAULT_DB = "hcode.duckdb"
 DUCKDB_MEMORY = "6GB"
 
 
-def db_path(db: str | os.PathLike | None = None) -> Path:
+def db_path(db: str | os.PathLike[str] | None = None) -> Path:
     """The warehouse file: `--db`, else `$HCODE_DB`, else `./hcode.duckdb`."""
     return Path(db or os.environ.get("HCODE_DB") or DEFAULT_DB)
 
@@ -61,14 +65,22 @@ def read_key(db: Path) -> str:
     return kp.read_text(encoding="utf-8").strip()
 
 
-def one(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> tuple | None:
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
     """The first row of a query, or None. (DuckDB 2.0 refuses further work on a connection
     whose last result was not fetched to the end, so never use `fetchone()` here.)"""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0] if rows else None
 
 
-def to_polars(result):
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first value of a query that always returns a row (``SELECT count(*) ...``)."""
+    row = one(con, sql, params)
+    if row is None:
+        raise LookupError(f"no row: {sql}")
+    return row[0]
+
+
+def to_polars(result: duckdb.DuckDBPyRelation) -> pl.DataFrame:
     """A DuckDB query result as a Polars frame, through the Arrow C stream interface: the
     same frame as DuckDB's `.pl()`, which imports pyarrow on its first call (0.08 s of every
     command that reads the warehouse)."""
@@ -82,14 +94,14 @@ class ArrowStream:
     without importing pyarrow (0.08 s). DuckDB scans a stream on one thread; the INSERTs of
     a run's details and population are as fast from it as from a pyarrow table."""
 
-    def __init__(self, frame):
+    def __init__(self, frame: pl.DataFrame) -> None:
         self.frame = frame
 
-    def __arrow_c_stream__(self, requested_schema=None):
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.frame.__arrow_c_stream__(requested_schema)
 
 
-def arrow(frame):
+def arrow(frame: pl.DataFrame) -> Any:  # a pyarrow.Table (pyarrow ships no types)
     """A Polars frame as the Arrow table to `register` with DuckDB. Registering the frame
     itself converts its strings to Arrow's large_string (a copy of every string); Arrow's
     string_view, which DuckDB reads as well, is Polars' own layout and costs no copy. Ingest
@@ -186,13 +198,13 @@ class InitResult:
     created_key: bool
     fingerprint: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """What `hcode init --json` prints."""
         return {"db": str(self.db), "key_file": str(self.key_file) if self.key_file else None,
                 "created_db": self.created_db, "created_key": self.created_key, "key_fingerprint": self.fingerprint}
 
 
-def init(db: str | os.PathLike | None = None) -> InitResult:
+def init(db: str | os.PathLike[str] | None = None) -> InitResult:
     """Create the warehouse and its key file; harmless when both exist.
 
     The key is `$HCODE_KEY` when set (no file is written then), else `<db>.key`
@@ -273,7 +285,7 @@ class Warehouse:
         self.key = key
 
     @classmethod
-    def open(cls, db: str | os.PathLike | None = None, read_only: bool = False) -> Warehouse:
+    def open(cls, db: str | os.PathLike[str] | None = None, read_only: bool = False) -> Warehouse:
         path = db_path(db)
         if not path.exists():
             raise WarehouseMissing(f"no warehouse at {path}: run `hcode init --db {path}` first")
@@ -293,7 +305,7 @@ class Warehouse:
     def __enter__(self) -> Warehouse:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextmanager
@@ -310,7 +322,7 @@ class Warehouse:
 
 
 @contextmanager
-def view(con: duckdb.DuckDBPyConnection, name: str, data) -> Iterator[str]:
+def view(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iterator[str]:
     """`data` (an Arrow table or a Polars frame) as the view `name` for the block's queries.
     When a statement of the block fails inside a transaction, DuckDB refuses every further
     statement, the unregister too, until the rollback: that refusal is ignored, so the error
