@@ -138,7 +138,7 @@ def child(mode: str, db: Path) -> dict:
         db = fresh
         t0 = time.perf_counter()
     if mode.startswith("hcode"):
-        from hcode.rules.ruleset import find_ruleset
+        from hcode.rules.load import find_ruleset
         from hcode.runs import store as runs
         from hcode.store.warehouse import Warehouse
 

@@ -22,7 +22,7 @@ import polars as pl
 
 from hcode.engine.evaluate import evaluate
 from hcode.engine.sources import feed_schema
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 
 AS_OF = dt.date(2022, 6, 14)
 C = dt.datetime(2022, 6, 15)

@@ -21,7 +21,8 @@ from hcode.ops.nightly import NightlyResult, run_nightly
 from hcode.report.files import summary_dict, write_diff
 from hcode.rules.catalogue import CatalogueEntry, catalogue
 from hcode.rules.diff import RulesDiff, rules_diff
-from hcode.rules.ruleset import Ruleset, find_ruleset, load_ruleset
+from hcode.rules.load import find_ruleset, load_ruleset
+from hcode.rules.ruleset import Ruleset
 from hcode.runs.compute import ComputedRun, compute_run
 from hcode.runs.explain import Explanation, explain
 from hcode.runs.store import RunInfo, get_run, list_runs

@@ -46,7 +46,7 @@ def register(wh, tmp: Path, people: range | list[int], batch: dt.date | None = N
 
 
 def run(wh, as_of: dt.date, publish: bool = True, ruleset: str = SHANGHAI) -> int:
-    from hcode.rules.ruleset import find_ruleset
+    from hcode.rules.load import find_ruleset
     from hcode.runs.store import evaluate_warehouse, store_run
 
     ev, top, loads = evaluate_warehouse(wh, find_ruleset(ruleset), as_of)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from hcode.cli.app import app
 from hcode.errors import HcodeError
 from hcode.ops.purge import purge
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 from hcode.runs.store import evaluate_warehouse, run_codes
 from hcode.store import audit
 from hcode.store.warehouse import Warehouse

@@ -19,7 +19,7 @@ import pytest
 
 from hcode.engine.examples import run_examples
 from hcode.paths import rulesets_dir
-from hcode.rules.ruleset import load_ruleset
+from hcode.rules.load import load_ruleset
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "rulesets.md"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from populations import AS_OF, population
 
 from hcode.engine.evaluate import evaluate
 from hcode.engine.reference import reference_codes
-from hcode.rules.ruleset import find_ruleset, shipped
+from hcode.rules.load import find_ruleset, shipped
 
 RULESETS = {f"{s.province}@{s.version}": find_ruleset(f"{s.province}@{s.version}") for s in shipped()}
 NAMES = sorted(RULESETS)

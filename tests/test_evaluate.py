@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hcode.engine.compile import TS
 from hcode.engine.evaluate import CODES_SCHEMA, evaluate, population, registered, widen
 from hcode.engine.sources import feed_schema
-from hcode.rules.ruleset import find_ruleset, load_ruleset
+from hcode.rules.load import find_ruleset, load_ruleset
 
 T = dt.datetime
 AS_OF = dt.date(2022, 6, 14)
@@ -230,7 +230,7 @@ def test_rules_matching_people_without_events(odd_ruleset):
 def test_a_trip_matching_two_overlapping_risk_rows_is_one_event(kind):
     from hcode.engine.compile import Ctx, compile_fact
     from hcode.rules.check import resolve_fact
-    from hcode.rules.lang import parse_fact
+    from hcode.rules.parse import parse_fact
 
     text = {"count": "count trips", "latest": "latest trips.visited_at", "exists": "exists trips"}[kind]
     agg = resolve_fact(parse_fact(text + " where risk_area(region_code, visited_at, 'high')"), {}, SH.palette)

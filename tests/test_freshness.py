@@ -10,7 +10,7 @@ from ops_fixtures import IDS, csv, load, register, run
 
 from hcode.config import ConfigError, load_config
 from hcode.ops import freshness
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 from hcode.runs.store import run_codes
 
 D = dt.date(2022, 6, 14)

@@ -12,7 +12,7 @@ import pytest
 
 from hcode.ingest.load import ingest
 from hcode.paths import sample_data_dir
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 from hcode.runs import store as runs
 from hcode.runs.explain import explain
 from hcode.store import warehouse

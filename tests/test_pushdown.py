@@ -29,7 +29,7 @@ from hcode.rules.lang import (
     RiskArea,
     Within,
 )
-from hcode.rules.ruleset import find_ruleset, shipped
+from hcode.rules.load import find_ruleset, shipped
 
 NAT = "nat_results"
 RESULT, POOLED, SAMPLED = Column(NAT, "result"), Column(NAT, "pooled"), Column(NAT, "sampled_at")

@@ -22,10 +22,8 @@ from hcode.rules.lang import (
     Or,
     RiskArea,
     Within,
-    parse_duration,
-    parse_expr,
-    parse_fact,
 )
+from hcode.rules.parse import parse_duration, parse_expr, parse_fact
 
 
 def test_precedence_or_and_not_comparison():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from hcode.cli.app import app
 from hcode.paths import rulesets_dir
 from hcode.rules.diff import rules_diff, rules_diff_dict
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 
 runner = CliRunner()
 

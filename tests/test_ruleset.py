@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from hcode.cli.app import app
 from hcode.errors import RulesetError
 from hcode.paths import rulesets_dir
-from hcode.rules.ruleset import find_ruleset, load_ruleset, shipped
+from hcode.rules.load import find_ruleset, load_ruleset, shipped
 
 HEAD = """\
 province: testland

@@ -29,8 +29,10 @@ from hcode.engine.reference import Interp, reference_codes
 from hcode.engine.sources import WarehouseSource, feed_schema
 from hcode.feeds import FEEDS, Kind
 from hcode.rules.check import CheckError, Scope, Type, resolve, resolve_fact
-from hcode.rules.lang import ParseError, parse_expr, parse_fact
-from hcode.rules.ruleset import Ruleset, load_ruleset, to_value
+from hcode.rules.examples import to_value
+from hcode.rules.load import load_ruleset
+from hcode.rules.parse import ParseError, parse_expr, parse_fact
+from hcode.rules.ruleset import Ruleset
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 PALETTE = ["green", "yellow", "red"]

@@ -9,7 +9,7 @@ import typer
 from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
 from hcode.engine.examples import check_ruleset
 from hcode.rules.catalogue import catalogue, catalogue_json
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 
 AsOfOption = Annotated[str | None, typer.Option("--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD).")]
 

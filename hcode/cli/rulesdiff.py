@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
             hcode rules diff shanghai@2022.05.23 shanghai@2022.06.28
         """
         from hcode.report.rules import print_rules_diff
-        from hcode.rules.ruleset import find_ruleset
+        from hcode.rules.load import find_ruleset
 
         rd = rules_diff(find_ruleset(before), find_ruleset(after))
         if json_out:

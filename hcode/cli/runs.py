@@ -12,7 +12,8 @@ from rich.table import Table
 from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
 from hcode.colors import check_lang
 from hcode.errors import UsageError
-from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.rules.load import find_ruleset
+from hcode.rules.ruleset import Ruleset
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
 from hcode.runs.compute import compute_run

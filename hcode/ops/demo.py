@@ -23,7 +23,7 @@ from hcode.diff.sides import evaluate_side, load_side
 from hcode.ops.nightly import NightlyResult, run_nightly
 from hcode.paths import sample_data_dir
 from hcode.report.files import write_diff
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 from hcode.runs.explain import Explanation, explain
 from hcode.store import warehouse
 from hcode.store.warehouse import Warehouse

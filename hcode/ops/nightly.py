@@ -39,7 +39,8 @@ from hcode.ops.freshness import FeedFreshness
 from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections
-from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.rules.load import find_ruleset
+from hcode.rules.ruleset import Ruleset
 from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from hcode.errors import HcodeError
-from hcode.rules.ruleset import Ruleset, Shipped, load_ruleset, shipped
+from hcode.rules.load import Shipped, load_ruleset, shipped
+from hcode.rules.ruleset import Ruleset
 
 
 @dataclass(frozen=True)

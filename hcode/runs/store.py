@@ -198,7 +198,7 @@ def stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
     """The ruleset a stored run used, from the text stored with it (not today's file)."""
     import tempfile
 
-    from hcode.rules.ruleset import find_ruleset
+    from hcode.rules.load import find_ruleset
 
     try:
         rs = find_ruleset(run.ruleset)
