@@ -34,8 +34,20 @@ class GuardConfig:
     """When the publish guard refuses a run (see `hcode.ops.guard`)."""
 
     max_shrink: float = 0.05  # population may shrink by at most this share
-    max_red_change: float = 0.50  # red count may move by at most this share, up or down
+    max_color_change: float = 0.50  # each colour but the palette's first may move by at most this share
+    max_red_change: float | None = None  # the older key: the palette's most severe colour's own share
+    max_changed: float = 0.05  # persons whose colour changed, as a share of the previous population
     min_persons: int = 100  # ... unless it moved by fewer persons than this
+    colors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))  # per-colour shares
+
+    def color_limit(self, color: str, severe: bool) -> float:
+        """The share by which `color`'s count may move: its own (`[guard.colors]`), else
+        `max_red_change` for the palette's most severe colour when set, else `max_color_change`."""
+        if color in self.colors:
+            return self.colors[color]
+        if severe and self.max_red_change is not None:
+            return self.max_red_change
+        return self.max_color_change
 
 
 @dataclass(frozen=True)
@@ -64,17 +76,31 @@ def _cadence(path: Path, table: Mapping[str, Any]) -> dict[str, int | None]:
     return out
 
 
+def _share(path: Path, where: str, v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise ConfigError(f"{path}: {where} = {v!r}: give a number, 0 or more")
+    return float(v)
+
+
 def _guard(path: Path, table: Mapping[str, Any]) -> GuardConfig:
-    known = {"max_shrink": float, "max_red_change": float, "min_persons": int}
+    known = {"max_shrink": float, "max_color_change": float, "max_red_change": float, "max_changed": float,
+             "min_persons": int, "colors": dict}
     values: dict[str, Any] = {}
     for k, v in table.items():
         if k not in known:
             raise ConfigError(f"{path}: [guard] {k}: unknown key (known: {', '.join(known)})")
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-            raise ConfigError(f"{path}: [guard] {k} = {v!r}: give a number, 0 or more")
+        if known[k] is dict:
+            if not isinstance(v, dict):
+                raise ConfigError(f"{path}: [guard] {k}: give a table of colour = share ([guard.colors])")
+            for color in v:
+                if not isinstance(color, str) or not color.islower() or not color.isidentifier():
+                    raise ConfigError(f"{path}: [guard.colors] {color}: not a colour name (lower-case words)")
+            values[k] = MappingProxyType({c: _share(path, f"[guard.colors] {c}", x) for c, x in v.items()})
+            continue
+        share = _share(path, f"[guard] {k}", v)
         if known[k] is int and not isinstance(v, int):
             raise ConfigError(f"{path}: [guard] {k} = {v!r}: give a whole number of persons")
-        values[k] = known[k](v)
+        values[k] = int(share) if known[k] is int else share
     return GuardConfig(**values)
 
 

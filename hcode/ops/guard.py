@@ -1,18 +1,23 @@
 """The publish guard: refuse to push a night whose figures jumped for no believable reason.
 
 A truncated registrations file makes the population shrink; a missing negative-results file
-or a duplicated contact list makes red codes jump. Either way millions of people would see a
-wrong colour the next morning. So before publishing, a run's counts are compared with the
-previous *published* run of the same province, and the run is held back when
+or a duplicated contact list makes red codes jump; a new rule written in a hurry can turn a
+third of the city yellow. Either way millions of people would see a wrong colour the next
+morning. So before publishing, a run is compared with the previous *published* run of the
+same province, and held back when
 
 - the population shrank by more than `max_shrink` (default 5 %), or
-- the count of the palette's most severe colour (red) moved, up or down, by more than
-  `max_red_change` (default 50 %),
+- the count of any colour other than the palette's first (yellow, orange, red...) moved, up
+  or down, by more than its share (`max_color_change`, default 50 %, or the colour's own
+  share under `[guard.colors]`; `max_red_change`, the older key, is the most severe
+  colour's), or
+- more persons changed colour than `max_changed` (default 5 %) of the previous population,
 
-and in either case by at least `min_persons` persons (default 100: a village-sized
-warehouse can double its 30 red codes on a normal night). Thresholds come from `[guard]` in
-`hcode.toml`. The verdict says why, with the figures; a human decides (re-run with the
-missing file, or publish anyway with the batch's override flag).
+and in each case by at least `min_persons` persons (default 100: a village-sized warehouse
+can double its 30 red codes on a normal night). Thresholds come from `[guard]` in
+`hcode.toml`. The verdict says why, with the figures and the deciding rules whose counts
+moved most; a human decides (re-run with the missing file, or publish anyway with the
+batch's `--accept-jump`, which the audit log records).
 """
 
 from __future__ import annotations
@@ -24,9 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from hcode.config import GuardConfig
-from hcode.store.warehouse import one
+from hcode.engine.evaluate import Evaluation, registered
+from hcode.store.warehouse import one, to_polars
+
+TOP_RULES = 3  # how many moving rules a reason names
+DEFAULT_RULE = "(no rule)"  # the deciding "rule" of persons with the palette's first colour and no rule
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,76 @@ class GuardVerdict:
         return {"ok": self.ok, "reasons": list(self.reasons), "figures": dict(self.figures)}
 
 
+@dataclass(frozen=True)
+class RunCodes:
+    """What the guard reads of a run's codes: the population's pids (sorted), the colour and
+    deciding rule of the persons some rule matched or an override names (`details`: pid,
+    color, rule), and the code of everyone else."""
+
+    pids: pl.Series
+    details: pl.DataFrame
+    default_color: str
+    default_rule: str | None
+
+    def rule_counts(self) -> dict[tuple[str, str], int]:
+        """Persons per (colour, deciding rule); `override` is a rule here, DEFAULT_RULE the default."""
+        counts = {(c, r if r is not None else DEFAULT_RULE): n
+                  for c, r, n in self.details.group_by("color", "rule").len().iter_rows()}
+        key = (self.default_color, self.default_rule or DEFAULT_RULE)
+        counts[key] = counts.get(key, 0) + self.pids.len() - self.details.height
+        return {k: n for k, n in counts.items() if n}
+
+    @classmethod
+    def of_evaluation(cls, ev: Evaluation) -> RunCodes:
+        return cls(ev.population["pid"], ev.results.select("pid", "color", "rule"), ev.default_color, ev.default_rule)
+
+    @classmethod
+    def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int) -> RunCodes:
+        pids = to_polars(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
+                                 "WHERE r.run_id = ? ORDER BY p.pid", params=[run_id]))["pid"]
+        details = to_polars(con.sql("SELECT pid, color, rule FROM code_details WHERE run_id = ?", params=[run_id]))
+        row = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id])
+        color, rule = row if row else ("", None)
+        return cls(pids, details, color, rule)
+
+
+def changed_persons(before: RunCodes, after: RunCodes) -> int:
+    """Persons in both runs whose colour differs. Only persons listed in either run's details
+    can differ, unless the two runs' default colours differ (then every other person in both
+    populations changed too)."""
+    listed = pl.concat([before.details["pid"], after.details["pid"]]).unique().sort()
+    both = registered(before.pids.to_frame("pid"), registered(after.pids.to_frame("pid"), listed))
+    frame = both.to_frame("pid")
+    colors = []
+    for side in (before, after):
+        colors.append(frame.join(side.details.select("pid", "color"), on="pid", how="left")["color"]
+                      .fill_null(side.default_color))
+    changed = int((colors[0] != colors[1]).sum())
+    if before.default_color != after.default_color:
+        common = registered(before.pids.to_frame("pid"), after.pids).len()
+        changed += common - both.len()
+    return changed
+
+
 def severe_color(colors: Mapping[str, int]) -> str:
-    """The colour the guard watches: `red` when the palette has it, else its last colour."""
+    """The palette's most severe colour: `red` when the palette has it, else its last colour."""
     return "red" if "red" in colors else list(colors)[-1]
 
 
+@dataclass(frozen=True)
+class Previous:
+    """The previous published run the guard compares with: its figures, and per (colour,
+    deciding rule) its counts when known."""
+
+    run_id: int
+    as_of: dt.date
+    persons: int
+    colors: Mapping[str, int]
+    rules: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
 def previous_published(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None = None,
-                       exclude_run: int | None = None) -> tuple[Any, ...] | None:
+                       exclude_run: int | None = None) -> tuple[int, dt.date, int, dict[str, int]] | None:
     """(run_id, as_of, persons, colors) of the latest published run of `province` with an as-of
     date not after `as_of` (any date when None), other than `exclude_run`."""
     row = one(con,
@@ -62,24 +135,59 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f} %"
 
 
-def compare(previous: tuple[Any, ...] | None, persons: int, colors: Mapping[str, int],
-            config: GuardConfig | None = None) -> GuardVerdict:
-    """The verdict for a run with `persons` and `colors` against `previous` (see
-    `previous_published`); pure, so the nightly batch can call it before storing anything."""
+def _moving_rules(before: Mapping[tuple[str, str], int], after: Mapping[tuple[str, str], int],
+                  color: str | None) -> list[tuple[str, int, int]]:
+    """(rule, before, after) of the rules deciding `color` (any colour when None) whose counts
+    moved most, largest move first (ties: by rule id)."""
+    keys = {k for k in (*before, *after) if color is None or k[0] == color}
+    moves: dict[str, list[int]] = {}
+    for c, r in keys:
+        if color is None and r == DEFAULT_RULE:
+            continue
+        m = moves.setdefault(r, [0, 0])
+        m[0] += before.get((c, r), 0)
+        m[1] += after.get((c, r), 0)
+    ranked = sorted(((r, b, a) for r, (b, a) in moves.items() if a != b), key=lambda t: (-abs(t[2] - t[1]), t[0]))
+    return ranked[:TOP_RULES]
+
+
+def _rules_text(moving: list[tuple[str, int, int]]) -> str:
+    if not moving:
+        return ""
+    return "; rules that moved most: " + ", ".join(f"{r} {a - b:+,} ({b:,} → {a:,})" for r, b, a in moving)
+
+
+def compare(previous: tuple[Any, ...] | Previous | None, persons: int, colors: Mapping[str, int],
+            config: GuardConfig | None = None, *, rules: Mapping[tuple[str, str], int] | None = None,
+            changed: int | None = None) -> GuardVerdict:
+    """The verdict for a run with `persons`, `colors` (in palette order), per (colour, rule)
+    counts `rules` and `changed` persons against `previous` (see `previous_published`; a
+    tuple, or a `Previous` with its rule counts); pure, so the nightly batch can call it
+    before storing anything."""
     cfg = config or GuardConfig()
     sev = severe_color(colors)
+    watched = list(colors)[1:]
     figures: dict[str, object] = {
         "persons_after": persons, f"{sev}_after": colors.get(sev, 0), "severe_color": sev,
-        "max_shrink": cfg.max_shrink, "max_red_change": cfg.max_red_change, "min_persons": cfg.min_persons,
-        "previous_run": None,
+        "watched_colors": watched, "max_shrink": cfg.max_shrink, "max_color_change": cfg.max_color_change,
+        "max_red_change": cfg.max_red_change, "max_changed": cfg.max_changed, "min_persons": cfg.min_persons,
+        "color_limits": {c: cfg.color_limit(c, c == sev) for c in watched},
+        "changed_persons": changed, "previous_run": None,
     }
+    for c in watched:
+        figures[f"{c}_after"] = colors.get(c, 0)
     if previous is None:
         return GuardVerdict(True, (), figures)
-    run_id, as_of, before, before_colors = previous
-    red_before, red_after = before_colors.get(sev, 0), colors.get(sev, 0)
-    figures.update({"previous_run": run_id, "previous_as_of": str(as_of), "persons_before": before,
-                    f"{sev}_before": red_before})
-    since = f"since published run {run_id} (as of {as_of})"
+    prev = previous if isinstance(previous, Previous) else Previous(*previous)
+    before_rules, after_rules = dict(prev.rules), dict(rules or {})
+    compare_rules = bool(before_rules) and bool(after_rules)
+    before = prev.persons
+    first = list(prev.colors)[:1]
+    for c in prev.colors:  # a watched colour the new palette lost is watched too (now 0)
+        if c not in colors and c not in first and c not in watched:
+            watched.append(c)
+    figures.update({"previous_run": prev.run_id, "previous_as_of": str(prev.as_of), "persons_before": before})
+    since = f"since published run {prev.run_id} (as of {prev.as_of})"
     reasons = []
     shrink = before - persons
     share = shrink / before if before else 0.0
@@ -89,22 +197,60 @@ def compare(previous: tuple[Any, ...] | None, persons: int, colors: Mapping[str,
             f"the population shrank from {before:,} to {persons:,} ({_pct(-share)}, {shrink:,} persons) {since}; "
             f"the limit is {cfg.max_shrink * 100:g} % and {cfg.min_persons:,} persons: a registrations file "
             "may be missing or truncated")
-    moved = red_after - red_before
-    red_share = abs(moved) / red_before if red_before else (float("inf") if moved else 0.0)
-    figures[f"{sev}_change"] = (moved / red_before) if red_before else None
-    if moved and red_share > cfg.max_red_change and abs(moved) >= cfg.min_persons:
-        how = f"{_pct(moved / red_before)}" if red_before else "from none"
-        reasons.append(
-            f"{sev} codes {'rose' if moved > 0 else 'fell'} from {red_before:,} to {red_after:,} ({how}, "
-            f"{abs(moved):,} persons) {since}; the limit is ±{cfg.max_red_change * 100:g} % and "
-            f"{cfg.min_persons:,} persons: check for a missing, duplicated or wrong file before publishing")
+    for c in watched:
+        n_before, n_after = prev.colors.get(c, 0), colors.get(c, 0)
+        limit = cfg.color_limit(c, c == sev)
+        moved = n_after - n_before
+        moved_share = abs(moved) / n_before if n_before else (float("inf") if moved else 0.0)
+        figures[f"{c}_before"], figures[f"{c}_after"] = n_before, n_after
+        figures[f"{c}_change"] = (moved / n_before) if n_before else None
+        if moved and moved_share > limit and abs(moved) >= cfg.min_persons:
+            how = f"{_pct(moved / n_before)}" if n_before else "from none"
+            moving = _moving_rules(before_rules, after_rules, c) if compare_rules else []
+            reasons.append(
+                f"{c} codes {'rose' if moved > 0 else 'fell'} from {n_before:,} to {n_after:,} ({how}, "
+                f"{abs(moved):,} persons) {since}; the limit is ±{limit * 100:g} % and {cfg.min_persons:,} persons"
+                f"{_rules_text(moving)}: check for a missing, duplicated or wrong file, or a rule that "
+                "matches more than meant, before publishing")
+    if changed is not None and before:
+        figures["changed_share"] = changed / before
+        if changed / before > cfg.max_changed and changed >= cfg.min_persons:
+            moving = _moving_rules(before_rules, after_rules, None) if compare_rules else []
+            reasons.append(
+                f"{changed:,} persons changed colour ({changed / before * 100:.1f} % of {before:,}) {since}; the "
+                f"limit is {cfg.max_changed * 100:g} % and {cfg.min_persons:,} persons{_rules_text(moving)}")
+    if compare_rules:
+        figures["rules_moved"] = [{"rule": r, "before": b, "after": a}
+                                  for r, b, a in _moving_rules(before_rules, after_rules, None)]
     return GuardVerdict(not reasons, tuple(reasons), figures)
 
 
-def check(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None, persons: int, colors: Mapping[str, int],
-          config: GuardConfig | None = None, exclude_run: int | None = None) -> GuardVerdict:
-    """Compare a new run's counts with the previous published run of the same province."""
+def check(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None, persons: int,
+          colors: Mapping[str, int], config: GuardConfig | None = None,
+          exclude_run: int | None = None) -> GuardVerdict:
+    """Compare a new run's counts with the previous published run of the same province
+    (colour counts and population only: `check_codes` also compares persons and rules)."""
     return compare(previous_published(con, province, as_of, exclude_run), persons, colors, config)
+
+
+def check_codes(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None, persons: int,
+                colors: Mapping[str, int], codes: RunCodes, config: GuardConfig | None = None,
+                exclude_run: int | None = None) -> GuardVerdict:
+    """The full verdict for a run whose codes are `codes`: colour counts, population, persons
+    who changed colour and the rules that moved, against the previous published run."""
+    prev = previous_published(con, province, as_of, exclude_run)
+    if prev is None:
+        return compare(None, persons, colors, config)
+    before = RunCodes.of_run(con, prev[0])
+    return compare(Previous(*prev, rules=before.rule_counts()), persons, colors, config,
+                   rules=codes.rule_counts(), changed=changed_persons(before, codes))
+
+
+def check_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation, config: GuardConfig | None = None,
+                     exclude_run: int | None = None) -> GuardVerdict:
+    """The verdict for an evaluation not stored yet (the nightly batch, before publishing)."""
+    return check_codes(con, ev.ruleset.province, ev.as_of, ev.persons, ev.colors, RunCodes.of_evaluation(ev),
+                       config, exclude_run)
 
 
 def check_run(con: duckdb.DuckDBPyConnection, run_id: int, config: GuardConfig | None = None) -> GuardVerdict:
@@ -115,4 +261,5 @@ def check_run(con: duckdb.DuckDBPyConnection, run_id: int, config: GuardConfig |
 
         raise UnknownRun(f"no run {run_id} in this warehouse")
     province, as_of, persons, colors = row
-    return check(con, province, as_of, persons, json.loads(colors), config, exclude_run=run_id)
+    return check_codes(con, province, as_of, persons, json.loads(colors), RunCodes.of_run(con, run_id), config,
+                       exclude_run=run_id)

@@ -190,7 +190,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         # every person with a matched rule is in ev.results (the others have none)
         fresh = freshness.check(wh.con, date, config, ruleset=rs, codes=ev.results.select("pid", "matched_rules"))
         lap("freshness")
-        verdict = guard.check(wh.con, rs.province, date, ev.persons, ev.colors, config.guard)
+        verdict = guard.check_evaluation(wh.con, ev, config.guard)
         prev = guard.previous_published(wh.con, rs.province, date)
         previous = prev[0] if prev else None
         if not verdict.ok and not override_guard:
