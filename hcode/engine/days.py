@@ -26,9 +26,10 @@ person by person). Memory is the feeds' narrowed rows for the range, and one day
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Literal
 
+import duckdb
 import polars as pl
 
 from hcode.engine.compile import TS, Ctx, compile_expr, compile_fact
@@ -48,7 +49,10 @@ from hcode.engine.sources import WarehouseSource
 from hcode.feeds import FEEDS
 from hcode.rules.ruleset import Ruleset
 
-ENGINE = WarehouseSource.engine
+# the Polars engine `evaluate` uses over warehouse rows (WarehouseSource.engine)
+ENGINE: Literal["in-memory"] = "in-memory"
+# a read: (feed, pushed predicate, the reads whose persons narrow it, or None)
+ReadKey = tuple[str, Pushed | None, tuple["ReadKey", ...] | None]
 
 
 @dataclass(frozen=True)
@@ -91,14 +95,14 @@ class DaysEvaluator:
     """Evaluates rulesets on days up to `last` (inclusive) from the warehouse's rows of loads up
     to `max_load_id`, each feed read once for all days and rulesets."""
 
-    def __init__(self, con, days: list[dt.date], max_load_id: int):
+    def __init__(self, con: duckdb.DuckDBPyConnection, days: list[dt.date], max_load_id: int):
         if not days:
             raise ValueError("no days to evaluate")
         self.days = sorted(days)
         self.source = WarehouseSource(con, cutoff_of(self.days[-1]), max_load_id)
-        self._reads: dict[Hashable, pl.DataFrame] = {}  # read key -> rows for the range
-        self._groups: dict[Hashable, Hashable] = {}  # (ruleset hash, feed, inner, facts) -> read key
-        self._fact_read: dict[tuple[str, str], Hashable] = {}  # (ruleset hash, fact) -> read key
+        self._reads: dict[ReadKey, pl.DataFrame] = {}  # read -> rows for the range
+        self._groups: dict[tuple[str, str, bool, tuple[str, ...]], ReadKey] = {}  # (hash, feed, inner, facts)
+        self._fact_read: dict[tuple[str, str], ReadKey] = {}  # (ruleset hash, fact) -> its read
         self._fixed: dict[str, pl.DataFrame] = {}
         self._stable: tuple[pl.DataFrame, pl.DataFrame] | None = None
         self._population: tuple[dt.date, pl.DataFrame] | None = None
@@ -106,25 +110,23 @@ class DaysEvaluator:
     # ------------------------------------------------------------ reads
 
     def _whole(self, feed: str) -> pl.DataFrame:
+        """Every row of a small feed (risk areas, overrides) for the range."""
         if feed not in self._fixed:
-            if feed == "registrations":
-                self._fixed[feed] = self.source.registrations().collect()
-            else:
-                self._fixed[feed] = self.source.rows(feed).collect()
+            self._fixed[feed] = self.source.rows(feed).collect()
         return self._fixed[feed]
 
     def _before(self, frame: pl.DataFrame, feed: str, cutoff: dt.datetime) -> pl.LazyFrame:
-        return frame.lazy().filter(pl.col(FEEDS[feed].event_time) < pl.lit(cutoff, dtype=TS))
+        return frame.lazy().filter(pl.col(FEEDS[feed].event_time or "") < pl.lit(cutoff, dtype=TS))
 
     def population(self, day: dt.date) -> pl.DataFrame:
         """The day's population (as `evaluate` builds it), shared by the rulesets of the day."""
         if self._population is not None and self._population[0] == day:
             return self._population[1]
         if self._stable is None:
-            regs = self._whole("registrations")
-            late = regs.filter(pl.col("registered_at") >= pl.lit(cutoff_of(self.days[0]), dtype=TS))["pid"].unique()
-            moving = regs["pid"].is_in(late)
-            self._stable = population(regs.filter(~moving).lazy()), regs.filter(moving)
+            regs = self.source.registrations().collect()
+            late = regs.filter(pl.col("registered_at") >= pl.lit(cutoff_of(self.days[0]), dtype=TS)).select("pid")
+            self._stable = (population(regs.join(late, on="pid", how="anti").lazy()),
+                            regs.join(late.unique(), on="pid", how="semi"))
         stable, moving_rows = self._stable
         pop = stable
         if moving_rows.height:

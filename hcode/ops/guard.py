@@ -33,7 +33,7 @@ import polars as pl
 
 from hcode.config import GuardConfig
 from hcode.engine.evaluate import Evaluation, registered
-from hcode.store.warehouse import one, to_polars
+from hcode.store.warehouse import one
 
 TOP_RULES = 3  # how many moving rules a reason names
 DEFAULT_RULE = "(no rule)"  # the deciding "rule" of persons with the palette's first colour and no rule
@@ -74,9 +74,9 @@ class RunCodes:
 
     @classmethod
     def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int) -> RunCodes:
-        pids = to_polars(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
+        pids = pl.DataFrame(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
                                  "WHERE r.run_id = ? ORDER BY p.pid", params=[run_id]))["pid"]
-        details = to_polars(con.sql("SELECT pid, color, rule FROM code_details WHERE run_id = ?", params=[run_id]))
+        details = pl.DataFrame(con.sql("SELECT pid, color, rule FROM code_details WHERE run_id = ?", params=[run_id]))
         row = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id])
         color, rule = row if row else ("", None)
         return cls(pids, details, color, rule)
