@@ -10,6 +10,8 @@ import shutil
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hcode.cli.app import app
@@ -198,3 +200,42 @@ def test_backtest_page_in_headless_chromium(loaded, key, tmp_path, lang):
     assert blocked == [] and failed == [], f"network requests: {blocked} failed: {failed}"
     assert console_errors == []
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.dates(dt.date(2022, 5, 25), dt.date(2022, 6, 18)), length=st.integers(1, 6),
+       spec=st.sampled_from(["zhejiang@2022.03.01", "shanghai@2022.06.28", "trial"]))
+def test_a_day_does_not_depend_on_the_range_around_it(loaded, key, start, length, spec):
+    """What is read for the range (pushed predicates over every day, persons narrowed by the
+    whole range's reads) never changes a day: any range, any ruleset, each day is evaluate's."""
+    db, trial = loaded
+    rs = find_ruleset(str(trial) if spec == "trial" else spec)
+    end = start + dt.timedelta(days=length - 1)
+    seen: list[DayCodes] = []
+    with Warehouse.open(db, read_only=True) as wh:
+        backtest(wh, rs, start, end, on_day=lambda a, _b: seen.append(a))
+        for codes in (seen[0], seen[-1]):
+            ev, _, _ = evaluate_warehouse(wh, rs, codes.day)
+            assert codes.codes().equals(_codes(ev)), (rs.name, codes.day)
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from hcode.cli import backtest as cli_backtest
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli_backtest, "err", Console(file=buffer, force_terminal=True, width=100))
+    with cli_backtest._progress(3, quiet=False) as tick:
+        assert tick is not None
+        for d in range(1, 4):
+            tick(dt.date(2022, 6, d))
+    assert "backtest 2022-06-0" in buffer.getvalue()
+    with cli_backtest._progress(3, quiet=True) as tick:  # --json
+        assert tick is None
+    monkeypatch.setattr(cli_backtest, "err", Console(file=io.StringIO(), force_terminal=False))
+    with cli_backtest._progress(3, quiet=False) as tick:  # stderr not a terminal
+        assert tick is None
