@@ -304,7 +304,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Would the publish guard let this run out? Compares with the previous published run.
 
-        Thresholds come from hcode.toml [guard] (docs/configuration.md). Exit 1 when refused.
+        Held back: a shrunk population, a jump in any colour but the palette's first, or too
+        many persons changing colour; each reason names the figures and the deciding rules that
+        moved most. Thresholds come from hcode.toml [guard] (docs/configuration.md). Exit 1
+        when refused.
 
         Example:
 

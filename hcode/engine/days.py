@@ -92,8 +92,9 @@ class DayCodes:
 
 
 class DaysEvaluator:
-    """Evaluates rulesets on days up to `last` (inclusive) from the warehouse's rows of loads up
-    to `max_load_id`, each feed read once for all days and rulesets."""
+    """Evaluates rulesets on any of `days` from the warehouse's rows of loads up to
+    `max_load_id`, each feed read once for all days and rulesets (rows before the last day's
+    cut-off)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, days: list[dt.date], max_load_id: int):
         if not days:
