@@ -204,7 +204,7 @@ def test_the_sample_night_yellow_jump_is_held_back(tmp_path, monkeypatch):
     assert not held.published and held.exit_code == 1 and held.guard is not None
     assert any(r.startswith("yellow codes rose") and "SH-Y-72" in r for r in held.guard.reasons)
     accepted = run_nightly(db, inbox, str(trial), day, now=dt.datetime(2022, 6, 18, 6), reports=tmp_path / "reports",
-                           accept_jump=True)
+                           override_guard=True)
     assert accepted.published
     with Warehouse.open(db, read_only=True) as wh:
         (detail,) = wh.con.execute("SELECT detail FROM audit WHERE action = 'publish' ORDER BY seq DESC LIMIT 1"

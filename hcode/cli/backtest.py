@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
             hcode backtest --ruleset shanghai@2022.06.28 --against shanghai@2022.05.23 --from 2022-06-01 --to 2022-06-14 --out backtest/
             hcode backtest --ruleset my-rules/shanghai/2022.07.01.yaml --from 2022-05-16 --to 2022-06-14 --json
         """
-        from hcode.cli.runs import check_lang, pick_ruleset
+        from hcode.cli.runs import pick_ruleset
+        from hcode.colors import check_lang
 
         check_lang(lang)
         first, last = parse_date(start, "--from"), parse_date(end, "--to")

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from hcode import __version__
+from hcode.colors import color_hex, color_label
 from hcode.report.html import CSS, e
-from hcode.report.labels import color_hex, color_label
 from hcode.runs.backtest import Backtest
 
 WORDS = {
