@@ -37,7 +37,7 @@ RULESET, AGAINST = "shanghai@2022.05.23", "shanghai@2022.06.28"
 
 
 def child(mode: str, db: Path, days: int, against: bool) -> dict:
-    from hcode.rules.ruleset import find_ruleset
+    from hcode.rules.load import find_ruleset
     from hcode.runs.backtest import backtest
     from hcode.runs.store import evaluate_warehouse
     from hcode.store.warehouse import Warehouse

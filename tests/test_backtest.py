@@ -18,7 +18,7 @@ from hcode.cli.app import app
 from hcode.engine.days import DayCodes
 from hcode.ingest.load import ingest
 from hcode.paths import rulesets_dir, sample_data_dir
-from hcode.rules.ruleset import find_ruleset
+from hcode.rules.load import find_ruleset
 from hcode.runs.backtest import backtest
 from hcode.runs.store import evaluate_warehouse
 from hcode.store import warehouse
