@@ -8,6 +8,7 @@ import typer
 
 from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
 from hcode.engine.examples import check_ruleset
+from hcode.report.escape import terminal as t_
 from hcode.rules.catalogue import catalogue, catalogue_json
 from hcode.rules.ruleset import find_ruleset
 
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
             return
         for i in items:
             if i["error"]:
-                out.print(f"{i['ruleset']:<24} [red]does not load[/]: {i['error']}", highlight=False)
+                out.print(f"{t_(i['ruleset']):<24} [red]does not load[/]: {t_(i['error'])}", highlight=False)
                 continue
             ext = f" (extends {i['extends']})" if i["extends"] else ""
             out.print(f"{i['ruleset']:<24} from {i['effective_from']}  {i['rules']:>2} rules  "

@@ -263,6 +263,7 @@ KEYWORDS = {
     "and", "or", "not", "is", "null", "in", "within", "true", "false", "cutoff",
     "latest", "earliest", "count", "exists", "where", "current", "per",
 }
+MAX_DURATION = {"days": 36_500, "hours": 36_500 * 24, "minutes": 36_500 * 24 * 60}  # a hundred years
 UNITS = {"day": "days", "days": "days", "hour": "hours", "hours": "hours",
          "minute": "minutes", "minutes": "minutes"}
 FUNCTIONS = {"risk_area"}
@@ -412,8 +413,12 @@ class _Parser:
         unit = self.tok
         if unit.text not in UNITS:
             self.fail("expected a unit (days, hours, minutes)")
+        amount = float(t.text)
+        if not 0 <= amount <= MAX_DURATION[UNITS[unit.text]]:
+            self.fail(f"a duration of at most {MAX_DURATION[UNITS[unit.text]]:,} {UNITS[unit.text]} "
+                      "(a hundred years)", t)
         self.i += 1
-        return Duration(float(t.text), UNITS[unit.text])
+        return Duration(amount, UNITS[unit.text])
 
     def literal(self) -> Lit:
         t = self.tok
