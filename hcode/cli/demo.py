@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from hcode.cli.common import LangOption, err, handle_errors, out
+from hcode.cli.common import LangOption, err, handle_errors, out, t_
 from hcode.cli.nightly import ADVICE
 from hcode.colors import check_lang
 from hcode.ops.demo import run_demo
-from hcode.report.escape import terminal as t_
 from hcode.report.terminal import print_diff
 
 

@@ -18,13 +18,13 @@ from hcode.cli.common import (
     out,
     parse_timestamp,
     print_json,
+    t_,
 )
 from hcode.config import load_config
 from hcode.errors import UsageError
 from hcode.feeds import FEEDS
 from hcode.ingest import load as ingest_mod
 from hcode.ingest import quarantine as quarantine_mod
-from hcode.report.escape import terminal as t_
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path
 

@@ -19,10 +19,10 @@ from hcode.cli.common import (
     parse_date,
     parse_timestamp,
     print_json,
+    t_,
 )
 from hcode.colors import check_lang
 from hcode.ops.nightly import report_run, run_nightly
-from hcode.report.escape import terminal as t_
 
 # The next step the batch suggests, in this command's flags.
 ADVICE = {"recompute": " (use --rerun to compute it again)",

@@ -23,9 +23,9 @@ from hcode.cli.common import (
     parse_date,
     print_json,
     read_id,
+    t_,
 )
 from hcode.errors import HcodeError
-from hcode.report.escape import terminal as t_
 from hcode.store import audit as audit_mod
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
+from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json, t_
 from hcode.engine.examples import check_ruleset
-from hcode.report.escape import terminal as t_
 from hcode.rules.catalogue import catalogue, catalogue_json
 from hcode.rules.ruleset import find_ruleset
 

@@ -22,10 +22,10 @@ from hcode.cli.common import (
     parse_date,
     print_json,
     read_id,
+    t_,
 )
 from hcode.colors import check_lang
 from hcode.errors import UsageError
-from hcode.report.escape import terminal as t_
 from hcode.rules.ruleset import Ruleset, find_ruleset
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
