@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 AS_OF = dt.date(2022, 6, 14)
-KEY = "benchmark-key"
+KEY = "benchmark-key-of-at-least-32-characters"
 
 SQL = """
 CREATE OR REPLACE TABLE sql_codes AS

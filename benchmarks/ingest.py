@@ -40,7 +40,7 @@ def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
         from hcode.store import warehouse
         from hcode.store.warehouse import Warehouse
 
-        os.environ["HCODE_KEY"] = "benchmark-key"
+        os.environ["HCODE_KEY"] = "benchmark-key-of-at-least-32-characters"
         warehouse.init(db)
         with Warehouse.open(db) as wh:
             results = ingest(wh, files, now=dt.datetime(2022, 6, 15, 6))

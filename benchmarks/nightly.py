@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-KEY = "benchmark-key"
+KEY = "benchmark-key-of-at-least-32-characters"
 
 
 def make_inbox(inbox: Path, residents: int, seed: int, as_of: dt.date, increment: bool) -> int:

@@ -1,7 +1,8 @@
 """Site settings read from `hcode.toml` beside the warehouse (docs/configuration.md).
 
 Only what an operator must be able to tune without touching code lives here: how often each
-feed is expected (`[freshness]`) and when the publish guard refuses a run (`[guard]`). The
+feed is expected (`[freshness]`), when the publish guard refuses a run (`[guard]`) and the
+largest export file ingest reads (`[ingest]`). The
 file is optional; a missing key keeps its default. Every value is checked when the file is
 read, and a mistake names the file and the key, so that a typo never silently turns a
 check off on the night it matters.
@@ -50,11 +51,22 @@ class GuardConfig:
         return self.max_color_change
 
 
+DEFAULT_MAX_FILE_BYTES = 4 * 1024**3  # 4 GiB: a 50M-row export is about 2.5 GB
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """What ingest refuses to read (see `hcode.ingest.load`)."""
+
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES  # a larger file is rejected unread
+
+
 @dataclass(frozen=True)
 class Config:
     cadence: Mapping[str, int | None] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_CADENCE)))
     guard: GuardConfig = field(default_factory=GuardConfig)
     source: Path | None = None  # the file read, if any
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
 def config_path(db: str | Path) -> Path:
@@ -104,6 +116,17 @@ def _guard(path: Path, table: Mapping[str, Any]) -> GuardConfig:
     return GuardConfig(**values)
 
 
+def _ingest(path: Path, table: Mapping[str, Any]) -> IngestConfig:
+    values: dict[str, Any] = {}
+    for k, v in table.items():
+        if k != "max_file_bytes":
+            raise ConfigError(f"{path}: [ingest] {k}: unknown key (known: max_file_bytes)")
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{path}: [ingest] {k} = {v!r}: give a whole number of bytes, 1 or more")
+        values[k] = v
+    return IngestConfig(**values)
+
+
 def load_config(db: str | Path | None = None, path: Path | None = None) -> Config:
     """The settings for the warehouse `db` (its `hcode.toml`, if any), or from `path`."""
     if path is None:
@@ -116,8 +139,8 @@ def load_config(db: str | Path | None = None, path: Path | None = None) -> Confi
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = set(doc) - {"freshness", "guard"}
+    unknown = set(doc) - {"freshness", "guard", "ingest"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: freshness, guard)")
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: freshness, guard, ingest)")
     return Config(MappingProxyType(_cadence(path, doc.get("freshness", {}))),
-                  _guard(path, doc.get("guard", {})), path)
+                  _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})))

@@ -28,6 +28,11 @@ class WrongKey(HcodeError):
     pass
 
 
+class KeyRefused(HcodeError):
+    """The key is weak or exposed (too short, readable by others, a symbolic link), or a new
+    key would be written beside a warehouse that has one."""
+
+
 class WarehouseVersion(HcodeError):
     """The warehouse was made by an hcode with another schema version."""
 

@@ -37,7 +37,7 @@ row_st = st.tuples(st.sampled_from(IDS), st.sampled_from(["close", "secondary", 
 @given(rows=st.lists(row_st, min_size=1, max_size=25), cuts=st.lists(st.integers(0, 25), max_size=3),
        order=st.randoms(use_true_random=False))
 def test_split_files_in_any_order_give_the_same_table(tmp_path_factory, monkeypatch, rows, cuts, order):
-    monkeypatch.setenv("HCODE_KEY", "one key for both warehouses")
+    monkeypatch.setenv("HCODE_KEY", "one key for both warehouses, long enough")
     base = tmp_path_factory.mktemp("split")
     whole_db, split_db = base / "whole.duckdb", base / "split.duckdb"
     for d in (whole_db, split_db):

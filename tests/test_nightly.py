@@ -19,7 +19,7 @@ from hcode.store.warehouse import Warehouse
 
 DATE = "2022-06-14"
 NOW = "2022-06-15T06:00:00"
-KEY = "nightly-test-key"
+KEY = "nightly-test-key-of-32-characters"
 CLI = [sys.executable, "-c", "from hcode.cli import app; app()"]
 
 

@@ -99,7 +99,7 @@ def test_stored_run_explain_and_codes_file(loaded, tmp_path):
 
 
 def test_codes_do_not_depend_on_load_order(loaded, tmp_path, monkeypatch):
-    monkeypatch.setenv("HCODE_KEY", "order-test")
+    monkeypatch.setenv("HCODE_KEY", "order-test-key-of-32-characters!")
     files = sorted(p for p in sample_data_dir().iterdir() if p.suffix == ".csv")
     outs = []
     for n, order in enumerate((files, files[::-1])):

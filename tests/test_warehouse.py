@@ -26,7 +26,7 @@ def test_init_creates_a_private_key_and_is_harmless_twice(tmp_path):
 def test_another_key_stops_every_command(tmp_path, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse.init(db)
-    monkeypatch.setenv("HCODE_KEY", "not the key the warehouse was created with")
+    monkeypatch.setenv("HCODE_KEY", "not the key the warehouse was created with, at all")
     with pytest.raises(WrongKey, match="mixing keys would split one person in two"):
         Warehouse.open(db)
     res = CliRunner().invoke(app, ["runs", "--db", str(db)])
@@ -73,7 +73,7 @@ def test_the_codes_view_joins_the_stored_parts(tmp_path):
 
 
 def test_env_key_needs_no_file_and_missing_warehouse_is_explained(tmp_path, monkeypatch):
-    monkeypatch.setenv("HCODE_KEY", "k")
+    monkeypatch.setenv("HCODE_KEY", "k" * 32)
     res = CliRunner().invoke(app, ["init", "--db", str(tmp_path / "w.duckdb"), "--json"])
     out = json.loads(res.output)
     assert res.exit_code == 0 and out["key_file"] is None and not (tmp_path / "w.duckdb.key").exists()

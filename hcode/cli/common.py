@@ -12,9 +12,11 @@ from typing import Annotated, Any, ParamSpec, TypeVar, overload
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from hcode.errors import HcodeError, UsageError
+from hcode.report.escape import terminal as t_
+
+__all__ = ["t_"]  # the terminal escape every command module prints data text with
 
 DbOption = Annotated[
     Path | None,
@@ -25,6 +27,11 @@ LangOption = Annotated[str, typer.Option("--lang", help="Language of explanation
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def command_line() -> str:
+    """This process's command, as the warehouse lock records its holder."""
+    return "hcode " + " ".join(sys.argv[1:])
 
 
 def print_json(obj: Any) -> None:
@@ -55,10 +62,38 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except HcodeError as exc:
-            err.print("[bold red]error:[/] " + escape(error_text(exc)), markup=True, highlight=False)
+            err.print("[bold red]error:[/] " + t_(error_text(exc)), markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+IdArgument = Annotated[str | None, typer.Argument(
+    help="The person's id number (hashed with the key, never stored); or use --id-file so that it stays "
+         "out of the shell history.", show_default=False)]
+IdFileOption = Annotated[str | None, typer.Option(
+    "--id-file", help="Read the id number from this file, or from standard input with '-'.")]
+
+
+def read_id(id_number: str | None, id_file: str | None) -> str:
+    """The id number from the argument, or from `--id-file` (a path, or `-` for standard
+    input): its first non-empty line. Exactly one of the two must be given."""
+    if (id_number is None) == (id_file is None):
+        raise UsageError("give the id number as an argument or with --id-file PATH ('-' reads standard input)")
+    if id_number is not None:
+        return id_number
+    assert id_file is not None
+    if id_file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(id_file).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--id-file {id_file}: cannot read it ({exc.__class__.__name__})") from None
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), None)
+    if line is None:
+        raise UsageError(f"--id-file {id_file}: no id number in it")
+    return line
 
 
 @overload

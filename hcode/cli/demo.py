@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hcode.cli.common import LangOption, err, handle_errors, out
+from hcode.cli.common import LangOption, err, handle_errors, out, t_
 from hcode.cli.nightly import ADVICE
 from hcode.colors import check_lang
 from hcode.ops.demo import run_demo
@@ -38,13 +38,13 @@ def register(app: typer.Typer) -> None:
         res = run_demo(dir, residents=residents, seed=seed, lang=lang, notify=lambda m: err.print(m))
         n = res.nightly
         out.rule("1. the nightly batch")
-        out.print(n.full_message(ADVICE))
+        out.print(t_(n.full_message(ADVICE)))
         loads = n.ingested
         out.print(f"{len(loads.files)} files, {loads.rows_read:,} rows read, "
                   f"{loads.rows_loaded:,} loaded, {loads.rows_quarantined:,} "
                   "quarantined (see `hcode quarantine`)")
         for w in n.warnings:
-            out.print(f"  warning: {w}", highlight=False)
+            out.print(f"  warning: {t_(w)}", highlight=False)
         out.print(f"report: {n.report_dir}/report.html")
         out.rule("2. the auditor's dry run: shanghai 2022.05.23 → 2022.06.28 on the same data")
         print_diff(res.rules_diff, out, lang=lang)
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         if res.explained:
             e = res.explained
             out.rule("3. one person explained")
-            out.print(f"{e.source}: {e.color} — {e.explanation}", highlight=False)
+            out.print(t_(f"{e.source}: {e.color} — {e.explanation}"), highlight=False)
         out.rule()
         db = res.dir / "hcode.duckdb"
         out.print(f"next: hcode runs --db {db}  ·  hcode quarantine --db {db}  ·  "

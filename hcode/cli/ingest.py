@@ -9,12 +9,24 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hcode.cli.common import DbOption, JsonOption, err, handle_errors, out, parse_timestamp, print_json
+from hcode.cli.common import (
+    DbOption,
+    JsonOption,
+    command_line,
+    err,
+    handle_errors,
+    out,
+    parse_timestamp,
+    print_json,
+    t_,
+)
+from hcode.config import load_config
 from hcode.errors import UsageError
 from hcode.feeds import FEEDS
 from hcode.ingest import load as ingest_mod
 from hcode.ingest import quarantine as quarantine_mod
-from hcode.store.warehouse import Warehouse
+from hcode.store.lock import warehouse_lock
+from hcode.store.warehouse import Warehouse, db_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +43,9 @@ def register(app: typer.Typer) -> None:
 
         The feed is the file name's prefix up to the first '.' or '_<digits>'
         (nat_results_20220614.csv is nat_results), or --feed. Each file is loaded in one
-        transaction; a file missing required columns is rejected whole (exit 1) while the
-        other files still load. The same bytes loaded twice are a no-op reported as duplicate.
+        transaction; a file missing required columns, naming a column twice, larger than
+        [ingest] max_file_bytes (hcode.toml), a symbolic link or not a regular file is
+        rejected whole (exit 1) while the other files still load. The same bytes loaded twice are a no-op reported as duplicate.
 
         Example:
 
@@ -42,7 +55,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"--feed {feed!r} is not a feed; feeds: {', '.join(FEEDS)}")
         files = ingest_mod.expand(paths)
         ingest_mod.require_paths(paths)
-        with Warehouse.open(db) as wh:
+        max_bytes = load_config(db_path(db)).ingest.max_file_bytes
+        with warehouse_lock(db_path(db), command_line(), notify=err.print), Warehouse.open(db) as wh:
             show = err.is_terminal and not json_out
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=err, transient=True, disable=not show)
@@ -51,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 session = ingest_mod.ingest_paths(
                     wh, files, feed=feed, now=parse_timestamp(now),
                     on_file=lambda path: progress.update(task, description=f"loading {path.name}"),
-                    on_loaded=lambda n, path, result: progress.advance(task))
+                    on_loaded=lambda n, path, result: progress.advance(task), max_bytes=max_bytes)
         if json_out:
             print_json(session.as_json())
         else:
@@ -59,13 +73,13 @@ def register(app: typer.Typer) -> None:
             for c in ("file", "feed", "read", "loaded", "quarantined", "status"):
                 table.add_column(c, justify="right" if c in ("read", "loaded", "quarantined") else "left")
             for r in session.files:
-                status = ("[red]rejected: " + (r.error or "") + "[/]" if r.rejected
+                status = ("[red]rejected: " + t_(r.error or "") + "[/]" if r.rejected
                           else f"duplicate of load {r.load_id}" if r.duplicate else f"load {r.load_id}")
-                table.add_row(Path(r.file).name, r.feed or "?", f"{r.rows_read:,}", f"{r.rows_loaded:,}",
+                table.add_row(t_(Path(r.file).name), t_(r.feed or "?"), f"{r.rows_read:,}", f"{r.rows_loaded:,}",
                               f"{r.rows_quarantined:,}", status)
             out.print(table)
         for r in session.rejected:
-            err.print(f"[bold red]rejected:[/] {r.file}: {r.error}", highlight=False)
+            err.print(f"[bold red]rejected:[/] {t_(r.file)}: {t_(r.error)}", highlight=False)
         if session.rejected:
             raise typer.Exit(1)
 
@@ -91,7 +105,7 @@ def register(app: typer.Typer) -> None:
         for c in ("file", "feed", "column", "reason", "rows", "example lines"):
             table.add_column(c, justify="right" if c == "rows" else "left")
         for g in groups:
-            table.add_row(g.file_name, g.feed, g.column, g.reason, f"{g.rows:,}", ", ".join(map(str, g.lines)))
+            table.add_row(t_(g.file_name), g.feed, g.column, t_(g.reason), f"{g.rows:,}", ", ".join(map(str, g.lines)))
         out.print(table if groups else "no quarantined rows")
 
     @app.command("loads")
@@ -112,7 +126,7 @@ def register(app: typer.Typer) -> None:
         for c in ("load", "feed", "file", "read", "loaded", "new", "quarantined", "loaded at", "batch", "retracted"):
             table.add_column(c)
         for r in rows:
-            table.add_row(str(r["load_id"]), r["feed"], r["file_name"], f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
+            table.add_row(str(r["load_id"]), r["feed"], t_(r["file_name"]), f"{r['rows_read']:,}", f"{r['rows_loaded']:,}",
                           f"{r['rows_new']:,}", f"{r['rows_quarantined']:,}", str(r["loaded_at"]),
-                          str(r["batch_date"] or ""), (r["retract_reason"] or "") if r["retracted_at"] else "")
+                          str(r["batch_date"] or ""), t_(r["retract_reason"] or "") if r["retracted_at"] else "")
         out.print(table)

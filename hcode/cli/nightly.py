@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -20,9 +19,10 @@ from hcode.cli.common import (
     parse_date,
     parse_timestamp,
     print_json,
+    t_,
 )
 from hcode.colors import check_lang
-from hcode.ops.nightly import NightlyResult, run_nightly
+from hcode.ops.nightly import NightlyResult, report_run, run_nightly
 
 # The next step the batch suggests, in this command's flags.
 ADVICE = {"recompute": " (use --rerun to compute it again)",
@@ -30,6 +30,35 @@ ADVICE = {"recompute": " (use --rerun to compute it again)",
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("report")
+    @handle_errors
+    def report_cmd(
+        run: Annotated[int, typer.Argument(help="A stored run (usually a published one).")],
+        db: DbOption = None,
+        reports: Annotated[Path, typer.Option("--reports", help="Where report folders go: <reports>/<date>/.")] = Path(
+            "reports"),
+        lang: LangOption = "en",
+        json_out: JsonOption = False,
+    ) -> None:
+        """Write a run's nightly report again, from stored state, into <reports>/<as-of date>/.
+
+        The same report the nightly batch writes: the diff against the previous published
+        run, files loaded and rejected, late feeds, quarantine, overrides. Use it when the
+        batch published but its report step failed (it says so), or to rebuild a report.
+
+        Example:
+
+            hcode report 12 --reports /data/reports
+        """
+        check_lang(lang)
+        folder, state = report_run(db, run, reports, lang)
+        if json_out:
+            print_json({"run_id": run, "report_dir": str(folder), "warnings": list(state.warnings)})
+            return
+        out.print(t_(f"report written to {folder}"), highlight=False)
+        for w in state.warnings:
+            out.print(f"  warning: {t_(w)}", highlight=False)
+
     @app.command("nightly")
     @handle_errors
     def nightly_cmd(
@@ -52,8 +81,11 @@ def register(app: typer.Typer) -> None:
 
         Loaded files move to INBOX/archive/<date>/, rejected ones to INBOX/rejected/<date>/.
         Exit 0 published; 3 published with warnings (late feeds, quarantined rows, rejected
-        files, overrides no rule supports); 1 nothing published (guard refused, lock held,
-        bad ruleset). A date already published is a no-op (exit 0) unless --rerun.
+        files, overrides no rule supports or for persons not registered, a report that could
+        not be written: `hcode report RUN` writes it); 1 nothing published (guard refused,
+        lock held, bad ruleset). A date already published is a no-op (exit 0) unless --rerun;
+        a rerun that finds the date published but its report missing (a crash after
+        publishing) writes the report, with the night's warnings, from stored state.
 
         Example:
 
@@ -67,7 +99,7 @@ def register(app: typer.Typer) -> None:
         day = parse_date(date, "--date") if date else None
         clock = parse_timestamp(now)
         res = run_nightly(db, inbox, ruleset, day, operator=operator, recompute=rerun, override_guard=accept_jump,
-                          reports=reports, now=clock, lang=lang, notify=lambda m: err.print(m))
+                          reports=reports, now=clock, lang=lang, notify=lambda m: err.print(t_(m)))
         if json_out:
             print_json(res.as_json(ADVICE))
         else:
@@ -77,7 +109,7 @@ def register(app: typer.Typer) -> None:
 
 def _summary(res: NightlyResult) -> None:
     style = {0: "green", 3: "yellow", 1: "red"}[res.exit_code]
-    lines = [f"[bold]{escape(res.full_message(ADVICE))}[/]"]
+    lines = [f"[bold]{t_(res.full_message(ADVICE))}[/]"]
     if res.loads:
         night = res.ingested
         lines.append(f"{len(night.files)} file(s): {night.rows_read:,} rows read, {night.rows_quarantined:,} "
@@ -85,14 +117,14 @@ def _summary(res: NightlyResult) -> None:
     if res.summary:
         lines.append(f"changes against run {res.previous_run or '-'}: {res.summary.get('changes', 0):,} persons")
     if res.report_dir:
-        lines.append(f"report: {res.report_dir}/report.html")
+        lines.append(t_(f"report: {res.report_dir}/report.html"))
     out.print(Panel("\n".join(lines), title=f"nightly {res.date} — {res.ruleset}", border_style=style))
     if res.late_feeds or res.warnings:
         table = Table(title="warnings", title_justify="left", show_header=False)
         table.add_column("warning")
         for w in res.warnings:
-            table.add_row(w)
+            table.add_row(t_(w))
         out.print(table)
     if res.guard and not res.guard.ok:
         for reason in res.guard.reasons:
-            err.print(f"[bold red]guard:[/] {reason}", highlight=False)
+            err.print(f"[bold red]guard:[/] {t_(reason)}", highlight=False)

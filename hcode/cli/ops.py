@@ -12,7 +12,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hcode.cli.common import DbOption, JsonOption, err, handle_errors, out, parse_date, print_json
+from hcode.cli.common import (
+    DbOption,
+    IdArgument,
+    IdFileOption,
+    JsonOption,
+    err,
+    handle_errors,
+    out,
+    parse_date,
+    print_json,
+    read_id,
+    t_,
+)
 from hcode.errors import HcodeError
 from hcode.store import audit as audit_mod
 from hcode.store.lock import warehouse_lock
@@ -57,7 +69,7 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(res.as_json())
             return
-        out.print(f"load {res.load_id} ({res.feed}, {res.file_name}) retracted: {res.rows_removed:,} rows and "
+        out.print(f"load {res.load_id} ({res.feed}, {t_(res.file_name)}) retracted: {res.rows_removed:,} rows and "
                   f"{res.quarantine_removed:,} quarantine rows removed (audit entry {res.audit_seq})", highlight=False)
 
     @app.command("export")
@@ -120,9 +132,9 @@ def register(app: typer.Typer) -> None:
             for title, items in (("unsupported by the rules", rep.unsupported),
                                  ("expiring within 3 days", rep.expiring_soon), ("not applied", rep.not_applied)):
                 for e in items:
-                    out.print(f"  {title}: {e.person_key[:16]}… {e.color} by {e.authority}, basis {e.basis}, "
-                              f"operator {e.operator}, reason {e.reason}, expires {_d(e.expires_at) or 'never'}"
-                              f"{' — ' + e.note if e.note else ''}", highlight=False)
+                    out.print(t_(f"  {title}: {e.person_key[:16]}… {e.color} by {e.authority}, basis {e.basis}, "
+                                 f"operator {e.operator}, reason {e.reason}, expires {_d(e.expires_at) or 'never'}"
+                                 f"{' — ' + e.note if e.note else ''}"), highlight=False)
             return
         if json_out:
             print_json(ov.active_json(day, frame))
@@ -131,26 +143,33 @@ def register(app: typer.Typer) -> None:
         for c in ("person", "color", "authority", "basis", "operator", "reason", "issued", "expires", "applies"):
             table.add_column(c)
         for r in frame.iter_rows(named=True):
-            table.add_row(r["person_key"][:16] + "…", r["color"], r["authority"], r["basis"], r["operator"],
-                          r["reason"], _d(r["issued_at"]), _d(r["expires_at"]) or "never",
+            table.add_row(r["person_key"][:16] + "…", *(t_(r[c]) for c in ("color", "authority", "basis", "operator",
+                                                                          "reason")),
+                          _d(r["issued_at"]), _d(r["expires_at"]) or "never",
                           "yes" if r["current"] else "superseded")
         out.print(table if frame.height else f"no override active at the cut-off of {day}")
 
     @app.command("history")
     @handle_errors
     def history_cmd(
-        id_number: Annotated[str, typer.Argument(help="The person's id number (hashed with the key, never stored).")],
+        id_number: IdArgument = None,
+        id_file: IdFileOption = None,
         db: DbOption = None,
         json_out: JsonOption = False,
     ) -> None:
         """The person's code in every published run, the deciding rule, and when it changed.
 
+        The id number is an argument, or read with --id-file from a file or (with '-') from
+        standard input, so that it need not appear in the shell history.
+
         Example:
 
             hcode history 110101199003077758
+            hcode history --id-file - < id.txt
         """
         from hcode.runs.history import person_history
 
+        id_number = read_id(id_number, id_file)
         with Warehouse.open(db, read_only=True) as wh:
             h = person_history(wh, id_number)
         if json_out:
@@ -160,7 +179,7 @@ def register(app: typer.Typer) -> None:
         for c in ("run", "ruleset", "as of", "color", "rule", "since", "changed"):
             table.add_column(c)
         for e in h.entries:
-            table.add_row(str(e.run_id), e.ruleset, str(e.as_of), e.color or "(no code)", e.rule or "",
+            table.add_row(str(e.run_id), t_(e.ruleset), str(e.as_of), t_(e.color or "(no code)"), t_(e.rule or ""),
                           _d(e.since), "changed" if e.changed else "")
         out.print(table if h.entries else "no published run yet")
         if h.entries and all(e.color is None for e in h.entries):
@@ -187,7 +206,7 @@ def register(app: typer.Typer) -> None:
         elif v.ok:
             out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match")
         else:
-            err.print(f"[bold red]audit verification failed:[/] {v.problem}", highlight=False)
+            err.print(f"[bold red]audit verification failed:[/] {t_(v.problem)}", highlight=False)
         if not v.ok:
             raise typer.Exit(1)
 
@@ -216,7 +235,7 @@ def register(app: typer.Typer) -> None:
         for c in ("seq", "at (UTC)", "action", "operator", "detail"):
             table.add_column(c)
         for e in log.entries:
-            table.add_row(str(e.seq), _d(e.happened_at), e.action, e.operator or "", e.brief())
+            table.add_row(str(e.seq), _d(e.happened_at), t_(e.action), t_(e.operator or ""), t_(e.brief()))
         out.print(table if log.entries else "the audit log is empty")
 
     @app.command("purge")
@@ -291,7 +310,7 @@ def register(app: typer.Typer) -> None:
             return
         late = late_feeds(report)
         for f in late:
-            out.print(f"[bold yellow]late[/] {f.impact}", highlight=False)
+            out.print(f"[bold yellow]late[/] {t_(f.impact)}", highlight=False)
         if not late:
             out.print(f"every feed is on time for {day}")
 
@@ -325,6 +344,6 @@ def register(app: typer.Typer) -> None:
             out.print(f"run {run} passes the publish guard")
         else:
             for r in verdict.reasons:
-                err.print(f"[bold red]refused:[/] {r}", highlight=False)
+                err.print(f"[bold red]refused:[/] {t_(r)}", highlight=False)
         if not verdict.ok:
             raise typer.Exit(1)

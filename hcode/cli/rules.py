@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json
+from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json, t_
 from hcode.engine.examples import check_ruleset
 from hcode.rules.catalogue import catalogue, catalogue_json
 from hcode.rules.load import find_ruleset
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
             return
         for i in items:
             if i["error"]:
-                out.print(f"{i['ruleset']:<24} [red]does not load[/]: {i['error']}", highlight=False)
+                out.print(f"{t_(i['ruleset']):<24} [red]does not load[/]: {t_(i['error'])}", highlight=False)
                 continue
             ext = f" (extends {i['extends']})" if i["extends"] else ""
             out.print(f"{i['ruleset']:<24} from {i['effective_from']}  {i['rules']:>2} rules  "

@@ -9,7 +9,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
+from hcode.cli.common import (
+    DbOption,
+    IdArgument,
+    IdFileOption,
+    JsonOption,
+    LangOption,
+    command_line,
+    err,
+    handle_errors,
+    out,
+    parse_date,
+    print_json,
+    read_id,
+    t_,
+)
 from hcode.colors import check_lang
 from hcode.errors import UsageError
 from hcode.rules.load import find_ruleset
@@ -17,7 +31,8 @@ from hcode.rules.ruleset import Ruleset
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
 from hcode.runs.compute import compute_run
-from hcode.store.warehouse import Warehouse
+from hcode.store.lock import warehouse_lock
+from hcode.store.warehouse import Warehouse, db_path
 
 RulesetOption = Annotated[str, typer.Option("--ruleset", help="province@version, a bare province (the version in "
                                              "force on the as-of date), or a path to a ruleset file.")]
@@ -54,7 +69,7 @@ def register(app: typer.Typer) -> None:
         day = parse_date(as_of)
         rs = pick_ruleset(ruleset, day, quiet=json_out)
         check_lang(lang)
-        with Warehouse.open(db) as wh:
+        with warehouse_lock(db_path(db), command_line(), notify=err.print), Warehouse.open(db) as wh:
             with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
                 run = compute_run(wh, rs, day, lang=lang, store=not dry_run, operator=operator, codes_file=out_file)
         if json_out:
@@ -87,7 +102,7 @@ def register(app: typer.Typer) -> None:
         for c in ("run", "ruleset", "hash", "as of", "created", "published", "persons", "colors"):
             table.add_column(c)
         for r in runs:
-            table.add_row(str(r.run_id), r.ruleset, r.ruleset_hash[:12], str(r.as_of), str(r.created_at),
+            table.add_row(str(r.run_id), t_(r.ruleset), r.ruleset_hash[:12], str(r.as_of), str(r.created_at),
                           "yes" if r.published else "", f"{r.persons:,}",
                           " ".join(f"{c}={n:,}" for c, n in r.colors.items()))
         out.print(table if runs else "no runs yet")
@@ -95,7 +110,8 @@ def register(app: typer.Typer) -> None:
     @app.command("explain")
     @handle_errors
     def explain_cmd(
-        id_number: Annotated[str, typer.Argument(help="The person's id number (hashed with the key, never stored).")],
+        id_number: IdArgument = None,
+        id_file: IdFileOption = None,
         run: Annotated[int | None, typer.Option("--run", help="A stored run.")] = None,
         ruleset: Annotated[str | None, typer.Option("--ruleset", help="Evaluate this ruleset now instead.")] = None,
         as_of: Annotated[str | None, typer.Option("--as-of", help="With --ruleset: the as-of date.")] = None,
@@ -105,11 +121,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One person's code, every rule that matched with its evidence, overrides, history.
 
+        The id number is an argument, or read with --id-file from a file or (with '-') from
+        standard input, so that it need not appear in the shell history.
+
         Example:
 
             hcode explain 310101198001010026 --run 1
             hcode explain 310101198001010026 --ruleset shanghai --as-of 2022-06-14 --lang zh
+            hcode explain --id-file - --run 1 < id.txt
         """
+        id_number = read_id(id_number, id_file)
         check_lang(lang)
         day = parse_date(as_of) if as_of else None
         rs = pick_ruleset(ruleset, day, quiet=json_out) if ruleset and day else None
@@ -122,22 +143,22 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(exp.as_json())
             return
-        out.print(f"[bold]{exp.source}[/] — person {exp.person_key[:16]}…")
-        out.print(f"code: [bold]{exp.color or 'none'}[/]   deciding rule: {exp.rule or '-'}")
-        out.print(exp.explanation, highlight=False)
+        out.print(f"[bold]{t_(exp.source)}[/] — person {t_(exp.person_key[:16])}…")
+        out.print(f"code: [bold]{t_(exp.color or 'none')}[/]   deciding rule: {t_(exp.rule or '-')}")
+        out.print(t_(exp.explanation), highlight=False)
         for m in exp.matched_rules:
-            out.print(f"  • {m.id} ({m.color}) {m.title}", highlight=False)
+            out.print(f"  • {t_(m.id)} ({t_(m.color)}) {t_(m.title)}", highlight=False)
             for e in m.evidence:
-                out.print(f"      {e['feed']} {e['time']}  {e['detail']}", highlight=False)
+                out.print(f"      {t_(e['feed'])} {t_(e['time'])}  {t_(e['detail'])}", highlight=False)
         if exp.override:
             o = exp.override
-            out.print(f"override: {o['color']} by {o['authority']}, basis {o['basis']}, operator {o['operator']}, "
-                      f"reason {o['reason']}, expires {o['expires_at'] or 'never'}"
-                      f"{'' if o['applied'] else ' (NOT applied: colour outside the palette)'}", highlight=False)
+            out.print(t_(f"override: {o['color']} by {o['authority']}, basis {o['basis']}, operator {o['operator']}, "
+                         f"reason {o['reason']}, expires {o['expires_at'] or 'never'}"
+                         f"{'' if o['applied'] else ' (NOT applied: colour outside the palette)'}"), highlight=False)
         prev = explain_mod.previous_differs(exp, run)
         if prev:
-            out.print(f"previously: {prev['color']} ({prev['rule'] or 'default'}) in run {prev['run_id']}, "
-                      f"{prev['ruleset']} as of {prev['as_of']}")
+            out.print(t_(f"previously: {prev['color']} ({prev['rule'] or 'default'}) in run {prev['run_id']}, "
+                         f"{prev['ruleset']} as of {prev['as_of']}"), highlight=False)
 
 
 class _null:

@@ -14,6 +14,8 @@ import getpass
 import hashlib
 import io
 import itertools
+import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -24,6 +26,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from hcode.config import DEFAULT_MAX_FILE_BYTES
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, Feed, feed_for_file
 from hcode.ingest.normalise import Validated, parquet_type_ok, validate
@@ -31,6 +34,7 @@ from hcode.store import audit
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
 from hcode.store.warehouse import Warehouse, arrow, one, scalar, view
+from hcode.textsafe import mask_ids, mask_ids_expr
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -56,18 +60,26 @@ class LoadResult:
     load_id: int | None = None
     rows_new: int = 0
 
+    def __post_init__(self) -> None:
+        if self.error is not None:  # parser messages quote the file's text: no id leaves masked-less
+            object.__setattr__(self, "error", mask_ids(self.error))
+
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("rows_new")
+        d["file"] = mask_ids(d["file"])
         return d
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders as their export files (sorted by name, not recursive)."""
+    """Files as given, folders as their export files (sorted by name, not recursive). A
+    symbolic link or a non-regular entry (FIFO, device) with an export's suffix is listed
+    too, so that ingest refuses it with a message instead of passing over it in silence."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
+        if p.is_dir() and not p.is_symlink():
+            out += sorted(f for f in p.iterdir()
+                          if f.suffix.lower() in SUFFIXES and (f.is_symlink() or not f.is_dir()))
         else:
             out.append(p)
     return out
@@ -75,9 +87,37 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 def require_paths(paths: Iterable[str | Path]) -> None:
     """Refuse (a usage error) paths that do not exist, naming them all."""
-    missing = [str(p) for p in paths if not Path(p).exists()]
+    missing = [str(p) for p in paths if not (Path(p).exists() or Path(p).is_symlink())]
     if missing:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; `FileRejected` for a symbolic
+    link, a FIFO, a device or socket, or a larger file (none of them is read)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise FileRejected(f"cannot read file: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise FileRejected("is a symbolic link: refused (ingest reads only regular files, so that nothing "
+                           "outside the inbox is loaded); copy the file itself in")
+    if not stat.S_ISREG(st.st_mode):
+        raise FileRejected("is not a regular file (a FIFO, device or socket): refused")
+    if st.st_size > max_bytes:
+        raise FileRejected(f"has {st.st_size:,} bytes, more than [ingest] max_file_bytes = {max_bytes:,}: refused "
+                           "(raise it in hcode.toml if the file is genuine)")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise FileRejected(f"cannot read file: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the check
+            raise FileRejected("is not a regular file: refused")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew since the check
+        raise FileRejected(f"has more than [ingest] max_file_bytes = {max_bytes:,} bytes: refused")
+    return data
 
 
 def _decode_csv(data: bytes) -> bytes:
@@ -100,7 +140,15 @@ def _decode_csv(data: bytes) -> bytes:
 
 
 def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
-    """Map each contract column to the file's header name; reject the file when one is missing."""
+    """Map each contract column to the file's header name; reject the file when one is
+    missing, or when a name appears twice (which of the two holds the values?)."""
+    seen: dict[str, int] = {}
+    for c in columns:
+        seen[c.strip().lower()] = seen.get(c.strip().lower(), 0) + 1
+    twice = [c for c, n in seen.items() if n > 1]
+    if twice:
+        raise FileRejected(f"column name{'s' if len(twice) > 1 else ''} {', '.join(twice)} appear"
+                           f"{'' if len(twice) > 1 else 's'} more than once in the header: refused")
     found = {c.strip().lower(): c for c in reversed(columns)}
     missing = [c.name for c in feed.columns if c.name not in found]
     if missing:
@@ -133,6 +181,10 @@ def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = No
             first = 0
         else:
             text = _decode_csv(data)
+            # the header as written: Polars renames a repeated name (x, x_duplicated_0)
+            header = [str(v) for v in pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=False,
+                                                  n_rows=1).row(0)]
+            _check_columns(header, feed)
             header = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True, n_rows=0).columns
             names = _check_columns(header, feed)
             frame = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True,
@@ -185,12 +237,14 @@ class IngestResult:
 def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
                  now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
                  on_file: Callable[[Path], None] | None = None,
-                 on_loaded: Callable[[int, Path, LoadResult], None] | None = None) -> IngestResult:
+                 on_loaded: Callable[[int, Path, LoadResult], None] | None = None,
+                 max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> IngestResult:
     """Load every export file of `paths` (files, or folders of them: `expand`) in one session:
     ids are validated and mapped to persons once per session (one `PersonIndex` shared by
     every file). Files are independent: a rejected file does not stop the others.
     `on_file(path)` is called before a file is loaded, `on_loaded(n, path, result)` after
-    (n counts from 1): progress bars, archiving, crash points."""
+    (n counts from 1): progress bars, archiving, crash points. A file over `max_bytes`
+    (`[ingest] max_file_bytes`), a symbolic link or a non-regular file is rejected unread."""
     now = now or now_cst()
     operator = operator or getpass.getuser()
     people = PersonIndex(wh.key)
@@ -198,7 +252,8 @@ def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None
     for n, path in enumerate(expand(paths), start=1):
         if on_file:
             on_file(path)
-        result = ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people)
+        result = ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people,
+                             max_bytes=max_bytes)
         results.append(result)
         if on_loaded:
             on_loaded(n, path, result)
@@ -207,21 +262,37 @@ def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None
 
 def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = None,
            now: dt.datetime | None = None, batch_date: dt.date | None = None, operator: str | None = None,
-           on_file: Callable[[Path], None] | None = None) -> list[LoadResult]:
+           on_file: Callable[[Path], None] | None = None,
+           max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> list[LoadResult]:
     """`ingest_paths` as a list of `LoadResult`s."""
     return list(ingest_paths(wh, paths, feed=feed, now=now, batch_date=batch_date, operator=operator,
-                             on_file=on_file).files)
+                             on_file=on_file, max_bytes=max_bytes).files)
 
 
 def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
                 batch_date: dt.date | None = None, operator: str | None = None,
-                people: PersonIndex | None = None) -> LoadResult:
-    name = path.name
-    feed_name = feed or feed_for_file(name)
+                people: PersonIndex | None = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
+    """Load one file (see the module docstring). A rejected file leaves a `reject` entry in
+    the audit log (file, feed, content hash, the reason, the batch date): the night's report
+    derives its rejected-file warnings from them, so a rerun after a crash still names them."""
+    result = _ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people,
+                          max_bytes=max_bytes)
+    if result.rejected:
+        with wh.transaction() as con:
+            audit.record(con, "reject", operator, {
+                "file": mask_ids(path.name), "feed": result.feed, "sha256": result.sha256, "error": result.error,
+                "batch_date": (batch_date or now.date()).isoformat()})
+    return result
+
+
+def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetime, batch_date: dt.date | None,
+                 operator: str | None, people: PersonIndex | None, max_bytes: int) -> LoadResult:
+    name = mask_ids(path.name)  # as stored in loads, quarantine and the audit log
+    feed_name = feed or feed_for_file(path.name)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return LoadResult(feed_name, str(path), None, rejected=True, error=f"cannot read file: {exc.strerror}")
+        data = read_bounded(path, max_bytes)
+    except FileRejected as exc:
+        return LoadResult(feed_name, str(path), None, rejected=True, error=f"{name}: {exc}")
     sha = hashlib.sha256(data).hexdigest()
     if feed_name not in FEEDS:
         msg = (f"unknown feed {feed_name!r}" if feed else
@@ -229,8 +300,12 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
                f"(one of {', '.join(FEEDS)}) or pass --feed")
         return LoadResult(feed_name, str(path), sha, rejected=True, error=msg)
     contract = FEEDS[feed_name]
+    # The same bytes again are a duplicate, except a file without rows sent on another day:
+    # it says "nothing to send" for that day, and the feed is not late (docs/configuration.md).
     prior = one(wh.con,
-        "SELECT load_id FROM loads WHERE sha256 = ? AND retracted_at IS NULL ORDER BY load_id LIMIT 1", [sha]
+        "SELECT load_id FROM loads WHERE sha256 = ? AND retracted_at IS NULL "
+        "AND (rows_read > 0 OR coalesce(batch_date, CAST(clock AS DATE)) = ?) ORDER BY load_id LIMIT 1",
+        [sha, batch_date or now.date()]
     )
     if prior:
         return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
@@ -282,7 +357,7 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked
     if not n_bad:
         return 0
     reasons = checked.reasons.filter(bad)
-    raw_bad = raw.filter(bad).with_columns(pl.all().cast(pl.String))
+    raw_bad = raw.filter(bad).with_columns(mask_ids_expr(pl.all().cast(pl.String)))  # an id in any column
     if "id_number" in raw_bad.columns:
         raw_bad = raw_bad.with_columns(mask_expr(pl.col("id_number").str.strip_chars()).alias("id_number"))
     errors = pl.concat_list(
@@ -293,7 +368,7 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked
         "feed": [feed.name] * n_bad,
         "file_name": [name] * n_bad,
         "line": location.filter(bad),
-        "errors": reasons.select(errors.alias("errors")).to_series(),
+        "errors": reasons.with_columns(mask_ids_expr(pl.all())).select(errors.alias("errors")).to_series(),
         "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
     })
     with view(con, "_hcode_quarantine", q):

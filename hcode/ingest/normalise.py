@@ -19,6 +19,7 @@ from polars.expr.whenthen import ChainedThen, Then
 
 from hcode import idnumber
 from hcode.feeds import TIMESTAMP, Column, Feed, Kind
+from hcode.textsafe import mask_ids_expr
 
 ASCII_WS = " \t\n\r\x0b\x0c"
 TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
@@ -225,8 +226,8 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
         return _pattern(s, col, COLOR_PATTERN, "not a colour word", "lower")
     if k is Kind.ORIGIN:
         return _pattern(s, col, r"^[A-Z]{2}$", "not a two-letter country code", "upper")
-    if k is Kind.TEXT:
-        val = _text(s.cast(pl.String))
+    if k is Kind.TEXT:  # free text is kept for people: an id number in it is masked
+        val = pl.select(mask_ids_expr(pl.lit(_text(s.cast(pl.String))))).to_series().alias(col.name)
         return val, _empty_reason(val).alias(col.name)
     raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
 

@@ -7,7 +7,14 @@ Why each step is safe to repeat:
 - evaluation stores nothing; the run, its codes and its audit entries are published in one
   transaction; a date that already has a published run of the ruleset is a no-op;
 - the report is built from stored runs into a temporary folder and renamed into place, and
-  a rerun that finds the run published but the report missing builds it again.
+  a rerun that finds the run published but the report missing builds it again;
+- the night's alarms (late feeds, rejected files, quarantine share, unsupported overrides,
+  overrides for unregistered persons, a publish despite the guard) are derived from stored
+  state (`loads`, the audit log's `reject` entries, the run), never from what this process
+  happened to see: an interrupted-then-rerun night reports exactly what an uninterrupted
+  one would;
+- a report step that fails after publishing does not hide the publish: the night ends with
+  exit 3 and a warning, and `hcode report RUN` writes the report again.
 
 `HCODE_CRASH_AT=<point>` kills the process at a named point (tests use it to prove the
 above): `after-load-<n>`, `after-loads`, `before-publish`, `after-publish`, `mid-report`.
@@ -22,7 +29,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +37,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from hcode.config import load_config
+from hcode.config import Config, load_config
 from hcode.diff.changes import CODES_SCHEMA, Side, diff
 from hcode.diff.sides import load_side
 from hcode.ingest import load as ingest
@@ -38,12 +45,13 @@ from hcode.ops import freshness, guard
 from hcode.ops.freshness import FeedFreshness
 from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
-from hcode.report.nightly import append_sections
+from hcode.report.nightly import append_sections, write_json
 from hcode.rules.load import find_ruleset
 from hcode.rules.ruleset import Ruleset
 from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
-from hcode.store.warehouse import Warehouse, db_path, one
+from hcode.store.warehouse import Warehouse, db_path, one, scalar, to_polars
+from hcode.textsafe import mask_ids, mask_ids_in
 
 QUARANTINE_WARN_SHARE = 0.001  # warn when more than 0.1 % of the night's rows were quarantined
 
@@ -89,7 +97,7 @@ class NightlyResult:
 
     def as_json(self, advice: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What `hcode nightly --json` prints (with its `advice`, naming its flags)."""
-        return {
+        out: dict[str, Any] = mask_ids_in({
             "date": self.date.isoformat(), "ruleset": self.ruleset, "run_id": self.run_id,
             "published": self.published, "exit_code": self.exit_code, "message": self.full_message(advice),
             "loads": [r.as_json() for r in self.loads],
@@ -101,7 +109,8 @@ class NightlyResult:
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "changes": (self.summary or {}).get("changes"),
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
-        }
+        })
+        return out
 
 
 def yesterday() -> dt.date:
@@ -130,6 +139,100 @@ def _empty_side(rs: Ruleset, date: dt.date) -> Side:
                 {r.id: dict(r.title) for r in rs.rules}, codes)
 
 
+@dataclass(frozen=True)
+class NightState:
+    """What a published night reports, derived from stored state only."""
+
+    sections: dict[str, Any]
+    freshness: tuple[freshness.FeedFreshness, ...]
+    warnings: tuple[str, ...]
+
+
+def stored_loads(con: duckdb.DuckDBPyConnection, date: dt.date) -> list[dict[str, Any]]:
+    """The night's files as stored: its live loads, then the files it rejected (audit
+    `reject` entries; one per file and content, however often a rerun met it)."""
+    rows = con.execute(
+        "SELECT load_id, feed, file_name, sha256, rows_read, rows_loaded, rows_quarantined FROM loads "
+        "WHERE batch_date = ? AND retracted_at IS NULL ORDER BY load_id", [date]).fetchall()
+    out = [{"feed": f, "file": n, "sha256": s, "rows_read": r, "rows_loaded": ld, "rows_quarantined": q,
+            "duplicate": False, "rejected": False, "error": None, "load_id": i} for i, f, n, s, r, ld, q in rows]
+    seen: set[tuple[Any, Any]] = set()
+    for (detail,) in con.execute("SELECT detail FROM audit WHERE action = 'reject' ORDER BY seq").fetchall():
+        d = json.loads(detail)
+        if d.get("batch_date") != date.isoformat() or (d.get("file"), d.get("sha256")) in seen:
+            continue
+        seen.add((d.get("file"), d.get("sha256")))
+        out.append({"feed": d.get("feed"), "file": d.get("file"), "sha256": d.get("sha256"), "rows_read": 0,
+                    "rows_loaded": 0, "rows_quarantined": 0, "duplicate": False, "rejected": True,
+                    "error": d.get("error"), "load_id": None})
+    return out
+
+
+def night_state(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, config: Config) -> NightState:
+    """The sections and warnings of the published run `run_id` for batch date `date`."""
+    con = wh.con
+    codes = to_polars(con.sql("SELECT pid, matched_rules FROM code_details WHERE run_id = ? "
+                              "AND len(matched_rules) > 0", params=[run_id]))
+    fresh = freshness.check(con, date, config, ruleset=rs, codes=codes)
+    loads = stored_loads(con, date)
+    info = json.loads(scalar(con, "SELECT coalesce(info, '{}') FROM runs WHERE run_id = ?", [run_id]))
+    ov = overrides_report(con, run_id)
+    q = con.execute(
+        "SELECT file_name, e.column, e.reason, count(*) FROM (SELECT file_name, unnest(errors) AS e FROM quarantine "
+        "WHERE load_id IN (SELECT load_id FROM loads WHERE batch_date = ?)) GROUP BY ALL ORDER BY ALL", [date]
+    ).fetchall()
+    sections = {
+        "date": date.isoformat(), "run_id": run_id, "loads": loads,
+        "freshness": [f.as_json() for f in fresh],
+        "quarantine": [{"file": f, "column": c, "reason": r, "rows": n} for f, c, r, n in q],
+        "overrides": ov.as_json(),
+    }
+    out = [f.impact or f"{f.feed} is late" for f in freshness.late_feeds(fresh)]
+    read = sum(r["rows_read"] for r in loads)
+    bad = sum(r["rows_quarantined"] for r in loads)
+    if read and bad / read > QUARANTINE_WARN_SHARE:
+        out.append(f"{bad:,} of {read:,} rows quarantined ({bad / read:.2%}): see `hcode quarantine`")
+    out += [f"file rejected: {Path(r['file']).name}: {r['error']}" for r in loads if r["rejected"]]
+    if info.get("accept_jump"):
+        out.append("published despite the guard (--accept-jump): " + " ".join(info.get("guard", {}).get("reasons", [])))
+    out += [f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} ({e.operator})"
+            for e in ov.unsupported]
+    out += [f"override for a person who is not registered: {e.person_key[:12]}… {e.color} by {e.authority} "
+            f"({e.operator}): not applied" for e in ov.unregistered]
+    return NightState(sections, fresh, tuple(mask_ids(w) for w in out))
+
+
+def publish_report(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, report_dir: Path, lang: str,
+                   config: Config) -> tuple[NightState, dict[str, Any] | None, str | None]:
+    """Write the report of published run `run_id` (against the previous published run);
+    (state, summary or None, the error when the report could not be written)."""
+    state = night_state(wh, rs, run_id, date, config)
+    prev = guard.previous_published(wh.con, rs.province, date, exclude_run=run_id)
+    try:
+        summary = write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections)
+    except Exception as exc:  # noqa: BLE001 - the run is published: say so, and how to write the report again
+        return state, None, mask_ids(f"report not written ({type(exc).__name__}: {exc}); the run is published: "
+                                     f"write it with `hcode report {run_id} --reports {report_dir.parent}`")
+    return state, summary, None
+
+
+def report_run(db: str | Path | None, run_id: int, reports: Path = Path("reports"), lang: str = "en"
+               ) -> tuple[Path, NightState]:
+    """Write the report of stored run `run_id` again, as its night would have: the diff
+    against the previous published run and the night's sections, all from stored state,
+    into `<reports>/<as-of date>/`. (After a report step that failed, or to rebuild one.)"""
+    path = db_path(db)
+    config = load_config(path)
+    with Warehouse.open(path, read_only=True) as wh:
+        run = runs.get_run(wh.con, run_id)
+        rs = runs.stored_ruleset(wh.con, run)
+        report_dir = reports / run.as_of.isoformat()
+        state = night_state(wh, rs, run_id, run.as_of, config)
+        prev = guard.previous_published(wh.con, rs.province, run.as_of, exclude_run=run_id)
+        write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections)
+    return report_dir, state
+
+
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
                  sections: dict[str, Any]) -> dict[str, Any]:
     """Diff the run against the previous published one and write the report folder atomically."""
@@ -143,7 +246,7 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     write_diff(d, tmp, lang)
     crash_point("mid-report")
     append_sections(tmp, sections, lang)
-    (tmp / "nightly.json").write_text(json.dumps(sections, ensure_ascii=False, indent=2, default=str), "utf-8")
+    write_json(tmp, sections)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return summary_dict(d)
@@ -162,9 +265,15 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         report_dir = reports / date.isoformat()
         done = published_run(wh.con, rs, date)
         if done is not None and not recompute:
-            if not (report_dir / "summary.json").exists():
-                prev = guard.previous_published(wh.con, rs.province, date, exclude_run=done)
-                write_report(wh, done, prev[0] if prev else None, report_dir, lang, _sections(wh, done, (), (), date))
+            if not (report_dir / "summary.json").exists():  # the night was interrupted after publishing
+                state, summary, failed = publish_report(wh, rs, done, date, report_dir, lang, config)
+                warnings = state.warnings + ((failed,) if failed else ())
+                return NightlyResult(date, rs.name, done, True, 3 if warnings else 0,
+                                     f"{date} already had published run {done} of {rs.name}; its report was "
+                                     "missing and was written again" + (f" with {len(warnings)} warning(s)"
+                                                                        if warnings else ""),
+                                     freshness=state.freshness, warnings=warnings, report_dir=report_dir,
+                                     summary=summary)
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do",
                                  report_dir=report_dir, next_step="recompute")
@@ -182,7 +291,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             _move(path, inbox / ("rejected" if result.rejected else "archive") / date.isoformat())
 
         loads = ingest.ingest_paths(wh, [inbox], now=now, batch_date=date, operator=operator,
-                                    on_loaded=archive).files
+                                    on_loaded=archive, max_bytes=config.ingest.max_file_bytes).files
         crash_point("after-loads")
         lap("load")
         ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang)
@@ -208,43 +317,10 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
-        warnings = _warnings(loads, fresh, verdict, override_guard)
-        sections = _sections(wh, run_id, loads, fresh, date)
-        warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
-                          f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)
-        summary = write_report(wh, run_id, previous, report_dir, lang, sections)
+        state, summary, failed = publish_report(wh, rs, run_id, date, report_dir, lang, config)
+        warnings = state.warnings + ((failed,) if failed else ())
+        fresh = state.freshness
         lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
                          warnings, report_dir, previous, summary, stages)
-
-
-def _warnings(loads: Sequence[ingest.LoadResult], fresh: tuple[FeedFreshness, ...], verdict: guard.GuardVerdict,
-              override_guard: bool) -> tuple[str, ...]:
-    out = [f.impact or f"{f.feed} is late" for f in freshness.late_feeds(fresh)]
-    read = sum(r.rows_read for r in loads)
-    bad = sum(r.rows_quarantined for r in loads)
-    if read and bad / read > QUARANTINE_WARN_SHARE:
-        out.append(f"{bad:,} of {read:,} rows quarantined ({bad / read:.2%}): see `hcode quarantine`")
-    out += [f"file rejected: {Path(r.file).name}: {r.error}" for r in loads if r.rejected]
-    if override_guard and not verdict.ok:
-        out.append("published despite the guard (--accept-jump): " + " ".join(verdict.reasons))
-    return tuple(out)
-
-
-def _sections(wh: Warehouse, run_id: int, loads: Sequence[ingest.LoadResult], fresh: Sequence[FeedFreshness],
-              date: dt.date) -> dict[str, Any]:
-    """The nightly-only parts of the report: loads, freshness, quarantine, overrides."""
-    q = wh.con.execute(
-        "SELECT file_name, e.column, e.reason, count(*) FROM (SELECT file_name, unnest(errors) AS e FROM quarantine "
-        "WHERE load_id IN (SELECT load_id FROM loads WHERE batch_date = ?)) GROUP BY ALL ORDER BY ALL", [date]
-    ).fetchall()
-    ov = overrides_report(wh.con, run_id)
-    return {
-        "date": date.isoformat(), "run_id": run_id,
-        "loads": [r.as_json() for r in loads],
-        "freshness": [f.as_json() for f in fresh],
-        "quarantine": [{"file": f, "column": c, "reason": r, "rows": n} for f, c, r, n in q],
-        "overrides": ov.as_json(),
-    }
-

@@ -11,7 +11,8 @@ module makes what was applied visible:
   ("unsupported by any rule" when no rule matches at all) — the cases an auditor must look
   at first; the overrides whose colour is outside the palette (not applied); and the ones
   expiring within three days after the run's as-of date (someone must renew them or let
-  them lapse on purpose).
+  them lapse on purpose); and the overrides in force for a person who is not registered
+  (no code to apply them to: a typo in the id, or a registration that never arrived).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import duckdb
 import polars as pl
 
 from hcode.engine.evaluate import cutoff_of
-from hcode.runs.store import get_run, stored_ruleset
+from hcode.runs.store import RunInfo, get_run, stored_ruleset
 from hcode.store.warehouse import to_polars
 
 EXPIRING_DAYS = 3
@@ -82,11 +83,30 @@ class OverridesReport:
     not_applied: tuple[OverrideEntry, ...]  # colour outside the palette
     unsupported: tuple[OverrideEntry, ...]  # more severe than every matching rule
     expiring_soon: tuple[OverrideEntry, ...]  # expire within EXPIRING_DAYS after as_of
+    unregistered: tuple[OverrideEntry, ...] = ()  # in force for a person not in the run's population
 
     def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "ruleset": self.ruleset, "as_of": self.as_of.isoformat(),
                 **{k: [e.as_json() for e in getattr(self, k)]
-                   for k in ("applied", "not_applied", "unsupported", "expiring_soon")}}
+                   for k in ("applied", "not_applied", "unsupported", "expiring_soon", "unregistered")}}
+
+
+def unregistered(con: duckdb.DuckDBPyConnection, run: RunInfo) -> tuple[OverrideEntry, ...]:
+    """Overrides in force at the run's cut-off (each person's latest, from the loads the run
+    saw) for persons outside the run's population: no code carries them."""
+    rows = con.execute(
+        """
+        SELECT p.person_key, o.color, o.authority, o.basis, o.operator, o.reason, o.issued_at, o.expires_at
+        FROM feed_overrides o JOIN persons p USING (pid)
+        WHERE o.issued_at < ? AND (o.expires_at IS NULL OR o.expires_at >= ?) AND o.load_id <= ?
+          AND o.pid NOT IN (SELECT pid FROM population_rows
+                            WHERE population_id = (SELECT population_id FROM runs WHERE run_id = ?))
+        QUALIFY o.issued_at = max(o.issued_at) OVER (PARTITION BY o.pid)
+        ORDER BY o.issued_at, p.person_key, o.color
+        """, [run.cutoff, run.cutoff, run.max_load_id, run.run_id]).fetchall()
+    return tuple(OverrideEntry(k, c, "(no code)", (), False, a, b, op, r, i, x,
+                               "not applied: the person is not registered (no code to override)")
+                 for k, c, a, b, op, r, i, x in rows)
 
 
 def overrides_report(con: duckdb.DuckDBPyConnection, run_id: int) -> OverridesReport:
@@ -120,4 +140,4 @@ def overrides_report(con: duckdb.DuckDBPyConnection, run_id: int) -> OverridesRe
         if e.applied and e.expires_at is not None and e.expires_at < soon:
             expiring.append(e)
     return OverridesReport(run_id, rs.name, run.as_of, tuple(applied), tuple(not_applied), tuple(unsupported),
-                           tuple(expiring))
+                           tuple(expiring), unregistered(con, run))

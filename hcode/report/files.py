@@ -2,7 +2,8 @@
 
 `changes.parquet` keeps lists and override structs as they are (zstd level 1: the fastest
 level that still compresses well on 10M rows); `changes.csv` is for people opening it in
-Excel: UTF-8 with a BOM so Chinese shows, lists `;`-joined, overrides as one readable text.
+Excel: UTF-8 with a BOM so Chinese shows, lists `;`-joined, overrides as one readable text,
+text cells that a spreadsheet would run as a formula defused with `'` (`hcode.textsafe`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from hcode.diff.changes import Diff
+from hcode.textsafe import csv_safe_frame
 
 
 def summary_dict(diff: Diff) -> dict[str, Any]:
@@ -70,7 +72,7 @@ def changes_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_changes_csv(diff: Diff, path: Path) -> None:
-    changes_for_csv(diff.changes).write_csv(path, include_bom=True)
+    csv_safe_frame(changes_for_csv(diff.changes)).write_csv(path, include_bom=True)
 
 
 def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None) -> dict[str, Path]:

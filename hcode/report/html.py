@@ -3,12 +3,11 @@
 Nothing is fetched: no fonts, images or scripts from anywhere (a Content-Security-Policy
 says so to the browser too), so the page opens from a USB stick on an offline machine. The
 only script is a few lines that filter the changes table as you type. Every text that comes
-from data (labels, titles, explanations, keys) goes through `html.escape`.
+from data (labels, titles, explanations, keys) goes through `hcode.report.escape` (escaped, ids masked).
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ import polars as pl
 from hcode import __version__
 from hcode.colors import color_hex, color_label
 from hcode.diff.changes import Diff
+from hcode.report import escape
 from hcode.report.labels import (
     active_rules,
     headline,
@@ -32,8 +32,7 @@ FONT = ('-apple-system, "Segoe UI", "Noto Sans", "Noto Sans CJK SC", "PingFang S
         '"Microsoft YaHei", "Helvetica Neue", Arial, sans-serif')
 
 
-def e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+e = escape.html
 
 
 CSS = """
@@ -210,10 +209,11 @@ def _table(frame: pl.DataFrame, lang: str, limit: int, table_id: str, title: str
             if total > limit else "")
     rows = []
     for r in shown.iter_rows(named=True):
-        search = " ".join(str(v) for v in (r["person_key"], r["district_code"], r["before"] or "absent",
+        search = " ".join(str(v) for v in (r["district_code"], r["before"] or "absent",
                                              r["after"] or "absent", r["explanation"])).lower()
+        k = escape.key(r["person_key"])
         rows.append(
-            f'<tr data-search="{e(search)}"><td class="key" title="{e(r["person_key"])}">{e(short_key(r["person_key"]))}'
+            f'<tr data-search="{k} {e(search)}"><td class="key" title="{k}">{e(short_key(r["person_key"]))}'
             f'</td><td>{e(r["district_code"])}</td><td>{_pill(r["before"], lang)}</td>'
             f'<td>{_pill(r["after"], lang)}</td><td>{e(r["explanation"])}</td></tr>')
     cols = "".join(f"<th>{e(t[c])}</th>" for c in ("person", "district", "before", "after", "explanation"))

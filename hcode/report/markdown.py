@@ -14,6 +14,7 @@ import polars as pl
 from hcode import __version__
 from hcode.colors import color_label
 from hcode.diff.changes import Diff
+from hcode.report import escape
 from hcode.report.labels import (
     active_rules,
     headline,
@@ -23,12 +24,7 @@ from hcode.report.labels import (
     top_districts,
 )
 
-_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#"} | {"\n": " ", "\r": " "})
-
-
-def _cell(value: object) -> str:
-    """Text made inert in a Markdown table cell (pipes, emphasis, code, links, HTML)."""
-    return ("" if value is None else str(value)).translate(_SPECIAL)
+_cell = escape.markdown  # text made inert in a Markdown table cell (pipes, emphasis, code, links, HTML, ids)
 
 
 def _table(header: list[str], rows: Sequence[Sequence[object]], right: AbstractSet[int] = frozenset()) -> list[str]:
@@ -48,7 +44,7 @@ def _changes(frame: pl.DataFrame, lang: str, limit: int, title: str) -> list[str
         return [*out, t["none"], ""]
     if total > limit:
         out += [f"_{t['first_n'].format(n=limit, total=f'{total:,}')}_", ""]
-    rows = [[f"`{short_key(r['person_key'])}`", _cell(r["district_code"]), _cell(color_label(r["before"], lang)),
+    rows = [[f"`{escape.key(short_key(r['person_key']))}`", _cell(r["district_code"]), _cell(color_label(r["before"], lang)),
              _cell(color_label(r["after"], lang)), _cell(r["explanation"])] for r in shown.iter_rows(named=True)]
     out += _table([_cell(t[c]) for c in ("person", "district", "before", "after", "explanation")], rows)
     return [*out, ""]

@@ -7,9 +7,12 @@ override that no rule supports needs a name and a reason next to it.
 
 from __future__ import annotations
 
-import html
+import json
 from pathlib import Path
 from typing import Any
+
+from hcode.report import escape
+from hcode.textsafe import mask_ids_in
 
 TITLES = {
     "en": {"batch": "Nightly batch", "loads": "Files loaded", "fresh": "Feed freshness", "late": "Late feeds",
@@ -17,11 +20,13 @@ TITLES = {
            "none_q": "No row was quarantined tonight.", "overrides": "Manual overrides",
            "unsupported": "Overrides unsupported by any rule", "expiring": "Overrides expiring in the next 3 days",
            "applied": "Overrides applied", "not_applied": "Overrides not applied (colour outside the palette)",
+           "unregistered": "Overrides for persons not registered (not applied)",
            "none": "none"},
     "zh": {"batch": "夜间批处理", "loads": "已加载文件", "fresh": "数据时效", "late": "迟到的数据",
            "none_late": "所有数据均按时到达。", "quarantine": "隔离的数据行", "none_q": "今晚没有被隔离的数据行。",
            "overrides": "人工转码", "unsupported": "无任何规则支持的人工转码", "expiring": "三天内到期的人工转码",
-           "applied": "已生效的人工转码", "not_applied": "未生效的人工转码（颜色不在色板中）", "none": "无"},
+           "applied": "已生效的人工转码", "not_applied": "未生效的人工转码（颜色不在色板中）",
+           "unregistered": "对象未登记的人工转码（未生效）", "none": "无"},
 }
 
 
@@ -43,7 +48,7 @@ def _rows(sections: dict[str, Any], lang: str) -> list[tuple[str, list[str], lis
 
     def ov_rows(key: str) -> list[list[str]]:
         return [[e["person_key"][:12] + "…", e["color"], e["rules_color"], e["authority"], e["basis"], e["operator"],
-                 e["reason"], e["expires_at"] or "-", e["note"] or ""] for e in ov[key]]
+                 e["reason"], e["expires_at"] or "-", e["note"] or ""] for e in ov.get(key, [])]
 
     ov_head = ["person", "override", "rules give", "authority", "basis", "operator", "reason", "expires", "note"]
     return [
@@ -54,27 +59,29 @@ def _rows(sections: dict[str, Any], lang: str) -> list[tuple[str, list[str], lis
         (t["expiring"], ov_head, ov_rows("expiring_soon"), t["none"]),
         (t["applied"], ov_head, ov_rows("applied"), t["none"]),
         (t["not_applied"], ov_head, ov_rows("not_applied"), t["none"]),
+        (t["unregistered"], ov_head, ov_rows("unregistered"), t["none"]),
     ]
 
 
 def render_markdown(sections: dict[str, Any], lang: str = "en") -> str:
-    out = [f"\n## {_t(lang)['batch']} {sections['date']} (run {sections['run_id']})\n"]
+    m = escape.markdown
+    out = [f"\n## {_t(lang)['batch']} {m(sections['date'])} (run {m(sections['run_id'])})\n"]
     for title, head, rows, empty in _rows(sections, lang):
         out.append(f"\n### {title}\n")
         if not rows:
             out.append(f"\n{empty or '-'}\n")
             continue
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |\n" for row in rows]
+        out += ["| " + " | ".join(m(c) for c in row) + " |\n" for row in rows]
     return "".join(out)
 
 
 def render_html(sections: dict[str, Any], lang: str = "en") -> str:
-    e = html.escape
+    e = escape.html
     out = [f'<section id="nightly"><h2>{e(_t(lang)["batch"])} {e(sections["date"])} '
            f'(run {e(str(sections["run_id"]))})</h2>']
     for title, head, rows, empty in _rows(sections, lang):
-        late_or_flag = title in (_t(lang)["late"], _t(lang)["unsupported"]) and rows
+        late_or_flag = title in (_t(lang)["late"], _t(lang)["unsupported"], _t(lang)["unregistered"]) and rows
         cls = ' class="alarm"' if late_or_flag else ""
         out.append(f"<h3{cls}>{e(title)}</h3>")
         if not rows:
@@ -85,6 +92,12 @@ def render_html(sections: dict[str, Any], lang: str = "en") -> str:
         out.append("</tbody></table>")
     out.append("</section>")
     return "".join(out)
+
+
+def write_json(report_dir: Path, sections: dict[str, Any]) -> None:
+    """`nightly.json`: the sections as data, id-shaped values masked."""
+    (report_dir / "nightly.json").write_text(
+        json.dumps(mask_ids_in(sections), ensure_ascii=False, indent=2, default=str), "utf-8")
 
 
 def append_sections(report_dir: Path, sections: dict[str, Any], lang: str = "en") -> None:

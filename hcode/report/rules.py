@@ -7,6 +7,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hcode.report.escape import terminal as esc
 from hcode.rules.diff import FIELDS, RulesDiff
 
 KIND_STYLE = {"added": "bold green", "removed": "bold red", "changed": "bold yellow", "unchanged": "dim"}
@@ -16,7 +17,7 @@ SHOWN = ("color", "window", "trigger", "release", "when", "condition")
 def _cell(desc: dict[str, str] | None, fields: tuple[str, ...]) -> str:
     if desc is None:
         return "—"
-    return "\n".join(f"{f}: {desc[f]}" for f in fields if desc.get(f))
+    return "\n".join(f"{f}: {esc(desc[f])}" for f in fields if desc.get(f))
 
 
 def renderable(rd: RulesDiff, show_unchanged: bool = False) -> Group:
@@ -41,7 +42,7 @@ def renderable(rd: RulesDiff, show_unchanged: bool = False) -> Group:
         else:
             fields = SHOWN + ("title",)
             what = Text(r.kind, style=KIND_STYLE[r.kind])
-        table.add_row(r.id, what, _cell(r.before, fields), _cell(r.after, fields))
+        table.add_row(esc(r.id), what, _cell(r.before, fields), _cell(r.after, fields))
     parts: list[RenderableType] = [head, palette, counts, table]
     if rd.facts:
         facts = Table(title="facts read by these rules, redefined", box=box.SIMPLE, title_justify="left")
@@ -49,7 +50,7 @@ def renderable(rd: RulesDiff, show_unchanged: bool = False) -> Group:
         facts.add_column(rd.before, overflow="fold")
         facts.add_column(rd.after, overflow="fold")
         for name, (b, a) in rd.facts.items():
-            facts.add_row(name, b or "—", a or "—")
+            facts.add_row(esc(name), esc(b or "—"), esc(a or "—"))
         parts.append(facts)
     return Group(*parts)
 

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from hcode.colors import TERMINAL_STYLE, color_label
 from hcode.diff.changes import Diff
+from hcode.report.escape import terminal as esc
 from hcode.report.labels import active_rules, headline, labels, side_line, top_districts
 
 STYLE = TERMINAL_STYLE
@@ -26,8 +27,8 @@ def _header(diff: Diff, lang: str) -> Panel:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row(t["before"], side_line(diff.before, lang))
-    grid.add_row(t["after"], side_line(diff.after, lang))
+    grid.add_row(t["before"], esc(side_line(diff.before, lang)))
+    grid.add_row(t["after"], esc(side_line(diff.after, lang)))
     for name, n in headline(diff, lang):
         grid.add_row(name, f"{n:,}")
     return Panel(grid, title=t["title"], title_align="left", box=box.ROUNDED)
@@ -58,7 +59,7 @@ def _rules(diff: Diff, lang: str, top: int) -> Table | Text:
     table.add_column(t["started"], justify="right")
     table.add_column(t["stopped"], justify="right")
     for r in rows:
-        table.add_row(r["rule"], r["title"] or "", f"{r['started']:,}", f"{r['stopped']:,}")
+        table.add_row(esc(r["rule"]), esc(r["title"] or ""), f"{r['started']:,}", f"{r['stopped']:,}")
     return table
 
 
@@ -72,7 +73,7 @@ def _districts(diff: Diff, lang: str, top: int) -> Table | Text:
     for name in ("changes", "more_severe", "less_severe", "appeared", "disappeared"):
         table.add_column(t[name], justify="right")
     for r in rows:
-        table.add_row(r["district_code"], *(f"{r[c]:,}" for c in
+        table.add_row(esc(r["district_code"]), *(f"{r[c]:,}" for c in
                                              ("changes", "more_severe", "less_severe", "appeared", "disappeared")))
     return table
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from hcode import paths
 from hcode.errors import RulesetError
+from hcode.feeds import FEEDS
 from hcode.rules.check import AGG_TYPES, CheckError, Scope, Type, resolve, resolve_fact
 from hcode.rules.examples import check_example, to_date
 from hcode.rules.lang import (
@@ -60,8 +62,15 @@ class LoadErrors:
 
 def load_ruleset(path: str | Path) -> Ruleset:
     """Load, resolve `extends`, and check one ruleset file. Raises `RulesetError` listing every
-    problem as ``file:line: rule ID: message``."""
-    return _load(Path(path), ())
+    problem as ``file:line: rule ID: message``; a failure no check foresaw is still a
+    `RulesetError` naming the file (line 1), never a traceback."""
+    try:
+        return _load(Path(path), ())
+    except RulesetError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError, UnicodeDecodeError,
+            OSError) as exc:
+        raise RulesetError(f"{Path(path)}:1: cannot load this ruleset: {type(exc).__name__}: {exc}") from None
 
 
 def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
@@ -90,7 +99,11 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
 
     parent = None
     if "extends" in doc:
-        parent = _load(path.parent / f"{doc.raw('extends')}.yaml", (*stack, path))
+        name = doc.raw("extends")
+        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]*", name) or ".." in name:
+            raise RulesetError(f"{file}:{doc.line_of('extends')}: extends {name!r}: name a version in the same "
+                               "folder (such as 2022.05.23), not a path")
+        parent = _load(path.parent / f"{name}.yaml", (*stack, path))
         if parent.province != str(doc["province"]):
             errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
     palette = _palette(doc, parent, file, errs)
@@ -185,6 +198,13 @@ def _merge_rules(doc: Located.Map, parent: Ruleset | None, file: str, errs: Load
     return rules
 
 
+def _evidence_ok(text: str, feed: str) -> bool:
+    """Braces in an evidence text only as `{column}` naming a stored column of the feed."""
+    names = {c.name for c in FEEDS[feed].stored_columns} if feed in FEEDS else set()
+    rest = re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: "" if m.group(1) in names else "{}", text)
+    return "{" not in rest and "}" not in rest
+
+
 def _fact_source(val: Any) -> tuple[Any, Any]:
     if isinstance(val, Located.Map):
         return val.get("value"), val.get("evidence")
@@ -213,6 +233,12 @@ def _check_facts(raw: RawFacts, palette: tuple[str, ...], errs: LoadErrors) -> t
             evidence = {"en": ev, "zh": ev}
         elif isinstance(ev, Mapping):
             evidence = {"en": str(ev.get("en", evidence["en"])), "zh": str(ev.get("zh", ev.get("en", "")))}
+        bad_braces = [t for t in evidence.values() if not _evidence_ok(t, agg.feed)]
+        if bad_braces:
+            cols = ", ".join(c.name for c in FEEDS[agg.feed].stored_columns) if agg.feed in FEEDS else "none"
+            errs.add(file, line, f"evidence text {bad_braces[0]!r}: braces may only name a column of "
+                                 f"{agg.feed} ({cols}), e.g. {{{cols.split(', ')[0]}}}", fact=name)
+            continue
         parsed[name] = (agg, evidence, file, line)
     types = {n: AGG_TYPES[a.kind] for n, (a, _, _, _) in parsed.items()}
     resolved: dict[str, Fact] = {}

@@ -55,6 +55,7 @@ KEYWORDS = {
     "and", "or", "not", "is", "null", "in", "within", "true", "false", "cutoff",
     "latest", "earliest", "count", "exists", "where", "current", "per",
 }
+MAX_DURATION = {Unit.DAYS: 36_500, Unit.HOURS: 36_500 * 24, Unit.MINUTES: 36_500 * 24 * 60}  # a hundred years
 UNITS = {"day": Unit.DAYS, "days": Unit.DAYS, "hour": Unit.HOURS, "hours": Unit.HOURS,
          "minute": Unit.MINUTES, "minutes": Unit.MINUTES}
 FUNCTIONS = {"risk_area"}
@@ -218,8 +219,11 @@ class _Parser:
         unit = self.tok
         if unit.text not in UNITS:
             self.fail("expected a unit (days, hours, minutes)")
+        amount, most = float(t.text), MAX_DURATION[UNITS[unit.text]]
+        if not 0 <= amount <= most:
+            self.fail(f"a duration of at most {most:,} {UNITS[unit.text]} (a hundred years)", t)
         self.i += 1
-        return Duration(float(t.text), UNITS[unit.text])
+        return Duration(amount, UNITS[unit.text])
 
     def literal(self) -> Lit:
         t = self.tok

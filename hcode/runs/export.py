@@ -23,6 +23,7 @@ import polars as pl
 
 from hcode.errors import HcodeError, UnknownRun
 from hcode.store.warehouse import one, to_polars, view
+from hcode.textsafe import csv_safe_frame
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ def export(con: duckdb.DuckDBPyConnection, run_id: int, path: str | Path) -> Exp
         raise HcodeError(f"{path}: write .csv or .parquet", option="path")
     frame = push_frame(con, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.write_csv(path)
+    if suffix == ".csv":  # text cells a spreadsheet would run as formulas are defused
+        csv_safe_frame(frame).write_csv(path)
     else:
         frame.write_parquet(path, compression="zstd", compression_level=1)
     return ExportResult(run_id, path, frame.height, streak_runs(con, run_id))

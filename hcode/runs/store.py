@@ -29,6 +29,7 @@ from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
 from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
+from hcode.textsafe import csv_safe_frame
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -246,7 +247,7 @@ def write_codes(codes: pl.DataFrame, path: Path) -> Path:
     out = codes.select("person_key", "color", "rule", "matched_rules", "explanation").sort("person_key")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
-        out.with_columns(pl.col("matched_rules").list.join(";")).write_csv(path)
+        csv_safe_frame(out.with_columns(pl.col("matched_rules").list.join(";"))).write_csv(path)
     elif path.suffix.lower() in (".parquet", ".pq"):
         out.write_parquet(path, compression="zstd", compression_level=1)
     else:

@@ -2,7 +2,9 @@
 
 Tables (all created by `init`, idempotently):
 
-- `meta(k, v)`: schema version, the key's SHA-256 fingerprint.
+- `meta(k, v)`: schema version, the key's fingerprint (HMAC-SHA256 under the key of a fixed
+  text: it tells keys apart without being a hash anyone could test guesses against offline
+  faster than with the key itself).
 - `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
   HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
   that every other table uses, so joins and group-bys run on 4-byte integers.
@@ -20,8 +22,10 @@ Tables (all created by `init`, idempotently):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -33,12 +37,14 @@ import duckdb
 if TYPE_CHECKING:
     import polars as pl
 
-from hcode.errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
+from hcode.errors import KeyRefused, WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.feeds import FEEDS
 
 SCHEMA_VERSION = "4"
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_MEMORY = "6GB"
+MIN_KEY_CHARS = 32
+FINGERPRINT_TEXT = b"hcode key fingerprint v1"
 
 
 def db_path(db: str | os.PathLike[str] | None = None) -> Path:
@@ -51,18 +57,53 @@ def key_path(db: Path) -> Path:
 
 
 def fingerprint(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    """HMAC-SHA256 under the key of a fixed text: the same key always gives the same
+    fingerprint, and the fingerprint is no shortcut to guessing the key."""
+    return hmac.new(key.encode("utf-8"), FINGERPRINT_TEXT, hashlib.sha256).hexdigest()
+
+
+def _strong(key: str, source: str) -> str:
+    if len(key) < MIN_KEY_CHARS:
+        raise KeyRefused(f"the key from {source} has {len(key)} characters; a key needs at least {MIN_KEY_CHARS} characters "
+                         "(`hcode init` writes 64 random hex characters; or use e.g. `openssl rand -hex 32`)")
+    return key
 
 
 def read_key(db: Path) -> str:
-    """The key text: `$HCODE_KEY` when set, else the stripped content of `<db>.key`."""
+    """The key text: `$HCODE_KEY` when set, else the stripped content of `<db>.key`.
+
+    Refused (`KeyRefused`): a key shorter than 32 characters, a key file that is a symbolic
+    link, or one that its group or others may read or write."""
     env = os.environ.get("HCODE_KEY")
     if env:
-        return env
+        return _strong(env, "$HCODE_KEY")
     kp = key_path(db)
-    if not kp.exists():
-        raise WarehouseMissing(f"no key: set HCODE_KEY or run `hcode init --db {db}` to create {kp}")
-    return kp.read_text(encoding="utf-8").strip()
+    try:
+        st = os.lstat(kp)
+    except FileNotFoundError:
+        raise WarehouseMissing(f"no key: set HCODE_KEY or run `hcode init --db {db}` to create {kp}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise KeyRefused(f"the key file {kp} is a symbolic link: refused (whoever can change the link chooses "
+                         "the key); put the key file itself there, mode 600")
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyRefused(f"the key file {kp} is not a regular file: refused")
+    if st.st_mode & 0o077:
+        raise KeyRefused(f"the key file {kp} is readable by its group or others (mode {stat.S_IMODE(st.st_mode):o}): "
+                         f"refused; run `chmod 600 {kp}`, and change the key if others may have read it")
+    fd = os.open(kp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        return _strong(fh.read().strip(), str(kp))
+
+
+@contextmanager
+def _private_files() -> Iterator[None]:
+    """Files created in the block (the warehouse, its write-ahead log) are private to the
+    owner (umask 077; the process's own umask is restored afterwards)."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
@@ -216,13 +257,20 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
     created_key = False
     kp = key_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("HCODE_KEY") and not kp.exists():
+    if os.environ.get("HCODE_KEY"):
+        _strong(os.environ["HCODE_KEY"], "$HCODE_KEY")
+    elif not os.path.lexists(kp):
+        if not created_db:
+            raise KeyRefused(f"{path} exists but its key file is missing ({kp}): restore the key file (or set "
+                             "HCODE_KEY); a new key would split every person in two, so none is written")
         fd = os.open(kp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(secrets.token_hex(32) + "\n")
         created_key = True
     key = read_key(path)
     con = _connect(path)
+    if created_db:
+        os.chmod(path, 0o600)
     try:
         if one(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'meta'"):
             _check_version(con, path)
@@ -240,7 +288,8 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
 
 def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        with _private_files():
+            con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         msg = str(exc)
         if "lock" in msg.lower():
@@ -310,15 +359,17 @@ class Warehouse:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All or nothing: commit when the block ends, roll back when it raises."""
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            self.con.execute("RESET preserve_insertion_order")  # see unordered_inserts
-            raise
-        self.con.execute("COMMIT")
+        """All or nothing: commit when the block ends, roll back when it raises. The files
+        DuckDB creates meanwhile (write-ahead log, spill files) are private to the owner."""
+        with _private_files():
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                self.con.execute("RESET preserve_insertion_order")  # see unordered_inserts
+                raise
+            self.con.execute("COMMIT")
 
 
 @contextmanager

@@ -1,0 +1,129 @@
+"""Never lose a row or an alarm: alarms come from stored state, so an interrupted night
+reports what an uninterrupted one would; no false late feed; locks; unregistered overrides;
+a failed report step does not hide the publish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ID_A, NOW
+from ops_fixtures import IDS
+from typer.testing import CliRunner
+
+from hcode.cli.app import app
+from hcode.config import Config
+from hcode.ingest.load import ingest
+from hcode.ops import freshness
+from hcode.ops import nightly as nightly_mod
+from hcode.ops.nightly import run_nightly
+from hcode.store import warehouse
+from hcode.store.lock import warehouse_lock
+
+DATE = dt.date(2022, 6, 14)
+HEAD = "id_number,color,authority,basis,operator,reason,issued_at,expires_at\n"
+
+
+def inbox(tmp: Path) -> Path:
+    box = tmp / "inbox"
+    box.mkdir(parents=True)
+    (box / "registrations.csv").write_text(f"id_number,registered_at,district_code\n{ID_A},2022-01-01,310101\n",
+                                           encoding="utf-8")
+    (box / "cases.csv").write_text("no,header,here\n", encoding="utf-8")  # rejected: columns missing
+    (box / "overrides.csv").write_text(HEAD + f"{IDS[7]},red,office,notice 7,op1,test,2022-06-13 09:00:00,\n",
+                                       encoding="utf-8")
+    return box
+
+
+def test_a_rerun_after_a_crash_after_publishing_reports_what_an_uninterrupted_night_would(tmp_path, monkeypatch):
+    monkeypatch.setenv("HCODE_KEY", "one key for both warehouses of this test")  # the same person keys
+    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
+    for t in (whole, crashed):
+        warehouse.init(t / "w.duckdb")
+        inbox(t)
+    ok = run_nightly(whole / "w.duckdb", whole / "inbox", "shanghai", DATE, operator="t", now=NOW,
+                     reports=whole / "reports")
+    assert ok.exit_code == 3 and any("file rejected: cases.csv" in w for w in ok.warnings)
+    assert any(f.feed == "contacts" for f in ok.late_feeds)
+    env = dict(os.environ, HCODE_CRASH_AT="after-publish",
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    res = subprocess.run([sys.executable, "-c", "from hcode.cli import app; app()", "nightly", "--db",
+                          str(crashed / "w.duckdb"), "--inbox", str(crashed / "inbox"), "--ruleset", "shanghai",
+                          "--date", DATE.isoformat(), "--now", NOW.isoformat(), "--operator", "t",
+                          "--reports", str(crashed / "reports")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == -9, res.stderr  # killed right after publishing, before the report
+    again = run_nightly(crashed / "w.duckdb", crashed / "inbox", "shanghai", DATE, operator="t", now=NOW,
+                        reports=crashed / "reports")
+    assert again.published and again.run_id == ok.run_id
+    assert again.exit_code == ok.exit_code == 3
+    assert again.warnings == ok.warnings  # the rejected file and the late feeds are not forgotten
+    assert [f.as_json() for f in again.late_feeds] == [f.as_json() for f in ok.late_feeds]
+    got, want = (json.loads((t / "reports" / DATE.isoformat() / "nightly.json").read_text(encoding="utf-8"))
+                 for t in (crashed, whole))
+    assert got == want
+    md = (crashed / "reports" / DATE.isoformat() / "report.md").read_text(encoding="utf-8")
+    assert "Every feed arrived on time" not in md and "cases.csv" in md
+
+
+def test_identical_header_only_files_on_two_nights_are_not_a_late_feed(tmp_path, wh):
+    for day in (dt.date(2022, 6, 13), DATE):
+        d = tmp_path / day.isoformat()
+        d.mkdir()
+        (d / "discharges.csv").write_text("id_number,discharged_at\n", encoding="utf-8")
+        [r] = ingest(wh, [d / "discharges.csv"], now=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(6)),
+                     batch_date=day)
+        assert not r.rejected and not r.duplicate and r.rows_read == 0
+    fresh = {f.feed: f for f in freshness.check(wh.con, DATE, Config())}
+    assert not fresh["discharges"].late and fresh["discharges"].last_loaded == DATE
+    # the same header-only bytes twice on one night are still a duplicate
+    [again] = ingest(wh, [tmp_path / DATE.isoformat() / "discharges.csv"], now=NOW, batch_date=DATE)
+    assert again.duplicate
+
+
+@pytest.mark.parametrize("args", [["ingest", "{csv}"], ["evaluate", "--ruleset", "shanghai", "--as-of", "2022-06-14"]])
+def test_ingest_and_evaluate_take_the_warehouse_lock(tmp_path, db, args):
+    csv = tmp_path / "cases.csv"
+    csv.write_text(f"id_number,case_type,reported_at\n{ID_A},confirmed,2022-06-10 10:00:00\n", encoding="utf-8")
+    with warehouse_lock(db, "hcode nightly (test)"):
+        res = CliRunner().invoke(app, [*(a.format(csv=csv) for a in args), "--db", str(db)])
+    assert res.exit_code == 1 and "busy" in res.output and "nightly (test)" in res.output
+    res = CliRunner().invoke(app, [*(a.format(csv=csv) for a in args), "--db", str(db)])
+    assert res.exit_code == 0, res.output
+
+
+def test_an_override_for_a_person_not_registered_is_reported(tmp_path):
+    warehouse.init(tmp_path / "w.duckdb")
+    box = inbox(tmp_path)
+    (box / "cases.csv").unlink()
+    res = run_nightly(tmp_path / "w.duckdb", box, "shanghai", DATE, operator="t", now=NOW, reports=tmp_path / "r")
+    assert res.published and res.exit_code == 3
+    assert any("not registered" in w and "office" in w for w in res.warnings)
+    md = (tmp_path / "r" / DATE.isoformat() / "report.md").read_text(encoding="utf-8")
+    assert "Overrides for persons not registered" in md and "notice 7" in md
+
+
+def test_a_failed_report_step_still_exits_as_published_and_hcode_report_writes_it(tmp_path, monkeypatch):
+    db = tmp_path / "w.duckdb"
+    warehouse.init(db)
+    box = inbox(tmp_path)
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nightly_mod, "write_diff", broken)
+    res = run_nightly(db, box, "shanghai", DATE, operator="t", now=NOW, reports=tmp_path / "reports")
+    assert res.published and res.run_id == 1 and res.exit_code == 3
+    assert any("report not written" in w and "hcode report 1" in w for w in res.warnings)
+    assert not (tmp_path / "reports" / DATE.isoformat()).exists()
+    monkeypatch.undo()
+    out = CliRunner().invoke(app, ["report", "1", "--db", str(db), "--reports", str(tmp_path / "reports"), "--json"])
+    assert out.exit_code == 0, out.output
+    folder = tmp_path / "reports" / DATE.isoformat()
+    assert (folder / "report.md").exists() and (folder / "nightly.json").exists()
+    assert any("file rejected: cases.csv" in w for w in json.loads(out.stdout)["warnings"])
