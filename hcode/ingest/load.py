@@ -12,8 +12,8 @@ import codecs
 import datetime as dt
 import getpass
 import hashlib
-import io
 import itertools
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -79,23 +79,54 @@ def require_paths(paths: Iterable[str | Path]) -> None:
         raise UsageError(f"no such file or folder: {', '.join(missing)}")
 
 
-def _decode_csv(data: bytes) -> bytes:
-    """UTF-8 (with or without BOM) or GBK → UTF-8 bytes without BOM."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:  # checked in slices: decoding the whole file at once would copy it (twice its size)
-        utf8 = codecs.getincrementaldecoder("utf-8")()
-        view, step = memoryview(data), 1 << 22
-        for i in range(0, len(data), step):
-            utf8.decode(view[i:i + step])
-        utf8.decode(b"", final=True)
-        return data
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030").encode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"not UTF-8 or GBK text (byte {exc.start})") from None
+CHUNK = 1 << 22  # bytes read at a time to hash, check and transcode a file
+
+
+def _scan_file(path: Path) -> tuple[str, str]:
+    """The file's SHA-256 and its text encoding, in one pass of CHUNK-sized reads (the file is
+    never whole in memory): "parquet", "utf-8", "utf-8-sig" (with a BOM) or "gb18030" (GBK,
+    when the bytes are not UTF-8)."""
+    sha, utf8 = hashlib.sha256(), codecs.getincrementaldecoder("utf-8")()
+    head, ok = b"", True
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sha.update(chunk)
+            if not head:
+                head = chunk[:4]
+            if ok:
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    ok = False
+    if ok:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            ok = False
+    if head == b"PAR1" or path.suffix.lower() in (".parquet", ".pq"):
+        return sha.hexdigest(), "parquet"
+    if ok:
+        return sha.hexdigest(), "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    return sha.hexdigest(), "gb18030"
+
+
+def _utf8_copy(path: Path, encoding: str, target: Path) -> Path:
+    """The CSV as UTF-8 without BOM in `target`, transcoded CHUNK by CHUNK (GBK files, and
+    UTF-8 ones starting with a BOM); a byte that is not GBK either rejects the file."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    done = 0
+    with path.open("rb") as src, target.open("wb") as dst:
+        while chunk := src.read(CHUNK):
+            try:
+                dst.write(decoder.decode(chunk).encode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise FileRejected(f"not UTF-8 or GBK text (byte {done + exc.start})") from None
+            done += len(chunk)
+        try:
+            dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"not UTF-8 or GBK text (byte {done + exc.start})") from None
+    return target
 
 
 def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
@@ -110,44 +141,50 @@ def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
     return {c.name: found[c.name] for c in feed.columns}
 
 
-def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = None
+def read_export(path: Path, encoding: str, feed: Feed, batch_rows: int | None = None
                 ) -> Iterator[tuple[pl.DataFrame, pl.Series]]:
-    """The contract columns as read (extra columns dropped), in batches of at most
-    `batch_rows` rows, each with its rows' locations: CSV lines (header = line 1) or
-    Parquet row indexes (from 0). The header (or Parquet schema) is checked before the
-    first batch is yielded, so a file missing columns is rejected before anything is written."""
+    """The contract columns as read (extra columns dropped), streamed from the file in batches
+    of at most `batch_rows` rows (the file is never whole in memory), each with its rows'
+    locations: CSV lines (header = line 1) or Parquet row indexes (from 0). The header (or
+    Parquet schema) is checked before the first batch is yielded, so a file missing columns is
+    rejected before anything is written. `encoding` is `_scan_file`'s."""
     batch_rows = batch_rows or BATCH_ROWS
-    is_parquet = path.suffix.lower() in (".parquet", ".pq") or data[:4] == b"PAR1"
-    kind = "Parquet" if is_parquet else "CSV"
-    try:
-        if is_parquet:
-            schema = pl.read_parquet_schema(io.BytesIO(data))
-            names = _check_columns(list(schema), feed)
-            wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
-                     if not parquet_type_ok(schema[names[c.name]], c)]
-            if wrong:
-                raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
-            frame = pl.read_parquet(io.BytesIO(data), columns=list(dict.fromkeys(names.values())))
-            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
-            first = 0
-        else:
-            text = _decode_csv(data)
-            header = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True, n_rows=0).columns
-            names = _check_columns(header, feed)
-            frame = pl.read_csv(io.BytesIO(text), infer_schema=False, has_header=True,
-                                columns=list(dict.fromkeys(names.values())))
-            del text
-            batches = (frame.slice(i, batch_rows) for i in range(0, max(frame.height, 1), batch_rows))
-            first = 2
-        for batch in batches:
-            assert isinstance(batch, pl.DataFrame)
-            batch = batch.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
-            yield batch, pl.int_range(first, first + batch.height, eager=True, dtype=pl.Int64).alias("line")
-            first += batch.height
-    except FileRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
-        raise FileRejected(f"cannot read {kind}: {exc}".splitlines()[0]) from None
+    kind = "Parquet" if encoding == "parquet" else "CSV"
+    with ExitStack() as stack:
+        try:
+            if encoding == "parquet":
+                schema = pl.read_parquet_schema(path)
+                names = _check_columns(list(schema), feed)
+                wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
+                         if not parquet_type_ok(schema[names[c.name]], c)]
+                if wrong:
+                    raise FileRejected(f"column type cannot hold the {feed.name} contract's values: "
+                                       f"{', '.join(wrong)}")
+                lf = pl.scan_parquet(path)
+                first = 0
+            else:
+                source = path
+                if encoding != "utf-8":
+                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hcode-ingest-")))
+                    source = _utf8_copy(path, encoding, tmp / "utf8.csv")
+                header = pl.read_csv(source, infer_schema=False, has_header=True, n_rows=0).columns
+                names = _check_columns(header, feed)
+                lf = pl.scan_csv(source, infer_schema=False, has_header=True)
+                first = 2
+            lf = lf.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
+            empty = True
+            for batch in lf.collect_batches(chunk_size=batch_rows):
+                for i in range(0, batch.height, batch_rows):  # chunk_size is a hint: cut to the bound
+                    part = batch.slice(i, batch_rows)
+                    yield part, pl.int_range(first, first + part.height, eager=True, dtype=pl.Int64).alias("line")
+                    first += part.height
+                    empty = False
+            if empty:  # a header without rows: one empty batch, as a file that says "nothing to send"
+                yield lf.clear().collect(), pl.Series("line", [], dtype=pl.Int64)
+        except FileRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser failure rejects the file with its message
+            raise FileRejected(f"cannot read {kind}: {exc}".splitlines()[0]) from None
 
 
 @dataclass(frozen=True)
@@ -218,10 +255,9 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     name = path.name
     feed_name = feed or feed_for_file(name)
     try:
-        data = path.read_bytes()
+        sha, encoding = _scan_file(path)
     except OSError as exc:
         return LoadResult(feed_name, str(path), None, rejected=True, error=f"cannot read file: {exc.strerror}")
-    sha = hashlib.sha256(data).hexdigest()
     if feed_name not in FEEDS:
         msg = (f"unknown feed {feed_name!r}" if feed else
                f"cannot tell the feed from the file name {name!r}: name it <feed>.csv "
@@ -233,7 +269,7 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     )
     if prior:
         return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
-    batches = read_export(path, data, contract)
+    batches = read_export(path, encoding, contract)
     try:
         first = next(batches)  # the header/schema check happens here, before any write
     except FileRejected as exc:

@@ -66,6 +66,21 @@ def population_digest(population: pl.DataFrame) -> str:
     return f"{pop.height}:{h.hexdigest()}"
 
 
+def population_digest_of_table(con, table: str) -> str:
+    """`population_digest` of the (pid, district) rows of a table, streamed from DuckDB in pid
+    order a million at a time: a population cut into buckets is never whole in memory."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    count = one(con, f"SELECT count(*) FROM {table}")[0]
+    for column in ("pid", "coalesce(district, -1)"):
+        reader = con.sql(f"SELECT CAST({column} AS INTEGER) AS v FROM {table} ORDER BY pid"
+                         ).to_arrow_reader(1 << 20)
+        for batch in reader:
+            h.update(np.ascontiguousarray(batch.column(0).to_numpy(zero_copy_only=False), dtype="<i4"))
+    return f"{count}:{h.hexdigest()}"
+
+
 def run_digest(con, run_id: int, population: str | None = None, cache: dict[int, str] | None = None) -> str:
     """Digest of a run's codes (its population, details and default, warehouse.py) and its
     summary row. `population` is the run's `population_digest` when the caller has the frame

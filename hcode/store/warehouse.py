@@ -29,12 +29,13 @@ from pathlib import Path
 
 import duckdb
 
+from hcode.config import load_config
 from hcode.errors import WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.feeds import FEEDS
 
 SCHEMA_VERSION = "4"
 DEFAULT_DB = "hcode.duckdb"
-DUCKDB_MEMORY = "6GB"
+DUCKDB_SHARE = 0.5  # of hcode's memory limit (config.py) for DuckDB's buffer pool; the rest is Polars'
 
 
 def db_path(db: str | os.PathLike | None = None) -> Path:
@@ -239,10 +240,17 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise
     # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
     con.execute("SET enable_progress_bar = false")
-    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it (it spills
-    # to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides, e.g. "16GB".
-    con.execute(f"SET memory_limit = '{os.environ.get('HCODE_DUCKDB_MEMORY') or DUCKDB_MEMORY}'")
+    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it at a share of
+    # hcode's memory limit (it spills to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides.
+    limit = os.environ.get("HCODE_DUCKDB_MEMORY") or f"{duckdb_memory(path) // 2**20}MiB"
+    con.execute(f"SET memory_limit = '{limit}'")
     return con
+
+
+def duckdb_memory(db: Path) -> int:
+    """DuckDB's share of the memory limit of the warehouse `db` (`HCODE_MEMORY` or its
+    hcode.toml's `[memory] limit`), in bytes."""
+    return int(load_config(db).memory_limit * DUCKDB_SHARE)
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
