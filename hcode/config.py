@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
@@ -153,7 +154,7 @@ def load_config(db: str | Path | None = None, path: Path | None = None) -> Confi
                   _section_value(path, doc, "memory", "limit", _size), _lake(path, doc.get("lake", {})))
 
 
-def _lake(path: Path, table: Mapping) -> str | None:
+def _lake(path: Path, table: Mapping[str, Any]) -> str | None:
     extra = set(table) - {"path"}
     if extra:
         raise ConfigError(f"{path}: [lake] {', '.join(sorted(extra))}: unknown key (known: path)")
@@ -171,7 +172,7 @@ def _size(value: object, where: str) -> int:
     raise ConfigError(f"{where} = {value!r}: give a size such as \"12GB\"")
 
 
-def _section_value(path: Path, doc: Mapping, section: str, key: str,
+def _section_value(path: Path, doc: Mapping[str, Any], section: str, key: str,
                    check: Callable[[object, str], int]) -> int | None:
     table = doc.get(section, {})
     extra = set(table) - {key}

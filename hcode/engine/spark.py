@@ -31,10 +31,10 @@ from typing import Any
 import polars as pl
 
 from hcode.engine.compile import TS
-from hcode.engine.evaluate import CODES_SCHEMA, EVIDENCE, OVERRIDE, Evaluation, cutoff_of, evaluate
+from hcode.engine.evaluate import CODES_SCHEMA, Evaluation, cutoff_of, evaluate
 from hcode.engine.sources import feed_schema
 from hcode.errors import HcodeError
-from hcode.feeds import FEEDS
+from hcode.feeds import EVIDENCE, FEEDS, OVERRIDE
 from hcode.rules.ruleset import Ruleset
 
 DEFAULT_MASTER = "local[*]"
