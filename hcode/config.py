@@ -1,8 +1,10 @@
 """Site settings read from `hcode.toml` beside the warehouse (docs/configuration.md).
 
 Only what an operator must be able to tune without touching code lives here: how often each
-feed is expected (`[freshness]`), when the publish guard refuses a run (`[guard]`) and the
-largest export file ingest reads (`[ingest]`). The
+feed is expected (`[freshness]`), when the publish guard refuses a run (`[guard]`), the
+largest export file ingest reads (`[ingest]`), how many person buckets an evaluation is cut
+into (`[engine] buckets`) and how much memory hcode may use (`[memory] limit`; environment
+variables `HCODE_BUCKETS` and `HCODE_MEMORY` win). The
 file is optional; a missing key keeps its default. Every value is checked when the file is
 read, and a mistake names the file and the key, so that a typo never silently turns a
 check off on the night it matters.
@@ -10,8 +12,10 @@ check off on the night it matters.
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -67,6 +71,56 @@ class Config:
     guard: GuardConfig = field(default_factory=GuardConfig)
     source: Path | None = None  # the file read, if any
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    buckets: int | None = None  # [engine] buckets; None: derived from the population and the memory limit
+    memory: int | None = None  # [memory] limit in bytes; None: a share of the machine's memory
+    lake: str | None = None  # [lake] path: where --engine spark's lake is written (default <db>.lake)
+
+    @property
+    def memory_limit(self) -> int:
+        """The memory hcode may use, in bytes: `$HCODE_MEMORY`, else `[memory] limit`, else
+        `MEMORY_SHARE` of the machine's physical memory."""
+        env = os.environ.get("HCODE_MEMORY")
+        if env:
+            return parse_size(env, "HCODE_MEMORY")
+        return self.memory if self.memory is not None else int(machine_memory() * MEMORY_SHARE)
+
+    @property
+    def bucket_setting(self) -> int | None:
+        """The bucket count asked for: `$HCODE_BUCKETS`, else `[engine] buckets`, else None."""
+        env = os.environ.get("HCODE_BUCKETS")
+        if env:
+            return _positive(env.strip(), "HCODE_BUCKETS")
+        return self.buckets
+
+
+MEMORY_SHARE = 0.5  # of the machine's memory, when no limit is set
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def machine_memory() -> int:
+    """The machine's physical memory in bytes (8 GiB when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def parse_size(text: str, where: str) -> int:
+    """ "12GB", "512MiB", "3000000000" -> bytes (decimal units as DuckDB reads them)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else ""
+    if not m or unit not in _UNITS or float(m.group(1)) <= 0:
+        raise ConfigError(f"{where} = {text!r}: give a size such as 12GB, 512MB or 8GiB")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _positive(value: object, where: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} = {value!r}: give a whole number of buckets, 1 or more")
+    return value
 
 
 def config_path(db: str | Path) -> Path:
@@ -139,8 +193,38 @@ def load_config(db: str | Path | None = None, path: Path | None = None) -> Confi
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = set(doc) - {"freshness", "guard", "ingest"}
+    known = ("freshness", "guard", "ingest", "engine", "memory", "lake")
+    unknown = set(doc) - set(known)
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: freshness, guard, ingest)")
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     return Config(MappingProxyType(_cadence(path, doc.get("freshness", {}))),
-                  _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})))
+                  _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})),
+                  _section_value(path, doc, "engine", "buckets", lambda v, w: _positive(v, w)),
+                  _section_value(path, doc, "memory", "limit", _size), _lake(path, doc.get("lake", {})))
+
+
+def _lake(path: Path, table: Mapping[str, Any]) -> str | None:
+    extra = set(table) - {"path"}
+    if extra:
+        raise ConfigError(f"{path}: [lake] {', '.join(sorted(extra))}: unknown key (known: path)")
+    value = table.get("path")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"{path}: [lake] path = {value!r}: give a folder path or URL as text")
+    return value
+
+
+def _size(value: object, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        return parse_size(value, where)
+    raise ConfigError(f"{where} = {value!r}: give a size such as \"12GB\"")
+
+
+def _section_value(path: Path, doc: Mapping[str, Any], section: str, key: str,
+                   check: Callable[[object, str], int]) -> int | None:
+    table = doc.get(section, {})
+    extra = set(table) - {key}
+    if extra:
+        raise ConfigError(f"{path}: [{section}] {', '.join(sorted(extra))}: unknown key (known: {key})")
+    return check(table[key], f"{path}: [{section}] {key}") if key in table else None

@@ -212,9 +212,9 @@ def test_codes_and_colours_are_normalised(wh, tmp_path):
 
 
 def test_large_files_are_processed_in_batches_with_the_same_outcome(wh, tmp_path, monkeypatch):
-    import hcode.ingest.load
+    import hcode.ingest.read
 
-    monkeypatch.setattr(hcode.ingest.load, "BATCH_ROWS", 2)
+    monkeypatch.setattr(hcode.ingest.read, "BATCH_ROWS", 2)
     rows = [f"{ID_A},close,2022-06-10 10:00:00", f"{ID_C},close,2022-06-11", f"{ID_A},close,2022-06-10 10:00:00",
             f"{ID_A},maybe,2022-06-12", f"{ID_C},close,2022-06-11"]
     r = load(wh, write(tmp_path, "contacts.csv", "id_number,contact_level,identified_at\n" + "\n".join(rows) + "\n"))

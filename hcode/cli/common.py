@@ -120,3 +120,10 @@ def parse_timestamp(value: str | None, flag: str = "--now") -> dt.datetime | Non
         return dt.datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{flag} {value!r} is not a timestamp like 2022-06-15T06:00:00") from None
+
+
+EngineOption = Annotated[str, typer.Option("--engine", help="embedded (this process) or spark (the warehouse's "
+                                           "events exported to the lake and evaluated per bucket on Spark; "
+                                           "pip install -e '.[spark]').")]
+SparkMasterOption = Annotated[str, typer.Option("--spark-master", help="With --engine spark: the master URL "
+                                                "(local[*], spark://host:7077, yarn, k8s://https://host:443).")]

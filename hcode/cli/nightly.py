@@ -11,8 +11,10 @@ from rich.table import Table
 
 from hcode.cli.common import (
     DbOption,
+    EngineOption,
     JsonOption,
     LangOption,
+    SparkMasterOption,
     err,
     handle_errors,
     out,
@@ -76,6 +78,8 @@ def register(app: typer.Typer) -> None:
         now: Annotated[str | None, typer.Option(help="The moment of loading (default: now, CST).")] = None,
         lang: LangOption = "en",
         json_out: JsonOption = False,
+        engine: EngineOption = "embedded",
+        spark_master: SparkMasterOption = "local[*]",
     ) -> None:
         """The whole nightly batch: load the inbox, check freshness, evaluate, guard, publish, report.
 
@@ -90,6 +94,7 @@ def register(app: typer.Typer) -> None:
         Example:
 
             hcode nightly --db /data/hcode.duckdb --inbox /data/inbox --ruleset shanghai --date 2022-06-14
+            hcode nightly --inbox /data/inbox --ruleset shanghai --engine spark --spark-master yarn
         """
         check_lang(lang)
         if not inbox.is_dir():
@@ -99,7 +104,8 @@ def register(app: typer.Typer) -> None:
         day = parse_date(date, "--date") if date else None
         clock = parse_timestamp(now)
         res = run_nightly(db, inbox, ruleset, day, operator=operator, recompute=rerun, override_guard=accept_jump,
-                          reports=reports, now=clock, lang=lang, notify=lambda m: err.print(t_(m)))
+                          reports=reports, now=clock, lang=lang, notify=lambda m: err.print(t_(m)), engine=engine,
+                          spark_master=spark_master)
         if json_out:
             print_json(res.as_json(ADVICE))
         else:

@@ -11,10 +11,12 @@ from rich.table import Table
 
 from hcode.cli.common import (
     DbOption,
+    EngineOption,
     IdArgument,
     IdFileOption,
     JsonOption,
     LangOption,
+    SparkMasterOption,
     command_line,
     err,
     handle_errors,
@@ -59,19 +61,30 @@ def register(app: typer.Typer) -> None:
         operator: Annotated[str | None, typer.Option(help="Who runs it (default: the login name).")] = None,
         lang: LangOption = "en",
         json_out: JsonOption = False,
+        engine: EngineOption = "embedded",
+        spark_master: SparkMasterOption = "local[*]",
     ) -> None:
         """Compute every registered person's code and store it as a run (unless --dry-run).
+
+        Persons are evaluated in buckets (HCODE_BUCKETS or [engine] buckets in hcode.toml,
+        else as many as the memory limit needs); the result never depends on their number.
+
+        With --engine spark the warehouse's rows are exported to the lake ([lake] path, default
+        <db>.lake) and each bucket is evaluated by the same engine in a Spark task; the codes
+        come back and are stored as a run like any other.
 
         Example:
 
             hcode evaluate --ruleset shanghai@2022.05.23 --as-of 2022-06-14 --out codes.parquet
+            hcode evaluate --ruleset shanghai --as-of 2022-06-14 --engine spark --spark-master yarn
         """
         day = parse_date(as_of)
         rs = pick_ruleset(ruleset, day, quiet=json_out)
         check_lang(lang)
         with warehouse_lock(db_path(db), command_line(), notify=err.print), Warehouse.open(db) as wh:
             with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
-                run = compute_run(wh, rs, day, lang=lang, store=not dry_run, operator=operator, codes_file=out_file)
+                run = compute_run(wh, rs, day, lang=lang, store=not dry_run, operator=operator, codes_file=out_file,
+                                  engine=engine, spark_master=spark_master)
         if json_out:
             print_json(run.as_json())
             return

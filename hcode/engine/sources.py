@@ -98,16 +98,19 @@ class FrameSource:
 
 class WarehouseSource:
     """Feeds read from the warehouse: rows of loads up to `max_load_id`, before the cut-off,
-    of the `persons` given (explain reads one person), with pushed predicates and person sets
-    applied by DuckDB."""
+    of the `persons` given (explain reads one person) or of one person bucket (`bucket`: its
+    pids, buckets.py), with pushed predicates and person sets applied by DuckDB. Feeds without
+    persons (risk areas) are read whole by every bucket."""
 
     engine: Engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None):
+    def __init__(self, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None,
+                 bucket: pl.DataFrame | None = None):
         self.con = con
         self.cutoff = cutoff
         self.max_load_id = max_load_id
         self.persons = persons
+        self.bucket = bucket
 
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         return feed_rows({feed: self._read(feed, list(feed_schema(feed)), where, pids)}, feed, self.cutoff)
@@ -131,10 +134,11 @@ class WarehouseSource:
             conds.append(f"({where.sql})")
             params.extend(where.params)
         with ExitStack() as views:
-            if pids is not None:
-                name = views.enter_context(view(self.con, f"_hcode_pids_{next(_names)}",
-                                                ArrowStream(pids.select("pid"))))
-                conds.append(f"pid IN (SELECT pid FROM {name})")
+            for narrow in (pids, self.bucket if f.has_person else None):
+                if narrow is not None:
+                    name = views.enter_context(view(self.con, f"_hcode_pids_{next(_names)}",
+                                                    ArrowStream(narrow.select("pid"))))
+                    conds.append(f"pid IN (SELECT pid FROM {name})")
             return to_polars(self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
                                           params=params))
 
@@ -144,6 +148,6 @@ class WarehouseSource:
         evaluation never runs inside a write transaction)."""
         cursor = self.con.cursor()
         try:
-            yield WarehouseSource(cursor, self.cutoff, self.max_load_id, self.persons)
+            yield WarehouseSource(cursor, self.cutoff, self.max_load_id, self.persons, self.bucket)
         finally:
             cursor.close()

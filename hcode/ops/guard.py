@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ import polars as pl
 
 from hcode.config import GuardConfig
 from hcode.engine.evaluate import Evaluation, registered
-from hcode.store.warehouse import one
+from hcode.store.warehouse import ArrowStream, one, view
 
 TOP_RULES = 3  # how many moving rules a reason names
 DEFAULT_RULE = "(no rule)"  # the deciding "rule" of persons with the palette's first colour and no rule
@@ -73,13 +74,33 @@ class RunCodes:
         return cls(ev.population["pid"], ev.results.select("pid", "color", "rule"), ev.default_color, ev.default_rule)
 
     @classmethod
-    def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int) -> RunCodes:
-        pids = pl.DataFrame(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
-                                 "WHERE r.run_id = ? ORDER BY p.pid", params=[run_id]))["pid"]
-        details = pl.DataFrame(con.sql("SELECT pid, color, rule FROM code_details WHERE run_id = ?", params=[run_id]))
+    def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int, among: pl.Series | None = None) -> RunCodes:
+        """A stored run's codes; only of the persons `among` (pids) when given (one bucket)."""
+        with ExitStack() as stack:
+            where = ""
+            if among is not None:
+                name = stack.enter_context(view(con, "_hcode_guard_pids", ArrowStream(among.to_frame("pid"))))
+                where = f" AND pid IN (SELECT pid FROM {name})"
+            pids = pl.DataFrame(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
+                                        f"WHERE r.run_id = ?{where} ORDER BY p.pid", params=[run_id]))["pid"]
+            details = pl.DataFrame(con.sql(f"SELECT pid, color, rule FROM code_details WHERE run_id = ?{where}",
+                                           params=[run_id]))
         row = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id])
         color, rule = row if row else ("", None)
         return cls(pids, details, color, rule)
+
+
+def run_rule_counts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[tuple[str, str], int]:
+    """`RunCodes.of_run(con, run_id).rule_counts()`, counted by DuckDB (the run is never whole
+    in memory)."""
+    counts = {(c, r if r is not None else DEFAULT_RULE): int(n) for c, r, n in con.execute(
+        "SELECT color, rule, count(*) FROM code_details WHERE run_id = ? GROUP BY ALL", [run_id]).fetchall()}
+    row = one(con, "SELECT d.color, d.rule, p.persons FROM code_defaults d JOIN runs r USING (run_id) "
+                   "JOIN populations p USING (population_id) WHERE d.run_id = ?", [run_id])
+    if row is not None:
+        key = (row[0], row[1] or DEFAULT_RULE)
+        counts[key] = counts.get(key, 0) + int(row[2]) - sum(counts.values())
+    return {k: n for k, n in counts.items() if n}
 
 
 def changed_persons(before: RunCodes, after: RunCodes) -> int:
@@ -246,11 +267,40 @@ def check_codes(con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | 
                    rules=codes.rule_counts(), changed=changed_persons(before, codes))
 
 
+class Tally:
+    """What the guard needs of a run evaluated person bucket by person bucket (runs/bucketed.py),
+    gathered as the buckets come so that no bucket is kept: the counts per (colour, deciding
+    rule) and the persons who changed colour since the previous published run, both sums over
+    the buckets (buckets share no person). The verdict is the same whatever the bucket count."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, province: str, as_of: dt.date | None,
+                 exclude_run: int | None = None) -> None:
+        self.previous = previous_published(con, province, as_of, exclude_run)
+        self.rules: dict[tuple[str, str], int] = {}
+        self.changed = 0
+
+    def add(self, con: duckdb.DuckDBPyConnection, ev: Evaluation) -> None:
+        """Count one bucket's evaluation."""
+        codes = RunCodes.of_evaluation(ev)
+        for key, n in codes.rule_counts().items():
+            self.rules[key] = self.rules.get(key, 0) + n
+        if self.previous is not None:  # the previous run's codes of this bucket's persons only
+            self.changed += changed_persons(RunCodes.of_run(con, self.previous[0], among=codes.pids), codes)
+
+    def verdict(self, con: duckdb.DuckDBPyConnection, persons: int, colors: Mapping[str, int],
+                config: GuardConfig | None = None) -> GuardVerdict:
+        if self.previous is None:
+            return compare(None, persons, colors, config)
+        prev = Previous(*self.previous, rules=run_rule_counts(con, self.previous[0]))
+        return compare(prev, persons, colors, config, rules=self.rules, changed=self.changed)
+
+
 def check_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation, config: GuardConfig | None = None,
                      exclude_run: int | None = None) -> GuardVerdict:
-    """The verdict for an evaluation not stored yet (the nightly batch, before publishing)."""
-    return check_codes(con, ev.ruleset.province, ev.as_of, ev.persons, ev.colors, RunCodes.of_evaluation(ev),
-                       config, exclude_run)
+    """The verdict for an evaluation not stored yet (one bucket: `Tally` for several)."""
+    tally = Tally(con, ev.ruleset.province, ev.as_of, exclude_run)
+    tally.add(con, ev)
+    return tally.verdict(con, ev.persons, ev.colors, config)
 
 
 def check_run(con: duckdb.DuckDBPyConnection, run_id: int, config: GuardConfig | None = None) -> GuardVerdict:

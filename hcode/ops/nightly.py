@@ -48,6 +48,7 @@ from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections, write_json
 from hcode.rules.load import find_ruleset
 from hcode.rules.ruleset import Ruleset
+from hcode.runs import bucketed
 from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one, scalar, to_polars
@@ -255,9 +256,11 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
 def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date | None = None, *,
                 operator: str | None = None, recompute: bool = False, override_guard: bool = False,
                 reports: Path = Path("reports"), now: dt.datetime | None = None, lang: str = "en",
-                notify: Callable[[str], None] = lambda msg: None) -> NightlyResult:
+                notify: Callable[[str], None] = lambda msg: None, engine: str = "embedded",
+                spark_master: str = "local[*]") -> NightlyResult:
     date = date or yesterday()
     operator = operator or getpass.getuser()
+    bucketed.check_engine(engine)  # before anything is loaded
     path = db_path(db)
     with warehouse_lock(path, f"hcode nightly --date {date}", notify=notify), Warehouse.open(path) as wh:
         rs = find_ruleset(ruleset, as_of=date)
@@ -294,27 +297,37 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                                     on_loaded=archive, max_bytes=config.ingest.max_file_bytes).files
         crash_point("after-loads")
         lap("load")
-        ev, max_load, seen = runs.evaluate_warehouse(wh, rs, date, lang=lang)
-        lap("evaluate")
-        # every person with a matched rule is in ev.results (the others have none)
-        fresh = freshness.check(wh.con, date, config, ruleset=rs, codes=ev.results.select("pid", "matched_rules"))
-        lap("freshness")
-        verdict = guard.check_evaluation(wh.con, ev, config.guard)
-        prev = guard.previous_published(wh.con, rs.province, date)
-        previous = prev[0] if prev else None
-        if not verdict.ok and not override_guard:
+        n, evaluations, max_load, seen = bucketed.evaluations_on(wh, rs, date, lang, engine, spark_master)
+        # the run is written bucket by bucket in one transaction, committed only when published
+        with bucketed.RunWriter(wh, n) as writer:
+            matched = []  # every person with a matched rule is in an evaluation's results
+            tally = guard.Tally(wh.con, rs.province, date)
+            for ev in evaluations:
+                writer.add(ev)
+                tally.add(wh.con, ev)  # what the guard needs of this bucket
+                matched.append(ev.results.select("pid", "matched_rules"))
+            del ev  # the writer keeps what it needs
+            totals = writer.totals
+            assert totals is not None
+            lap("evaluate")
+            fresh = freshness.check(wh.con, date, config, ruleset=rs, codes=pl.concat(matched))
+            del matched
+            lap("freshness")
+            verdict = tally.verdict(wh.con, totals.persons, totals.colors, config.guard)
+            prev = guard.previous_published(wh.con, rs.province, date)
+            previous = prev[0] if prev else None
+            if not verdict.ok and not override_guard:
+                lap("guard")
+                return NightlyResult(date, rs.name, None, False, 1,
+                                     "not published: " + " ".join(verdict.reasons),
+                                     tuple(loads), fresh, verdict, previous_run=previous, stages=stages,
+                                     next_step="override_guard")
             lap("guard")
-            return NightlyResult(date, rs.name, None, False, 1,
-                                 "not published: " + " ".join(verdict.reasons),
-                                 tuple(loads), fresh, verdict, previous_run=previous, stages=stages,
-                                 next_step="override_guard")
-        lap("guard")
-        crash_point("before-publish")
-        batch = {"batch_date": date.isoformat(), "accept_jump": bool(override_guard and not verdict.ok),
-                 "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
-                 "supersedes": [done] if done is not None else []}
-        run_id = runs.store_run(wh, ev, max_load, seen, operator, publish=True, batch=batch)
-        del ev  # the report reads the stored run back; free the evaluation's frames first
+            crash_point("before-publish")
+            batch = {"batch_date": date.isoformat(), "accept_jump": bool(override_guard and not verdict.ok),
+                     "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
+                     "supersedes": [done] if done is not None else []}
+            run_id = writer.finish(max_load, seen, operator, publish=True, batch=batch)
         crash_point("after-publish")
         lap("publish")
         state, summary, failed = publish_report(wh, rs, run_id, date, report_dir, lang, config)

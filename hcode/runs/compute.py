@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hcode.engine.evaluate import Evaluation
+from hcode.engine.spark import DEFAULT_MASTER
 from hcode.rules.ruleset import Ruleset
-from hcode.runs.store import evaluate_warehouse, store_run, with_person_keys, write_codes
+from hcode.runs.bucketed import evaluate_run
+from hcode.runs.store import Totals
 from hcode.store.warehouse import Warehouse
 
 
@@ -22,7 +23,7 @@ class ComputedRun:
     ruleset: Ruleset
     as_of: dt.date
     run_id: int | None  # None: computed, not stored
-    evaluation: Evaluation = field(repr=False)
+    evaluation: Totals = field(repr=False)  # counts summed over the person buckets
 
     @property
     def persons(self) -> int:
@@ -41,12 +42,12 @@ class ComputedRun:
 
 
 def compute_run(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, *, lang: str = "en", store: bool = True,
-                operator: str | None = None, codes_file: Path | None = None) -> ComputedRun:
+                operator: str | None = None, codes_file: Path | None = None, engine: str = "embedded",
+                spark_master: str = DEFAULT_MASTER) -> ComputedRun:
     """Evaluate `ruleset` as of `as_of` on the warehouse's current data; store it as a run
     (by `operator`, default the login name) unless `store` is false; write the codes with
-    their person keys to `codes_file` (.parquet or .csv) when given."""
-    ev, max_load, loads = evaluate_warehouse(wh, ruleset, as_of, lang=lang)
-    run_id = store_run(wh, ev, max_load, loads, operator or getpass.getuser()) if store else None
-    if codes_file is not None:
-        write_codes(with_person_keys(wh.con, ev.codes), codes_file)
-    return ComputedRun(ruleset, as_of, run_id, ev)
+    their person keys to `codes_file` (.parquet or .csv) when given. Persons are evaluated
+    bucket by bucket (runs/bucketed.py), on the `embedded` engine or on `spark`."""
+    totals, run_id = evaluate_run(wh, ruleset, as_of, lang=lang, store=store, operator=operator or getpass.getuser(),
+                                  out=codes_file, engine=engine, spark_master=spark_master)
+    return ComputedRun(ruleset, as_of, run_id, totals)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,69 +105,110 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
     import numpy  # noqa: F401  (population_digest's, imported on this thread: an import on the
     # digest thread holds the GIL that DuckDB's scan of the details needs, 0.12 s at 1M)
 
-    rs = ev.ruleset
     stages = Stages("store")
     with ThreadPoolExecutor(1) as pool:
         population = pool.submit(audit.population_digest, ev.population)
         with wh.transaction() as con:
             run_id = int(scalar(con, "SELECT coalesce(max(run_id), 0) + 1 FROM runs"))
-            _store_details(con, run_id, ev)
+            store_details(con, run_id, ev.results)
             stages.tick("code_details")
             digest = population.result()
-            population_id = _store_population(con, ev.population, digest)
+            population_id = store_population(con, digest, ev.population.height,
+                                              lambda: view(con, "_hcode_population", ArrowStream(ev.population)))
             stages.tick("population")
-            now = dt.datetime.now().replace(microsecond=0)
-            info = {"loads": list(loads), **(batch or {})}
-            con.execute(
-                f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}, population_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, rs.province, rs.version, rs.content_hash, ev.as_of, ev.cutoff, now, max_load_id,
-                 ev.persons, json.dumps(ev.colors), ev.overrides_applied, ev.overrides_not_applied, operator,
-                 publish, now if publish else None, json.dumps(info), population_id],
-            )
-            if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
-                con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
-                            [rs.content_hash, rs.province, rs.version, rs.source_text])
-            content = audit.run_digest(con, run_id, digest)
+            store_run_row(con, run_id, Totals.of(ev), population_id, digest, max_load_id, loads, operator,
+                           publish, batch)
             stages.tick("digest")
-            audit.record(con, "run", operator, {
-                "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
-                "as_of": ev.as_of.isoformat(), "persons": ev.persons, "colors": ev.colors,
-                "max_load_id": max_load_id, "published": publish,
-            }, content)
-            if publish:
-                superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
-                if superseded:
-                    con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
-                audit.record(con, "publish", operator,
-                             {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
     stages.tick("commit")
     return run_id
 
 
-def _store_population(con: duckdb.DuckDBPyConnection, population: pl.DataFrame, digest: str) -> int:
-    """The id of the stored population with this digest, stored now if there is none."""
+@dataclass(frozen=True)
+class Totals:
+    """What a run records of its evaluation besides the codes: sums over its buckets, and the
+    code of a person with no events (the same in every bucket)."""
+
+    ruleset: Ruleset
+    as_of: dt.date
+    cutoff: dt.datetime
+    persons: int
+    colors: dict[str, int]
+    overrides_applied: int
+    overrides_not_applied: int
+    default_color: str
+    default_rule: str | None
+    default_explanation: str
+    buckets: int = 1
+
+    @classmethod
+    def of(cls, ev: Evaluation) -> Totals:
+        return cls(ev.ruleset, ev.as_of, ev.cutoff, ev.persons, dict(ev.colors), ev.overrides_applied,
+                   ev.overrides_not_applied, ev.default_color, ev.default_rule, ev.default_explanation)
+
+    def plus(self, ev: Evaluation) -> Totals:
+        if (ev.default_color, ev.default_rule, ev.default_explanation) != (
+                self.default_color, self.default_rule, self.default_explanation):
+            raise AssertionError("buckets disagree on the code of a person with no events")
+        return Totals(self.ruleset, self.as_of, self.cutoff, self.persons + ev.persons,
+                      {c: self.colors.get(c, 0) + ev.colors.get(c, 0) for c in self.colors},
+                      self.overrides_applied + ev.overrides_applied,
+                      self.overrides_not_applied + ev.overrides_not_applied,
+                      self.default_color, self.default_rule, self.default_explanation, self.buckets + 1)
+
+
+def store_run_row(con: duckdb.DuckDBPyConnection, run_id: int, t: Totals, population_id: int, digest: str, max_load_id: int,
+                   loads: tuple[int, ...], operator: str | None, publish: bool, batch: dict[str, Any] | None) -> None:
+    """The code of a person with no events, the run's row, its ruleset's text and its audit
+    entries (and the publish), inside the caller's transaction."""
+    rs = t.ruleset
+    con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
+                [run_id, t.default_color, t.default_rule, t.default_explanation])
+    now = dt.datetime.now().replace(microsecond=0)
+    info = {"loads": list(loads), **(batch or {})}
+    con.execute(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}, population_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, rs.province, rs.version, rs.content_hash, t.as_of, t.cutoff, now, max_load_id,
+         t.persons, json.dumps(t.colors), t.overrides_applied, t.overrides_not_applied, operator,
+         publish, now if publish else None, json.dumps(info), population_id],
+    )
+    if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
+        con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
+                    [rs.content_hash, rs.province, rs.version, rs.source_text])
+    content = audit.run_digest(con, run_id, digest)
+    audit.record(con, "run", operator, {
+        "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
+        "as_of": t.as_of.isoformat(), "persons": t.persons, "colors": t.colors,
+        "max_load_id": max_load_id, "published": publish,
+    }, content)
+    if publish:
+        superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
+        if superseded:
+            con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
+        audit.record(con, "publish", operator,
+                     {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
+
+
+def store_population(con: duckdb.DuckDBPyConnection, digest: str, persons: int, rows: Callable[[], AbstractContextManager[str]]) -> int:
+    """The id of the stored population with this digest, stored now from the relation `rows`
+    names (pid, district) if there is none."""
     row = one(con, "SELECT population_id FROM populations WHERE digest = ?", [digest])
     if row:
         return int(row[0])
     population_id = int(scalar(con, "SELECT coalesce(max(population_id), 0) + 1 FROM populations"))
-    con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, population.height, digest])
-    with view(con, "_hcode_population", ArrowStream(population)):
-        con.execute("INSERT INTO population_rows SELECT ?, pid, district FROM _hcode_population",
-                    [population_id])
+    con.execute("INSERT INTO populations VALUES (?, ?, ?)", [population_id, persons, digest])
+    with rows() as name:
+        con.execute(f"INSERT INTO population_rows SELECT ?, pid, district FROM {name}", [population_id])
     return population_id
 
 
-def _store_details(con: duckdb.DuckDBPyConnection, run_id: int, ev: Evaluation) -> None:
-    """The full codes of the persons some rule matched or an override names, and the code of
-    everyone else (warehouse.py)."""
+def store_details(con: duckdb.DuckDBPyConnection, run_id: int, results: pl.DataFrame) -> None:
+    """The full codes of the persons some rule matched or an override names (warehouse.py)."""
     # rows in any order (the table has no order; readers of `codes` sort): DuckDB then
     # writes them on every core, twice as fast
-    with view(con, "_hcode_details", ArrowStream(ev.results)), unordered_inserts(con):
+    with view(con, "_hcode_details", ArrowStream(results)), unordered_inserts(con):
         con.execute("INSERT INTO code_details SELECT ?, pid, color, rule, matched_rules, evidence, override, "
                     "explanation FROM _hcode_details", [run_id])
-    con.execute("INSERT INTO code_defaults VALUES (?, ?, ?, ?)",
-                [run_id, ev.default_color, ev.default_rule, ev.default_explanation])
 
 
 def _run_from_row(row: tuple[Any, ...]) -> RunInfo:

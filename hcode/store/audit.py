@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from hcode.feeds import FEEDS
-from hcode.store.warehouse import one, to_polars
+from hcode.store.warehouse import one, scalar, to_polars
 
 GENESIS = "0" * 64
 
@@ -66,6 +66,21 @@ def population_digest(population: pl.DataFrame) -> str:
     for column in (pop["pid"], pop["district"].fill_null(-1)):
         h.update(np.ascontiguousarray(column.cast(pl.Int32).to_numpy(), dtype="<i4").data)
     return f"{pop.height}:{h.hexdigest()}"
+
+
+def population_digest_of_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """`population_digest` of the (pid, district) rows of a table, streamed from DuckDB in pid
+    order a million at a time: a population cut into buckets is never whole in memory."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    count = scalar(con, f"SELECT count(*) FROM {table}")
+    for column in ("pid", "coalesce(district, -1)"):
+        reader = con.sql(f"SELECT CAST({column} AS INTEGER) AS v FROM {table} ORDER BY pid"
+                         ).to_arrow_reader(1 << 20)
+        for batch in reader:
+            h.update(np.ascontiguousarray(batch.column(0).to_numpy(zero_copy_only=False), dtype="<i4").data)
+    return f"{count}:{h.hexdigest()}"
 
 
 def run_digest(con: duckdb.DuckDBPyConnection, run_id: int, population: str | None = None, cache: dict[int, str] | None = None) -> str:

@@ -21,11 +21,8 @@ Tables (all created by `init`, idempotently):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -37,62 +34,19 @@ import duckdb
 if TYPE_CHECKING:
     import polars as pl
 
+from hcode.config import load_config
 from hcode.errors import KeyRefused, WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.feeds import FEEDS
+from hcode.store.keys import fingerprint, key_path, read_key, strong_key
 
 SCHEMA_VERSION = "4"
 DEFAULT_DB = "hcode.duckdb"
-DUCKDB_MEMORY = "6GB"
-MIN_KEY_CHARS = 32
-FINGERPRINT_TEXT = b"hcode key fingerprint v1"
+DUCKDB_SHARE = 0.5  # of hcode's memory limit (config.py) for DuckDB's buffer pool; the rest is Polars'
 
 
 def db_path(db: str | os.PathLike[str] | None = None) -> Path:
     """The warehouse file: `--db`, else `$HCODE_DB`, else `./hcode.duckdb`."""
     return Path(db or os.environ.get("HCODE_DB") or DEFAULT_DB)
-
-
-def key_path(db: Path) -> Path:
-    return Path(str(db) + ".key")
-
-
-def fingerprint(key: str) -> str:
-    """HMAC-SHA256 under the key of a fixed text: the same key always gives the same
-    fingerprint, and the fingerprint is no shortcut to guessing the key."""
-    return hmac.new(key.encode("utf-8"), FINGERPRINT_TEXT, hashlib.sha256).hexdigest()
-
-
-def _strong(key: str, source: str) -> str:
-    if len(key) < MIN_KEY_CHARS:
-        raise KeyRefused(f"the key from {source} has {len(key)} characters; a key needs at least {MIN_KEY_CHARS} characters "
-                         "(`hcode init` writes 64 random hex characters; or use e.g. `openssl rand -hex 32`)")
-    return key
-
-
-def read_key(db: Path) -> str:
-    """The key text: `$HCODE_KEY` when set, else the stripped content of `<db>.key`.
-
-    Refused (`KeyRefused`): a key shorter than 32 characters, a key file that is a symbolic
-    link, or one that its group or others may read or write."""
-    env = os.environ.get("HCODE_KEY")
-    if env:
-        return _strong(env, "$HCODE_KEY")
-    kp = key_path(db)
-    try:
-        st = os.lstat(kp)
-    except FileNotFoundError:
-        raise WarehouseMissing(f"no key: set HCODE_KEY or run `hcode init --db {db}` to create {kp}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise KeyRefused(f"the key file {kp} is a symbolic link: refused (whoever can change the link chooses "
-                         "the key); put the key file itself there, mode 600")
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyRefused(f"the key file {kp} is not a regular file: refused")
-    if st.st_mode & 0o077:
-        raise KeyRefused(f"the key file {kp} is readable by its group or others (mode {stat.S_IMODE(st.st_mode):o}): "
-                         f"refused; run `chmod 600 {kp}`, and change the key if others may have read it")
-    fd = os.open(kp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, encoding="utf-8") as fh:
-        return _strong(fh.read().strip(), str(kp))
 
 
 @contextmanager
@@ -258,7 +212,7 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
     kp = key_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if os.environ.get("HCODE_KEY"):
-        _strong(os.environ["HCODE_KEY"], "$HCODE_KEY")
+        strong_key(os.environ["HCODE_KEY"], "$HCODE_KEY")
     elif not os.path.lexists(kp):
         if not created_db:
             raise KeyRefused(f"{path} exists but its key file is missing ({kp}): restore the key file (or set "
@@ -300,10 +254,17 @@ def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise
     # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
     con.execute("SET enable_progress_bar = false")
-    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it (it spills
-    # to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides, e.g. "16GB".
-    con.execute(f"SET memory_limit = '{os.environ.get('HCODE_DUCKDB_MEMORY') or DUCKDB_MEMORY}'")
+    # DuckDB's buffer pool would grow to 80 % of RAM next to Polars' frames; cap it at a share of
+    # hcode's memory limit (it spills to <db>.tmp beyond that). $HCODE_DUCKDB_MEMORY overrides.
+    limit = os.environ.get("HCODE_DUCKDB_MEMORY") or f"{duckdb_memory(path) // 2**20}MiB"
+    con.execute(f"SET memory_limit = '{limit}'")
     return con
+
+
+def duckdb_memory(db: Path) -> int:
+    """DuckDB's share of the memory limit of the warehouse `db` (`HCODE_MEMORY` or its
+    hcode.toml's `[memory] limit`), in bytes."""
+    return int(load_config(db).memory_limit * DUCKDB_SHARE)
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -1,0 +1,67 @@
+"""Person buckets: the unit of evaluation for populations that do not fit in memory at once.
+
+A person's bucket is a function of their `person_key` alone (the keyed HMAC, hex): the first
+32 bits of it modulo the bucket count. It does not depend on load order, on the `pid`
+numbering of a warehouse, or on anything else about the person, so the same person falls in
+the same bucket in every warehouse that shares the key, and in the lake Spark reads.
+
+Every rule is a function of one person's rows (and of the small global tables, risk areas,
+which every bucket reads whole): evaluating bucket by bucket and adding the results up gives
+exactly the whole population's result, whatever the count (tests/test_buckets.py).
+
+The count is `HCODE_BUCKETS` / `[engine] buckets` when set, else derived from the number of
+persons and the memory limit (`bucket_count`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import polars as pl
+
+from hcode.config import Config
+from hcode.store.warehouse import one
+
+# Peak bytes of an evaluation and the storing of its run per registered person, measured on
+# generated nights (1M persons: about 1 GB peak, the warehouse's page cache aside), rounded up.
+BYTES_PER_PERSON = 1500
+# The share of the memory limit one bucket's evaluation may use: the rest is DuckDB's buffer
+# pool (warehouse.DUCKDB_SHARE) and the slack Polars' allocator needs.
+BUCKET_SHARE = 0.4
+HEX_DIGITS = 8  # the bucket hash: the first 32 bits of the person key
+
+
+def bucket_count(persons: int, config: Config) -> int:
+    """The setting when there is one, else enough buckets for one bucket's evaluation to use at
+    most BUCKET_SHARE of the memory limit (1 for every population that fits)."""
+    asked = config.bucket_setting
+    if asked is not None:
+        return asked
+    return max(1, math.ceil(persons * BYTES_PER_PERSON / (config.memory_limit * BUCKET_SHARE)))
+
+
+def bucket_sql(n: int, column: str = "person_key") -> str:
+    """A person's bucket (0..n-1) as a DuckDB expression over the hex `person_key`."""
+    return f"CAST(('0x' || substr({column}, 1, {HEX_DIGITS})) AS UBIGINT) % {int(n)}"
+
+
+def bucket_expr(n: int, column: str = "person_key") -> pl.Expr:
+    """The same bucket as a Polars expression (for frames that hold person keys)."""
+    return (pl.col(column).str.slice(0, HEX_DIGITS).str.to_integer(base=16, dtype=pl.UInt64) % n).cast(pl.Int32)
+
+
+def persons_in_warehouse(con: duckdb.DuckDBPyConnection) -> int:
+    row = one(con, "SELECT count(*) FROM persons")
+    return int(row[0]) if row else 0
+
+
+def bucket_pids(con: duckdb.DuckDBPyConnection, bucket: int, n: int) -> pl.DataFrame:
+    """The pids (sorted) of the warehouse's persons in `bucket` of `n`."""
+    return pl.DataFrame(con.sql(f"SELECT pid FROM persons WHERE {bucket_sql(n)} = ? ORDER BY pid",
+                                params=[bucket]))
+
+
+def bucket_of(person_key: str, n: int) -> int:
+    """The reference, for one key."""
+    return int(person_key[:HEX_DIGITS], 16) % n

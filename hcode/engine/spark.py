@@ -1,0 +1,219 @@
+"""The Spark engine: the same compiled Polars evaluation, one person bucket per Spark task.
+
+The driver (this process) exports the lake (lake.py: the warehouse's rows as Parquet, one
+folder per feed and bucket), then Spark reads it, unions the feeds into one sparse frame
+(each feed's columns prefixed `<feed>__`, plus `__feed`), adds the small global table (risk
+areas) to every bucket, and `groupBy("bucket").applyInArrow(...)` hands each bucket's rows,
+as one Arrow table, to `evaluate_arrow`: it splits the table back into feeds and runs
+`engine.evaluate.evaluate` on them, exactly as the embedded engine does (one implementation
+of the rule semantics). Each bucket's result comes back as rows of one Arrow schema (its
+details, its population and one row of totals), written by Spark as Parquet partitioned by
+bucket; the driver reads it back bucket by bucket as `Evaluation`s, which become a run like
+any other (runs/bucketed.py).
+
+The driver sets what executors need: `PYSPARK_PYTHON` (this interpreter) and `PYTHONPATH`
+(where `hcode` is imported from), so that `--engine spark` needs nothing else from a user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hcode.engine.compile import TS
+from hcode.engine.evaluate import CODES_SCHEMA, Evaluation, cutoff_of, evaluate
+from hcode.engine.sources import feed_schema
+from hcode.errors import HcodeError
+from hcode.feeds import EVIDENCE, FEEDS, OVERRIDE
+from hcode.rules.ruleset import Ruleset
+
+DEFAULT_MASTER = "local[*]"
+SPARK_BUCKETS = 8  # at least this many buckets on Spark (tasks to spread), when none is set
+OUT_SCHEMA = (
+    "bucket int, kind string, pid int, district int, color string, rule string, matched_rules array<string>, "
+    "evidence array<struct<rule:string,feed:string,time:timestamp_ntz,detail:string>>, "
+    "override struct<color:string,authority:string,basis:string,operator:string,reason:string,"
+    "issued_at:timestamp_ntz,expires_at:timestamp_ntz,applied:boolean>, explanation string, info string")
+OUT_COLUMNS: dict[str, Any] = {"bucket": pl.Int32, "kind": pl.String, "pid": pl.Int32, "district": pl.Int32,
+               **{c: t for c, t in CODES_SCHEMA.items() if c not in ("pid", "district_code")}, "info": pl.String}
+
+
+class SparkUnavailable(HcodeError):
+    """`--engine spark` without pyspark or without Java."""
+
+
+class SparkFailed(HcodeError):
+    """The Spark job failed: no run is stored."""
+
+
+def check_spark() -> None:
+    """One clear sentence naming what to install, when pyspark or Java is missing."""
+    if importlib.util.find_spec("pyspark") is None:
+        raise SparkUnavailable("--engine spark needs pyspark: install it with `pip install -e '.[spark]'` "
+                               "(pyspark[sql] 4.0 or later)")
+    if java() is None:
+        raise SparkUnavailable("--engine spark needs Java 17: install it (for example "
+                               "`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
+
+
+def java() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    if home and Path(home, "bin", "java").is_file():
+        return str(Path(home, "bin", "java"))
+    return shutil.which("java")
+
+
+def executor_env() -> dict[str, str]:
+    """What Python workers need: this interpreter, and the folder `hcode` is imported from."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH", "")
+    return {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": root if not path else (path if root in path.split(os.pathsep) else root + os.pathsep + path)}
+
+
+def session(master: str) -> Any:
+    """The Spark session (an existing one is reused: tests share one), with the executors'
+    environment set."""
+    check_spark()
+    env = executor_env()
+    os.environ.update(env)
+    from pyspark.sql import SparkSession
+
+    builder = (SparkSession.builder.master(master).appName("hcode evaluate")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")
+               .config("spark.executorEnv.PYTHONPATH", env["PYTHONPATH"])
+               .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false"))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _feeds(rs: Ruleset) -> list[str]:
+    """Every run reads the registrations and overrides, the facts' feeds, and the global tables."""
+    global_tables = [name for name, feed in FEEDS.items() if not feed.has_person]
+    return list(dict.fromkeys(["registrations", "overrides", *(f.feed for f in rs.facts.values()), *global_tables]))
+
+
+def evaluate_arrow(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str]) -> Callable[[Any, Any], Any]:
+    """The function Spark runs per bucket: Arrow rows of the bucket (every feed, prefixed)
+    in, Arrow rows of its evaluation (OUT_SCHEMA) out."""
+
+    def run(key: Any, table: Any) -> Any:
+        import pyarrow as pa
+
+        bucket = int(key[0].as_py())
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        frames = {}
+        for feed in feeds:
+            cols = [c for c in feed_schema(feed) if f"{feed}__{c}" in df.columns]
+            if not cols:
+                continue
+            part = df.filter(pl.col("__feed") == feed).select([pl.col(f"{feed}__{c}").alias(c) for c in cols])
+            frames[feed] = part.with_columns([pl.col(c).dt.replace_time_zone(None) for c, t in part.schema.items()
+                                              if isinstance(t, pl.Datetime) and t.time_zone is not None])
+        ev = evaluate(rs, frames, as_of, lang=lang)
+        return pack(ev, bucket).to_arrow().cast(_arrow_schema(pa))
+
+    return run
+
+
+def pack(ev: Evaluation, bucket: int) -> pl.DataFrame:
+    """A bucket's evaluation as rows of OUT_COLUMNS: its details (`d`), its population (`p`)
+    and its totals (`t`, as JSON)."""
+    info = json.dumps({"persons": ev.persons, "colors": ev.colors, "overrides_applied": ev.overrides_applied,
+                       "overrides_not_applied": ev.overrides_not_applied, "default_color": ev.default_color,
+                       "default_rule": ev.default_rule, "default_explanation": ev.default_explanation})
+    parts = [ev.results.with_columns(pl.lit("d").alias("kind")),
+             ev.population.with_columns(pl.lit("p").alias("kind")),
+             pl.DataFrame({"kind": ["t"], "info": [info]})]
+    out = pl.concat(parts, how="diagonal_relaxed").with_columns(pl.lit(bucket, pl.Int32).alias("bucket"))
+    return out.select([(pl.col(c) if c in out.columns else pl.lit(None)).cast(t).alias(c)
+                       for c, t in OUT_COLUMNS.items()])
+
+
+def _arrow_schema(pa: Any) -> Any:
+    ts = pa.timestamp("us")
+    return pa.schema([
+        ("bucket", pa.int32()), ("kind", pa.string()), ("pid", pa.int32()), ("district", pa.int32()),
+        ("color", pa.string()), ("rule", pa.string()), ("matched_rules", pa.list_(pa.string())),
+        ("evidence", pa.list_(pa.struct([("rule", pa.string()), ("feed", pa.string()), ("time", ts),
+                                         ("detail", pa.string())]))),
+        ("override", pa.struct([("color", pa.string()), ("authority", pa.string()), ("basis", pa.string()),
+                                ("operator", pa.string()), ("reason", pa.string()), ("issued_at", ts),
+                                ("expires_at", ts), ("applied", pa.bool_())])),
+        ("explanation", pa.string()), ("info", pa.string())])
+
+
+def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
+    """One bucket's rows of OUT_COLUMNS back into the Evaluation `evaluate` gave on Spark."""
+    info = json.loads(frame.filter(pl.col("kind") == "t")["info"][0])
+    population = (frame.filter(pl.col("kind") == "p").select("pid", "district").sort("pid"))
+    results = (frame.filter(pl.col("kind") == "d")
+               .select([pl.col(c).cast(t) for c, t in CODES_SCHEMA.items() if c != "district_code"])
+               .with_columns(pl.col("evidence").cast(pl.List(EVIDENCE)), pl.col("override").cast(OVERRIDE)))
+    return Evaluation(population=population, results=results, default_color=info["default_color"],
+                      default_rule=info["default_rule"], default_explanation=info["default_explanation"],
+                      persons=info["persons"], colors={c: info["colors"].get(c, 0) for c in rs.palette},
+                      overrides_applied=info["overrides_applied"],
+                      overrides_not_applied=info["overrides_not_applied"],
+                      ruleset=rs, as_of=as_of, cutoff=cutoff_of(as_of))
+
+
+def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
+                      ) -> Iterator[Evaluation]:
+    """Run the evaluation of every bucket of the lake on Spark, then yield the buckets'
+    Evaluations one at a time (read back from the job's Parquet output). The job finishes
+    (or fails, raising SparkFailed) before the first is yielded."""
+    spark = session(master)
+    spark.conf.set("spark.sql.shuffle.partitions", str(buckets))  # one task per bucket (default: 200)
+    from pyspark.sql import functions as F
+
+    feeds = _feeds(rs)
+    frames = []
+    for feed in feeds:
+        folder = lake / f"feed={feed}"
+        if not any(folder.rglob("*.parquet")):
+            continue
+        df = spark.read.parquet(str(folder))
+        df = df.select(*[F.col(c).alias(f"{feed}__{c}") for c in feed_schema(feed) if c in df.columns],
+                       *([F.col("bucket").cast("int").alias("bucket")] if FEEDS[feed].has_person else []),
+                       F.lit(feed).alias("__feed"))
+        if not FEEDS[feed].has_person:  # broadcast to every bucket
+            df = df.crossJoin(F.broadcast(spark.range(buckets).select(F.col("id").cast("int").alias("bucket"))))
+        frames.append(df)
+    if not frames:
+        raise SparkFailed(f"the lake {lake} holds no rows")
+    rows = frames[0]
+    for df in frames[1:]:
+        rows = rows.unionByName(df, allowMissingColumns=True)
+    out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
+    try:
+        try:
+            (rows.groupBy("bucket").applyInArrow(evaluate_arrow(rs, as_of, lang, feeds), OUT_SCHEMA)
+             .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
+        except Exception as exc:  # py4j and pyspark errors: no run is stored
+            raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc
+        for b in range(buckets):
+            files = sorted((out / "codes" / f"bucket={b}").glob("*.parquet"))
+            if files:
+                yield unpack(pl.read_parquet(files, hive_partitioning=False)
+                             .with_columns(pl.lit(b, pl.Int32).alias("bucket")), rs, as_of)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+__all__ = ["evaluate_on_spark", "check_spark", "SparkUnavailable", "SparkFailed", "DEFAULT_MASTER", "TS"]

@@ -1,0 +1,237 @@
+"""Person buckets: a person's bucket depends on their key alone, and nothing hcode computes,
+stores or writes depends on the bucket count (1, 3 and 16 buckets on the sample night)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcode.config import Config, ConfigError, GuardConfig, load_config, parse_size
+from hcode.diff.changes import diff
+from hcode.diff.sides import load_side
+from hcode.engine.buckets import bucket_count, bucket_expr, bucket_of, bucket_sql
+from hcode.ingest.load import ingest
+from hcode.ops import guard
+from hcode.ops.nightly import run_nightly
+from hcode.paths import sample_data_dir
+from hcode.report.files import write_diff
+from hcode.rules.load import find_ruleset
+from hcode.runs import bucketed
+from hcode.runs import store as runs
+from hcode.store import audit, warehouse
+from hcode.store.warehouse import Warehouse
+
+PLANTED = json.loads((sample_data_dir() / "planted.json").read_text(encoding="utf-8"))
+AS_OF = dt.date.fromisoformat(PLANTED["as_of"])
+LOADED_AT = dt.datetime.fromisoformat(PLANTED["loaded_at"])
+COUNTS = (1, 3, 16)
+KEY = "bucket-test-key-of-at-least-32-characters"
+
+keys = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+
+
+@settings(deadline=None, max_examples=50)  # each example runs a DuckDB query
+@given(st.lists(keys, min_size=1, max_size=50), st.integers(1, 1000))
+def test_the_bucket_is_the_same_in_python_duckdb_and_polars(person_keys, n):
+    expected = [bucket_of(k, n) for k in person_keys]
+    assert all(0 <= b < n for b in expected)
+    frame = pl.DataFrame({"person_key": person_keys})
+    assert frame.select(bucket_expr(n))["person_key"].to_list() == expected
+    got = duckdb.sql(f"SELECT {bucket_sql(n)} AS b FROM frame").fetchall()
+    assert [b for (b,) in got] == expected
+
+
+def test_bucket_count_is_the_setting_or_what_the_memory_needs(monkeypatch):
+    monkeypatch.delenv("HCODE_BUCKETS", raising=False)
+    monkeypatch.delenv("HCODE_MEMORY", raising=False)
+    small = Config(memory=parse_size("4GB", "t"))
+    assert bucket_count(1000, small) == 1
+    big = bucket_count(100_000_000, small)
+    assert big > 1 and bucket_count(200_000_000, small) >= 2 * big - 1
+    assert bucket_count(100_000_000, Config(memory=parse_size("8GB", "t"))) < big
+    assert bucket_count(100_000_000, Config(buckets=5, memory=small.memory)) == 5
+    monkeypatch.setenv("HCODE_BUCKETS", "7")
+    assert bucket_count(10, small) == 7
+    monkeypatch.setenv("HCODE_MEMORY", "2GB")
+    assert Config().memory_limit == 2 * 10**9
+
+
+def test_engine_and_memory_settings_are_read_and_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("HCODE_BUCKETS", raising=False)
+    monkeypatch.delenv("HCODE_MEMORY", raising=False)
+    monkeypatch.delenv("HCODE_DUCKDB_MEMORY", raising=False)
+    toml = tmp_path / "hcode.toml"
+    toml.write_text('[engine]\nbuckets = 12\n[memory]\nlimit = "4GiB"\n', encoding="utf-8")
+    cfg = load_config(path=toml)
+    assert (cfg.bucket_setting, cfg.memory_limit) == (12, 4 * 2**30)
+    for bad in ('[engine]\nbuckets = 0\n', '[memory]\nlimit = "lots"\n', '[engine]\nbucket = 3\n'):
+        toml.write_text(bad, encoding="utf-8")
+        with pytest.raises(ConfigError, match="hcode.toml"):
+            load_config(path=toml)
+    # the memory limit sets DuckDB's buffer pool (half of it)
+    toml.write_text('[memory]\nlimit = "2GiB"\n', encoding="utf-8")
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    warehouse.init(tmp_path / "w.duckdb")
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        limit = wh.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit.replace(" ", "") in ("1.0GiB", "1024.0MiB", "1GiB")
+    monkeypatch.setenv("HCODE_BUCKETS", "x")
+    with pytest.raises(ConfigError, match="HCODE_BUCKETS"):
+        bucket_count(10, Config())
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    db = tmp_path_factory.mktemp("buckets") / "w.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HCODE_KEY", KEY)
+        warehouse.init(db)
+        with Warehouse.open(db) as wh:
+            ingest(wh, [sample_data_dir()], now=LOADED_AT)
+    return db
+
+
+def _copy(loaded: Path, tmp: Path) -> Path:
+    db = tmp / "w.duckdb"
+    shutil.copy(loaded, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def per_count(loaded, tmp_path_factory):
+    """Per bucket count: two stored runs (two rulesets), --out files, the runs' codes, digests
+    and the diff report between them."""
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HCODE_KEY", KEY)
+        for n in COUNTS:
+            tmp = tmp_path_factory.mktemp(f"n{n}")
+            with Warehouse.open(_copy(loaded, tmp)) as wh:
+                ids, totals = [], []
+                for name in ("shanghai@2022.05.23", "shanghai@2022.06.28"):
+                    t, run_id = bucketed.evaluate_run(wh, find_ruleset(name), AS_OF, operator="t", buckets=n,
+                                                      out=tmp / f"{name}.csv")
+                    ids.append(run_id)
+                    totals.append(t)
+                bucketed.evaluate_run(wh, find_ruleset("zhejiang@2022.03.01"), AS_OF, store=False, buckets=n,
+                                      out=tmp / "dry.parquet", lang="zh")
+                digests = [json.loads(d)["content"] for (d,) in wh.con.execute(
+                    "SELECT detail FROM audit WHERE action = 'run' ORDER BY seq").fetchall()]
+                codes = [runs.run_codes(wh.con, i) for i in ids]
+                report = write_diff(diff(load_side(wh, ids[0]), load_side(wh, ids[1])), tmp / "report", "en")
+                assert audit.verify(wh.con).ok
+                verdicts = _guard_verdicts(wh, ids, totals[1], n)
+            out[n] = {"tmp": tmp, "totals": totals, "digests": digests, "codes": codes, "report": report,
+                      "verdicts": verdicts}
+    return out
+
+
+def _guard_verdicts(wh: Warehouse, ids: list[int], totals: runs.Totals, n: int) -> list[dict[str, object]]:
+    """The guard's verdicts on the second ruleset's evaluation (its buckets counted by a
+    `guard.Tally`, as the nightly batch does) against the first run published, with a strict
+    and the default guard, and the stored run's verdict (`guard.check_run`)."""
+    wh.con.execute("UPDATE runs SET published = true WHERE run_id = ?", [ids[0]])
+    strict = GuardConfig(max_changed=0.0, max_color_change=0.0, min_persons=1)
+    rs = find_ruleset("shanghai@2022.06.28")
+    evaluations, _, _ = bucketed.evaluate_buckets(wh, rs, AS_OF, n)
+    tally = guard.Tally(wh.con, rs.province, AS_OF, exclude_run=ids[1])
+    for ev in evaluations:
+        tally.add(wh.con, ev)
+    return [tally.verdict(wh.con, totals.persons, totals.colors, cfg).as_json() for cfg in (strict, None)] + \
+        [guard.check_run(wh.con, ids[1], strict).as_json()]
+
+
+def test_stored_runs_and_their_digests_do_not_depend_on_the_bucket_count(per_count):
+    one = per_count[1]
+    assert one["totals"][0].persons > 1000
+    for n in COUNTS[1:]:
+        got = per_count[n]
+        assert got["totals"][0].buckets == n
+        assert [(t.persons, t.colors, t.overrides_applied, t.overrides_not_applied) for t in got["totals"]] == \
+            [(t.persons, t.colors, t.overrides_applied, t.overrides_not_applied) for t in one["totals"]]
+        assert got["digests"] == one["digests"]  # population, details, default and summary digests
+        for a, b in zip(got["codes"], one["codes"], strict=True):
+            assert a.equals(b)
+
+
+def test_the_guard_verdict_does_not_depend_on_the_bucket_count(per_count):
+    strict, default, stored = per_count[1]["verdicts"]
+    assert not strict["ok"] and strict["figures"]["changed_persons"] > 0  # the two rulesets differ
+    assert strict["figures"]["rules_moved"] and any("rules that moved most" in r for r in strict["reasons"])
+    assert strict == stored  # bucket by bucket = the whole stored run
+    assert default["figures"]["changed_persons"] == strict["figures"]["changed_persons"]
+    for n in COUNTS[1:]:
+        assert per_count[n]["verdicts"] == per_count[1]["verdicts"]
+
+
+def test_codes_files_do_not_depend_on_the_bucket_count(per_count):
+    base = per_count[1]["tmp"]
+    for n in COUNTS[1:]:
+        tmp = per_count[n]["tmp"]
+        for name in ("shanghai@2022.05.23.csv", "shanghai@2022.06.28.csv"):
+            assert (tmp / name).read_bytes() == (base / name).read_bytes()
+        got, want = pl.read_parquet(tmp / "dry.parquet"), pl.read_parquet(base / "dry.parquet")
+        assert want.height > 1000 and got.equals(want)
+        assert want.columns == ["person_key", "color", "rule", "matched_rules", "explanation"]
+
+
+def test_diff_reports_do_not_depend_on_the_bucket_count(per_count):
+    base = per_count[1]["report"]
+    assert base
+    for n in COUNTS[1:]:
+        report = per_count[n]["report"]
+        assert sorted(p.name for p in report.values()) == sorted(p.name for p in base.values())
+        for k, path in base.items():
+            assert report[k].read_bytes() == path.read_bytes(), k
+
+
+def test_the_nightly_report_does_not_depend_on_the_bucket_count(tmp_path, monkeypatch):
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    folders = {}
+    for n in COUNTS:
+        monkeypatch.setenv("HCODE_BUCKETS", str(n))
+        tmp = tmp_path / "night"  # the same paths every time: the report names the files it loaded
+        shutil.rmtree(tmp, ignore_errors=True)
+        inbox = tmp / "inbox"
+        inbox.mkdir(parents=True)
+        for f in sample_data_dir().glob("*.csv"):
+            shutil.copy(f, inbox / f.name)
+        warehouse.init(tmp / "w.duckdb")
+        res = run_nightly(tmp / "w.duckdb", inbox, "shanghai", AS_OF, operator="t", reports=tmp / "reports",
+                          now=LOADED_AT)
+        assert res.run_id is not None and res.published
+        folders[n] = shutil.move(tmp / "reports" / AS_OF.isoformat(), tmp_path / f"report-{n}")
+    files = sorted(p.name for p in folders[1].iterdir())
+    assert "summary.json" in files
+    for n in COUNTS[1:]:
+        assert sorted(p.name for p in folders[n].iterdir()) == files
+        for name in files:
+            assert (folders[n] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+
+
+def test_a_run_left_unfinished_stores_nothing(loaded, tmp_path, monkeypatch):
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(_copy(loaded, tmp_path)) as wh:
+        before = [wh.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                  for t in ("runs", "code_details", "population_rows", "audit")]
+        evaluations, _, _ = bucketed.evaluate_buckets(wh, find_ruleset("shanghai@2022.05.23"), AS_OF, 3)
+        with pytest.raises(RuntimeError, match="bucket 2 failed"):
+            with bucketed.RunWriter(wh, 3) as writer:
+                for i, ev in enumerate(evaluations):
+                    if i == 2:
+                        raise RuntimeError("bucket 2 failed")
+                    writer.add(ev)
+        after = [wh.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                 for t in ("runs", "code_details", "population_rows", "audit")]
+        assert after == before
+        # and the warehouse takes the next run as usual
+        _, run_id = bucketed.evaluate_run(wh, find_ruleset("shanghai@2022.05.23"), AS_OF, buckets=3)
+        assert run_id == 1 and audit.verify(wh.con).ok

@@ -1,0 +1,49 @@
+"""Ingest streams files: it never reads one whole (hash, encoding check, transcoding and parsing
+go chunk by chunk), and the outcome (rows, quarantine lines, idempotence) is the batches'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ID_A, NOW
+
+import hcode.ingest.read as read_mod
+from hcode.ingest.load import ingest_file
+
+ID_B = "310101198001010026"
+
+HEADER = "id_number,contact_level,identified_at\n"
+
+
+@pytest.fixture
+def no_whole_reads(monkeypatch):
+    def refuse(self, *a, **k):
+        raise AssertionError(f"{self} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(read_mod, "BATCH_ROWS", 2)
+    monkeypatch.setattr(read_mod, "CHUNK", 16)  # hash, check and transcode in 16-byte pieces
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_files_are_streamed_with_the_same_lines_and_idempotence(wh, tmp_path, no_whole_reads, encoding):
+    rows = [f"{ID_A},close,2022-06-10", f"{ID_B},密切,2022-06-11", f"{ID_A},close,2022-06-12",
+            f"{ID_B},close,2022-06-11", "bad,close,2022-06-11"]
+    path = tmp_path / "contacts.csv"
+    path.write_bytes((HEADER + "\n".join(rows) + "\n").encode(encoding))
+    r = ingest_file(wh, path, now=NOW)
+    assert not r.rejected, r.error
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (5, 3, 2)
+    lines = sorted(x for (x,) in wh.con.execute("SELECT line FROM quarantine").fetchall())
+    assert lines == [3, 6]  # CSV lines, header = 1, across batches of 2 rows
+    assert ingest_file(wh, path, now=NOW).duplicate  # the streamed hash is the file's
+
+
+def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(HEADER.encode() + b"\xff\xff\xff,close,2022-06-10\n")
+    r = ingest_file(wh, path, now=NOW)
+    assert r.rejected and "not UTF-8 or GBK" in r.error
+    assert wh.con.execute("SELECT count(*) FROM loads").fetchall() == [(0,)]
