@@ -152,14 +152,6 @@ FEEDS: dict[str, Feed] = {
     )
 }
 
-# How text read aloud names a feed (explanations of changes): no snake_case.
-FEED_ZH = {
-    "registrations": "登记", "cases": "病例", "discharges": "出院", "contacts": "密接",
-    "nat_results": "核酸", "entries": "入境", "trips": "行程", "risk_areas": "风险地区",
-    "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
-}
-FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
-
 # The codes: one row per person, keyed by `pid` inside the engine and by `person_key`
 # once stored or compared (`codes_schema`).
 EVIDENCE = pl.Struct({"rule": pl.String, "feed": pl.String, "time": TIMESTAMP, "detail": pl.String})

@@ -253,4 +253,4 @@ def test_newly_registered_red_person_names_the_rule():
             [{"rule": "NR-R-01", "feed": "inbound_codes", "time": dt.datetime(2022, 6, 15, 8), "detail": "red"}])])
     assert explanation_of(diff(before, after), "new") == (
         "absent → red: newly registered; NR-R-01 Another province's code is red matches "
-        "(inbound codes, red 2022-06-15 08:00)")
+        "(inbound_codes, red 2022-06-15 08:00)")

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
             hcode diff 7 8 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
-        from hcode.cli.runs import pick_ruleset
+        from hcode.cli.runs import pick_ruleset, ruleset_warnings
         from hcode.colors import check_lang
         from hcode.diff.sides import evaluate_side, load_side
 
@@ -54,12 +54,14 @@ def register(app: typer.Typer) -> None:
         if by_runs == by_rules or (by_runs and (run_a is None or run_b is None)) or (
                 by_rules and None in (ruleset, against, as_of)):
             raise UsageError("give two run ids (hcode diff RUN_A RUN_B), or --ruleset A --against B --as-of D")
+        warnings: list[str] = []
         with Warehouse.open(db) as wh:
             if by_runs:
                 before, after = load_side(wh, run_a), load_side(wh, run_b)
             else:
                 day = parse_date(as_of)
                 rs_a, rs_b = pick_ruleset(ruleset, day, quiet=json_out), pick_ruleset(against, day, quiet=json_out)
+                warnings = ruleset_warnings(day, rs_a, rs_b)
                 status = err.status(f"evaluating {rs_a.name} and {rs_b.name} as of {day}", spinner="dots") \
                     if err.is_terminal else contextlib.nullcontext()
                 with status:
@@ -69,7 +71,7 @@ def register(app: typer.Typer) -> None:
             write_diff(result, out_dir, lang)
             err.print(f"report written to {out_dir}", highlight=False)
         if json_out:
-            print_json(summary_dict(result))
+            print_json(summary_dict(result) | {"warnings": warnings})
             return
         print_diff(result, out, lang)
         for text in result.changes["explanation"].head(10):

@@ -12,7 +12,7 @@ from rich.table import Table
 from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
 from hcode.colors import check_lang
 from hcode.errors import UsageError
-from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.rules.ruleset import Ruleset, find_ruleset, not_in_force
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
 from hcode.runs.compute import compute_run
@@ -25,10 +25,19 @@ AsOfOption = Annotated[str, typer.Option("--as-of", help="The as-of date D (even
 
 
 def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
+    """The ruleset named by `spec` for `as_of`: says which version a bare province picked
+    (unless `quiet`), and warns on stderr, always, when a version is not in force yet."""
     rs = find_ruleset(spec, as_of=as_of)
     if "@" not in spec and "/" not in spec and not spec.endswith((".yaml", ".yml")) and not quiet:
         err.print(f"using {rs.name} (in force on {as_of}: effective from {rs.effective_from})")
+    for warning in ruleset_warnings(as_of, rs):
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     return rs
+
+
+def ruleset_warnings(as_of: dt.date | None, *rulesets: Ruleset) -> list[str]:
+    """What --json output lists under "warnings" about the rulesets used (see `pick_ruleset`)."""
+    return [w for rs in rulesets if as_of is not None and (w := not_in_force(rs, as_of))]
 
 
 def register(app: typer.Typer) -> None:
@@ -119,7 +128,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             exp = explain_mod.explain(wh, id_number, run_id=run, ruleset=rs, as_of=day, lang=lang)
         if json_out:
-            print_json(exp.as_json())
+            print_json(exp.as_json() | {"warnings": ruleset_warnings(day, rs) if rs else []})
             return
         out.print(f"[bold]{exp.source}[/] — person {exp.person_key[:16]}…")
         out.print(f"code: [bold]{exp.color or 'none'}[/]   deciding rule: {exp.rule or '-'}")

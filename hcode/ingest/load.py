@@ -25,11 +25,11 @@ import polars as pl
 
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, Feed, feed_for_file
-from hcode.ingest.normalise import parquet_type_ok, validate
 from hcode.store import audit
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
 from hcode.store.warehouse import Warehouse, arrow, one, view
+from hcode.validate import parquet_type_ok, validate
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")

@@ -36,7 +36,7 @@ from hcode.ops import freshness, guard
 from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections
-from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.rules.ruleset import Ruleset, find_ruleset, not_in_force
 from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one
@@ -204,7 +204,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
-        warnings = _warnings(loads, fresh, verdict, override_guard)
+        warnings = _warnings(loads, fresh, verdict, override_guard) + tuple(filter(None, [not_in_force(rs, date)]))
         sections = _sections(wh, run_id, loads, fresh, date)
         warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
                           f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)

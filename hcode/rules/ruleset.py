@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hcode import paths
-from hcode.errors import RulesetError
+from hcode.errors import RulesetError, RulesetProblem
 from hcode.feeds import FEEDS, Kind
 from hcode.rules.check import AGG_TYPES, CheckError, Scope, resolve, resolve_fact
+from hcode.rules.example_rows import Example, check_example
 from hcode.rules.lang import (
     Aggregate,
     And,
@@ -95,18 +96,6 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Example:
-    name: str
-    as_of: dt.date
-    events: Mapping[str, tuple[Mapping[str, object], ...]]
-    color: str
-    rules: tuple[str, ...] | None  # exact set of matched rules, when given
-    rule: str | None  # deciding rule, when given
-    file: str
-    line: int
-
-
-@dataclass(frozen=True)
 class Ruleset:
     province: str
     version: str
@@ -169,17 +158,20 @@ class Ruleset:
 # ---------------------------------------------------------------- loading
 
 
+def _fail(file: str, line: int | None, msg: str) -> RulesetError:
+    return RulesetError(problems=(RulesetProblem(msg, file, line),))
+
+
 class _Errors:
-    def __init__(self):
-        self.items: list[str] = []
+    def __init__(self) -> None:
+        self.items: list[RulesetProblem] = []
 
     def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None:
-        where = f"rule {rule}: " if rule else f"fact {fact}: " if fact else ""
-        self.items.append(f"{file}:{line}: {where}{msg}")
+        self.items.append(RulesetProblem(msg, file, line, rule, fact))
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise RulesetError("\n".join(self.items))
+            raise RulesetError(problems=tuple(self.items))
 
 
 def load_ruleset(path: str | Path) -> Ruleset:
@@ -192,31 +184,42 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     path = path.resolve()
     if path in stack:
         chain = " -> ".join(p.name for p in (*stack, path))
-        raise RulesetError(f"{stack[-1]}:1: extends makes a cycle: {chain}")
+        raise _fail(str(stack[-1]), 1, f"extends makes a cycle: {chain}")
     if not path.is_file():
-        raise RulesetError(f"{path}: no such ruleset file")
-    text = path.read_text(encoding="utf-8")
+        raise _fail(str(path), None, "no such ruleset file")
     file = str(path)
     try:
+        text = path.read_text(encoding="utf-8")
         doc = load_located(text)
+    except UnicodeDecodeError as exc:
+        raise _fail(file, None, f"not UTF-8 text (byte {exc.start})") from None
     except ValueError as exc:
-        raise RulesetError(f"{file}:{exc}") from None
+        line, _, msg = str(exc).partition(": ")
+        raise _fail(file, int(line) if line.isdigit() else None, msg) from None
     errs = _Errors()
     if not isinstance(doc, Located.Map):
-        raise RulesetError(f"{file}:1: a ruleset is a YAML mapping")
+        raise _fail(file, 1, "a ruleset is a YAML mapping")
     for k in doc:
         if k not in TOP_KEYS:
             errs.add(file, doc.line_of(k), f"unknown key {k!r} (allowed: {', '.join(sorted(TOP_KEYS))})")
     for k in ("province", "version", "effective_from", "title", "basis", "rules"):
         if k not in doc and not (k in ("rules",) and "extends" in doc):
             errs.add(file, doc.line, f"missing key {k!r}")
-    errs.raise_if_any()
-
+    header = _check_header(doc, path, errs)
     parent = None
     if "extends" in doc:
-        parent = _load(path.parent / f"{doc.raw('extends')}.yaml", (*stack, path))
-        if parent.province != str(doc["province"]):
-            errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
+        parent_path = path.parent / f"{doc.raw('extends')}.yaml"
+        if not parent_path.is_file():
+            errs.add(file, doc.line_of("extends"),
+                     f"extends {doc.raw('extends')}: no file {parent_path.name} beside this one")
+        else:
+            try:
+                parent = _load(parent_path, (*stack, path))
+            except RulesetError as exc:  # the parent's own problems, reported with this file's
+                errs.items.extend(exc.problems)
+    errs.raise_if_any()
+    if parent is not None and parent.province != str(doc["province"]):
+        errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
     palette = _palette(doc, parent, file, errs)
     raw_facts = dict(parent_raw_facts(parent))
     for name, val in (doc.get("facts") or {}).items():
@@ -224,22 +227,20 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     raw_rules = _merge_rules(doc, parent, file, errs)
     facts, types = _check_facts(raw_facts, palette, errs)
     rules = tuple(_check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules)
-    errs.raise_if_any()
-    examples = tuple(_check_example(e, file, doc["examples"].line_at(i), palette, rules, errs)
+    rule_ids = [str(r.get("id")) for r, _, _ in raw_rules]
+    examples = tuple(check_example(e, file, doc["examples"].line_at(i), palette, rule_ids, errs)
                      for i, e in enumerate(doc.get("examples") or []))
     errs.raise_if_any()
 
+    effective_from, title = header
     rs = Ruleset(
-        province=str(doc["province"]), version=doc.raw("version"),
-        effective_from=_date(doc["effective_from"], file, doc.line_of("effective_from")),
-        title=_text(doc["title"], file, doc.line_of("title"), "title"), basis=str(doc["basis"]),
+        province=str(doc["province"]), version=doc.raw("version"), effective_from=effective_from,
+        title=title, basis=str(doc["basis"]),
         palette=palette, facts=facts, rules=rules, examples=examples,
         extends=doc.raw("extends") if "extends" in doc else None,
         files=(file, *(parent.files if parent else ())),
         source_text=text + ("" if parent is None else f"\n# --- extends {parent.name}\n" + parent.source_text),
     )
-    _check_header(rs, path, doc, errs)
-    errs.raise_if_any()
     digest = hashlib.sha256(json.dumps(rs.canonical(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     object.__setattr__(rs, "content_hash", digest)
     object.__setattr__(rs, "_raw_facts", raw_facts)
@@ -251,9 +252,24 @@ def parent_raw_facts(parent: Ruleset | None):
     return getattr(parent, "_raw_facts", {}).items() if parent else ()
 
 
-def _check_header(rs: Ruleset, path: Path, doc, errs: _Errors) -> None:
-    if path.stem != rs.version:
-        errs.add(rs.files[0], doc.line_of("version"), f"version {rs.version} differs from the file name {path.name}")
+def _check_header(doc: Located.Map, path: Path, errs: _Errors) -> tuple[dt.date, dict[str, str]]:
+    """The version (it must be the file's name), the effective date and the title, checked
+    with the other errors of the file (not after them)."""
+    file = str(path)
+    if "version" in doc and path.stem != doc.raw("version"):
+        errs.add(file, doc.line_of("version"), f"version {doc.raw('version')} differs from the file name {path.name}")
+    effective_from, title = dt.date.min, {}
+    for key in ("effective_from", "title"):
+        if key not in doc:
+            continue
+        try:
+            if key == "effective_from":
+                effective_from = _date(doc[key], file, doc.line_of(key))
+            else:
+                title = _text(doc[key], file, doc.line_of(key), key)
+        except RulesetError as exc:
+            errs.items.extend(exc.problems)
+    return effective_from, title
 
 
 def _palette(doc, parent, file, errs) -> tuple[str, ...]:
@@ -388,7 +404,7 @@ def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs
     try:
         title = _text(r.get("title"), file, r.line_of("title") if "title" in r else line, "title")
     except RulesetError as exc:
-        bad(str(exc).split(": ", 1)[-1], "title")
+        bad(exc.problems[0].message, "title")
         title = {}
     scope = Scope(None, types, palette)
 
@@ -446,7 +462,7 @@ def _check_rule(r, file: str, line: int, types: Mapping[str, str], palette, errs
 def _text(v, file: str, line: int, what: str) -> dict[str, str]:
     if isinstance(v, Mapping) and v.get("zh") and v.get("en") and set(v) == {"zh", "en"}:
         return {"zh": str(v["zh"]), "en": str(v["en"])}
-    raise RulesetError(f"{file}:{line}: {what} needs exactly a zh and an en text (quote texts holding commas)")
+    raise _fail(file, line, f"{what} needs exactly a zh and an en text (quote texts holding commas)")
 
 
 def _date(v, file: str, line: int) -> dt.date:
@@ -457,87 +473,7 @@ def _date(v, file: str, line: int) -> dt.date:
     try:
         return dt.date.fromisoformat(str(v))
     except ValueError:
-        raise RulesetError(f"{file}:{line}: {v!r} is not a date (YYYY-MM-DD)") from None
-
-
-def to_value(v, kind: Kind):
-    """An example's cell, typed as the feed stores it."""
-    if v is None:
-        return None
-    if kind is Kind.TIMESTAMP:
-        if isinstance(v, dt.datetime):
-            return v
-        if isinstance(v, dt.date):
-            return dt.datetime(v.year, v.month, v.day)
-        return dt.datetime.fromisoformat(str(v))
-    if kind is Kind.BOOL:
-        if isinstance(v, bool):
-            return v
-        raise ValueError(f"{v!r} is not true/false")
-    if kind is Kind.CODE6:  # as ingest checks it (evaluation holds a district as a number)
-        if not isinstance(v, str):  # unquoted, 010101 is the octal number 4161 to YAML
-            raise ValueError(f"{v!r} is a number to YAML, not a 6-digit code: write it in quotes, like '310101'")
-        if not (len(v) == 6 and v.isascii() and v.isdigit()):
-            raise ValueError(f"{v!r} is not a 6-digit code, like '310101'")
-    return str(v)
-
-
-def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Example | None:
-    if not isinstance(e, Located.Map):
-        errs.add(file, line, "an example is a mapping")
-        return None
-    name = str(e.get("name", f"example at line {line}"))
-    n0 = len(errs.items)
-
-    def bad(msg: str, ln: int | None = None) -> None:
-        errs.add(file, ln or line, f"example {name!r}: {msg}")
-
-    as_of = None
-    try:
-        as_of = _date(e.get("as_of"), file, line)
-    except RulesetError as exc:
-        bad(str(exc).split(": ", 1)[-1])
-    events: dict[str, tuple[dict, ...]] = {}
-    for feed_name, rows in (e.get("events") or {}).items():
-        ln = e["events"].line_of(feed_name)
-        if feed_name not in FEEDS:
-            bad(f"unknown feed {feed_name!r}", ln)
-            continue
-        feed = FEEDS[feed_name]
-        typed = []
-        for row in rows or []:
-            out = {}
-            for k in row:
-                if k not in {c.name for c in feed.stored_columns}:
-                    bad(f"{feed_name} has no column {k!r}", ln)
-            for c in feed.stored_columns:
-                if c.name not in row:
-                    if c.kind is Kind.BOOL:
-                        out[c.name] = False
-                    elif c.nullable:
-                        out[c.name] = None
-                    else:
-                        bad(f"{feed_name} row lacks {c.name!r}", ln)
-                    continue
-                try:
-                    out[c.name] = to_value(row[c.name], c.kind)
-                except ValueError as exc:
-                    bad(f"{feed_name}.{c.name}: {exc}", ln)
-            typed.append(out)
-        events[feed_name] = tuple(typed)
-    expect = e.get("expect") or {}
-    color = str(expect.get("color"))
-    if color not in palette:
-        bad(f"expected colour {color!r} is not in the palette")
-    ids = {r.id for r in rules if r}
-    exp_rules = expect.get("rules")
-    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
-        if rid not in ids:
-            bad(f"unknown rule {rid!r}")
-    if len(errs.items) > n0:
-        return None
-    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
-                   expect.get("rule"), file, line)
+        raise _fail(file, line, f"{v!r} is not a date (YYYY-MM-DD)") from None
 
 
 # ---------------------------------------------------------------- finding shipped rulesets
@@ -553,6 +489,13 @@ class Shipped:
 def shipped(root: Path | None = None) -> list[Shipped]:
     root = root or paths.rulesets_dir()
     return [Shipped(p.parent.name, p.stem, p) for p in sorted(root.glob("*/*.yaml"))]
+
+
+def not_in_force(rs: Ruleset, as_of: dt.date) -> str | None:
+    """The warning for evaluating `rs` as of a date before it takes effect (None when in force)."""
+    if as_of >= rs.effective_from:
+        return None
+    return f"{rs.name} is not in force on {as_of}: it takes effect on {rs.effective_from}"
 
 
 def find_ruleset(spec: str | Path, as_of: dt.date | None = None) -> Ruleset:

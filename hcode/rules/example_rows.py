@@ -1,0 +1,176 @@
+"""A ruleset's embedded examples: checked, and their rows validated as ingest validates exports.
+
+An example's row is a row of a department export written in YAML, so it goes through the
+same validation (`hcode.validate`) with the example's cut-off as the moment of loading: a
+value ingest would quarantine (an unknown enumeration value, an unparseable or far-future
+time, a bad id number, a code that is not six digits) is an error naming its line, and a
+value ingest would normalise is normalised (`Red` is `red`, ` Close ` is `close`). A row may
+carry the person's `id_number`, as an export does: it is checked, then dropped (an example
+is one person).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from hcode.feeds import FEEDS, Column, Feed, Kind
+from hcode.rules.yaml_lines import Located
+from hcode.validate import validate_column
+
+EXAMPLE_KEYS = {"name", "as_of", "events", "expect", "notes"}
+EXPECT_KEYS = {"color", "rules", "rule"}
+CST = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    as_of: dt.date
+    events: Mapping[str, tuple[Mapping[str, object], ...]]
+    color: str
+    rules: tuple[str, ...] | None  # exact set of matched rules, when given
+    rule: str | None  # deciding rule, when given
+    file: str
+    line: int
+
+
+class Problems(Protocol):
+    def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None: ...
+
+
+def _as_date(v: object) -> dt.date | None:
+    if isinstance(v, dt.datetime):
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    try:
+        return dt.date.fromisoformat(str(v))
+    except ValueError:
+        return None
+
+
+def _as_text(v: object, col: Column) -> str | None:
+    """A YAML value as a CSV export would hold it (raises ValueError for what no export can)."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:  # as ingest reads a zoned Parquet time: China Standard Time
+            v = v.astimezone(CST).replace(tzinfo=None)
+        return v.isoformat(sep=" ")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, int) and col.kind is Kind.CODE6:  # unquoted, 010101 is the octal number 4161 to YAML
+        raise ValueError(f"{v!r} is a number to YAML, not a 6-digit code: write it in quotes, like '310101'")
+    if isinstance(v, int) and col.kind is Kind.CODE2:
+        return f"{v:02d}"
+    if isinstance(v, int | float):
+        return str(v)
+    raise ValueError(f"{v!r} is not a single value")
+
+
+def check_rows(feed: Feed, rows: Located.List, cutoff: dt.datetime, bad) -> tuple[dict[str, object], ...]:
+    """The example's rows of `feed`, validated and normalised column by column as ingest does;
+    `bad(message, line)` is told every problem."""
+    names = {c.name for c in feed.columns}
+    maps = [r for r in rows if isinstance(r, Located.Map)]
+    for i, r in enumerate(rows):
+        if not isinstance(r, Located.Map):
+            bad(f"{feed.name}: a row is a mapping of column to value", rows.line_at(i))
+    for r in maps:
+        for k in r:
+            if k not in names:
+                bad(f"{feed.name} has no column {k!r}", r.line_of(k))
+    out: list[dict[str, object]] = [{} for _ in maps]
+    for col in feed.columns:
+        cells: list[str | None] = []
+        for r in maps:
+            if col.name not in r:
+                cells.append("false" if col.kind is Kind.BOOL else None)
+                if col.kind is not Kind.BOOL and not col.nullable and col.kind is not Kind.ID_NUMBER:
+                    bad(f"{feed.name} row lacks {col.name!r}", r.line)
+                continue
+            try:
+                cells.append(_as_text(r[col.name], col))
+            except ValueError as exc:
+                bad(f"{feed.name}.{col.name}: {exc}", r.line_of(col.name))
+                cells.append(None)
+        if not maps:
+            continue
+        given = [col.name in r and cells[i] is not None for i, r in enumerate(maps)]
+        if col.kind is Kind.ID_NUMBER and not any(given):
+            continue  # the id is optional in an example
+        values, reasons = validate_column(pl.Series(col.name, cells, dtype=pl.String), col, cutoff)
+        for i, (r, value, reason) in enumerate(zip(maps, values.to_list(), reasons.to_list(), strict=True)):
+            if reason is not None and (given[i] or not col.nullable) and col.name in r:
+                shown = "" if col.kind is Kind.ID_NUMBER else f" {cells[i]!r}"  # never echo an id number
+                bad(f"{feed.name}.{col.name}{shown}: {reason}", r.line_of(col.name))
+            if col.kind is not Kind.ID_NUMBER:
+                out[i][col.name] = value
+    return tuple(out)
+
+
+def check_example(e: object, file: str, line: int, palette: tuple[str, ...], rule_ids: Iterable[str],
+                  errs: Problems) -> Example | None:
+    if not isinstance(e, Located.Map):
+        errs.add(file, line, "an example is a mapping")
+        return None
+    name = str(e.get("name", f"example at line {line}"))
+    failed = False
+
+    def bad(msg: str, ln: int | None = None) -> None:
+        nonlocal failed
+        failed = True
+        errs.add(file, ln or line, f"example {name!r}: {msg}")
+
+    for k in e:
+        if k not in EXAMPLE_KEYS:
+            bad(f"unknown key {k!r} (allowed: {', '.join(sorted(EXAMPLE_KEYS))})", e.line_of(k))
+    as_of = _as_date(e.get("as_of"))
+    if as_of is None:
+        bad(f"as_of {e.get('as_of')!r} is not a date (YYYY-MM-DD)", e.line_of("as_of"))
+    cutoff = dt.datetime.combine(as_of or dt.date.max - dt.timedelta(days=2), dt.time()) + dt.timedelta(days=1)
+    events: dict[str, tuple[Mapping[str, object], ...]] = {}
+    given = e.get("events")
+    if given is None:
+        given = Located.Map(line)
+    elif not isinstance(given, Located.Map):
+        bad("events maps feed names to lists of rows", e.line_of("events"))
+        given = Located.Map(line)
+    for feed_name, rows in given.items():
+        ln = given.line_of(feed_name)
+        if feed_name not in FEEDS:
+            bad(f"unknown feed {feed_name!r}", ln)
+            continue
+        if rows is None:
+            rows = Located.List(ln)
+        if not isinstance(rows, Located.List):
+            bad(f"{feed_name}: a list of rows, like [{{...}}, {{...}}]", ln)
+            continue
+        events[feed_name] = check_rows(FEEDS[feed_name], rows, cutoff, bad)
+    expect = e.get("expect")
+    if not isinstance(expect, Located.Map):
+        bad("expect is a mapping: {color: ..., rules: [...], rule: ...}", e.line_of("expect"))
+        expect = Located.Map(line)
+    for k in expect:
+        if k not in EXPECT_KEYS:
+            bad(f"expect: unknown key {k!r} (allowed: {', '.join(sorted(EXPECT_KEYS))})", expect.line_of(k))
+    color = str(expect.get("color"))
+    if color not in palette:
+        bad(f"expected colour {color!r} is not in the palette", expect.line_of("color"))
+    ids = set(rule_ids)
+    exp_rules = expect.get("rules")
+    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
+        if rid not in ids:
+            bad(f"unknown rule {rid!r}", expect.line_of("rules" if rid in (exp_rules or []) else "rule"))
+    if failed or as_of is None:
+        return None
+    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
+                   expect.get("rule"), file, line)
