@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode diff 7 8 --out reports/2022-06-15
+            hcode diff 1 2 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
         from hcode.cli.runs import pick_ruleset, ruleset_warnings

@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode retract 42 --reason "lab sent yesterday's file twice under a new name"
+            hcode retract 7 --reason "lab sent yesterday's file twice under a new name"
         """
         from hcode.ops.retract import retract
 
@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode export --run 12 --out push_20220614.parquet
+            hcode export --run 1 --out push_20220614.parquet
         """
         from hcode.runs.export import export
 
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         Example:
 
             hcode overrides --as-of 2022-06-14
-            hcode overrides --run 12 --json
+            hcode overrides --run 1 --json
         """
         from hcode.ops import overrides as ov
 
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode history 110101199003077758
+            hcode history 310101198008080019
         """
         from hcode.runs.history import person_history
 
@@ -271,7 +271,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode freshness --date 2022-06-14 --run 12
+            hcode freshness --date 2022-06-14 --run 1
         """
         from hcode.config import load_config
         from hcode.ops.freshness import check, late_feeds, report_json
@@ -308,7 +308,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode guard 12
+            hcode guard 2
         """
         from hcode.config import load_config
         from hcode.ops.guard import check_run

@@ -115,8 +115,8 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode explain 310101198001010026 --run 1
-            hcode explain 310101198001010026 --ruleset shanghai --as-of 2022-06-14 --lang zh
+            hcode explain 310101198008080019 --run 1
+            hcode explain 310101198008080019 --ruleset shanghai --as-of 2022-06-14 --lang zh
         """
         check_lang(lang)
         day = parse_date(as_of) if as_of else None

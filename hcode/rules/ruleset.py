@@ -205,6 +205,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     for k in ("province", "version", "effective_from", "title", "basis", "rules"):
         if k not in doc and not (k in ("rules",) and "extends" in doc):
             errs.add(file, doc.line, f"missing key {k!r}")
+    structural = len(errs.items)  # problems that stop the checking here (reported with the header's)
     header = _check_header(doc, path, errs)
     parent = None
     if "extends" in doc:
@@ -217,7 +218,9 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
                 parent = _load(parent_path, (*stack, path))
             except RulesetError as exc:  # the parent's own problems, reported with this file's
                 errs.items.extend(exc.problems)
-    errs.raise_if_any()
+                structural += 1
+    if structural or ("extends" in doc and parent is None):
+        errs.raise_if_any()
     if parent is not None and parent.province != str(doc["province"]):
         errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
     palette = _palette(doc, parent, file, errs)
