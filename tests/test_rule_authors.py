@@ -271,3 +271,95 @@ def test_help_examples_use_ids_of_the_sample_night():
     assert "(run 1)" in readme and "(run 2)" in readme and "hcode sample --out sample_data" in readme
     assert readme.index("-m venv") < readme.index("hcode sample --out sample_data") < readme.index(
         "hcode ingest sample_data/")
+
+
+# ---------------------------------------------------------------- pitfalls (docs/rulesets.md), as the engine has them
+
+PIT_HEAD = HEAD.format(version="2022.01.01") + "palette: [green, yellow, red]\n"
+
+
+def color_of(rs, events: dict, as_of: dt.date = dt.date(2022, 6, 14)) -> tuple[str, tuple[str, ...]]:
+    from hcode.engine.evaluate import evaluate
+    from hcode.engine.examples import example_frames
+    from hcode.rules.example_rows import Example
+
+    ex = Example("x", as_of, events, "green", None, None, "x", 1)
+    row = evaluate(rs, example_frames(ex), as_of).codes.row(0, named=True)
+    return row["color"], tuple(row["matched_rules"])
+
+
+CONTACT = {"contacts": ({"identified_at": dt.datetime(2022, 6, 10, 10), "contact_level": "close"},)}
+
+
+def negative(day: int) -> dict:
+    return {"sampled_at": dt.datetime(2022, 6, day, 10), "result": "negative", "pooled": False}
+
+
+def test_pitfall_null_under_not(tmp_path):
+    facts = """facts:
+  contact_at: latest contacts.identified_at where contact_level = 'close'
+  last_negative_at: latest nat_results.sampled_at where result = 'negative'
+rules:
+"""
+    naive = write(tmp_path, "2022.01.01", PIT_HEAD + facts + "  - {id: N, color: red, title: {zh: a, en: a}, "
+                  "when: contact_at is not null and not (last_negative_at > contact_at)}\n")
+    said = write(tmp_path / "b", "2022.01.01", PIT_HEAD + facts + "  - {id: N, color: red, title: {zh: a, en: a}, "
+                 "when: contact_at is not null and (last_negative_at is null or last_negative_at <= contact_at)}\n")
+    for p, untested in ((naive, "green"), (said, "red")):
+        rs = load_ruleset(p)
+        assert color_of(rs, CONTACT)[0] == untested  # a contact with no test: null under not
+        assert color_of(rs, CONTACT | {"nat_results": (negative(5),)})[0] == "red"  # negative before contact
+        assert color_of(rs, CONTACT | {"nat_results": (negative(12),)})[0] == "green"
+
+
+def test_pitfall_commas_in_titles(tmp_path):
+    rule = "rules:\n  - id: C\n    color: red\n    title: {zh: 密接居家, en: %s}\n    when: contact_at is not null\n"
+    facts = "facts:\n  contact_at: latest contacts.identified_at\n"
+    p = write(tmp_path, "2022.01.01", PIT_HEAD + facts + rule % "Close contact, home monitoring")
+    with pytest.raises(RulesetError, match="title needs exactly a zh and an en text"):
+        load_ruleset(p)
+    p.write_text(PIT_HEAD + facts + rule % '"Close contact, home monitoring"', encoding="utf-8")
+    assert load_ruleset(p).rule("C").title["en"] == "Close contact, home monitoring"
+
+
+def test_pitfall_window_and_release(tmp_path):
+    facts = """facts:
+  contact_at: latest contacts.identified_at where contact_level = 'close'
+  any_negative: exists nat_results where result = 'negative'
+  negative_after: exists nat_results where result = 'negative' and sampled_at > contact_at
+rules:
+"""
+    rule = "  - {id: W, color: yellow, title: {zh: a, en: a}, trigger: contact_at, release: %s%s}\n"
+    old_negative = CONTACT | {"nat_results": (negative(1),)}
+    new_negative = CONTACT | {"nat_results": (negative(11),)}
+    loose = load_ruleset(write(tmp_path, "2022.01.01", PIT_HEAD + facts + rule % ("any_negative", "")))
+    assert color_of(loose, old_negative)[0] == "green"  # released at once by a test before the contact
+    tied = load_ruleset(write(tmp_path / "b", "2022.01.01", PIT_HEAD + facts + rule % ("negative_after", "")))
+    assert color_of(tied, old_negative)[0] == "yellow"
+    assert color_of(tied, new_negative)[0] == "green"
+    window = load_ruleset(write(tmp_path / "c", "2022.01.01",
+                                PIT_HEAD + facts + rule % ("negative_after", ", window: 7 days")))
+    assert color_of(window, new_negative)[0] == "yellow"  # inside the window, whatever the release says
+    assert color_of(window, new_negative, dt.date(2022, 6, 18))[0] == "green"  # after it, released
+
+
+def test_pitfall_absence_rules_match_everyone_without_the_event_and_decide_everyone(tmp_path):
+    import polars as pl
+
+    from hcode.engine.evaluate import evaluate
+
+    facts = "facts:\n  tested_lately: exists nat_results where sampled_at within 3 days\n"
+    absent = load_ruleset(write(tmp_path, "2022.01.01", PIT_HEAD + facts + "rules:\n  - {id: A, color: yellow, "
+                                "title: {zh: a, en: a}, when: not tested_lately}\n"))
+    present = load_ruleset(write(tmp_path / "b", "2022.01.01", PIT_HEAD + facts + "rules:\n  - {id: A, color: yellow, "
+                                 "title: {zh: a, en: a}, when: tested_lately}\n"))
+    assert color_of(absent, {}) == ("yellow", ("A",))  # a person with no event at all
+    n = 50
+    frames = {"registrations": pl.DataFrame({"pid": range(1, n + 1), "registered_at": [dt.datetime(2020, 1, 1)] * n,
+                                             "district_code": ["310101"] * n}),
+              "nat_results": pl.DataFrame({"pid": [1], "sampled_at": [dt.datetime(2022, 6, 13)],
+                                           "result": ["negative"], "pooled": [False]})}
+    few = evaluate(present, frames, dt.date(2022, 6, 14))
+    everyone = evaluate(absent, frames, dt.date(2022, 6, 14))
+    assert few.colors["yellow"] == 1 and everyone.colors["yellow"] == n - 1
+    assert few.results.height == 1 and everyone.results.height == n  # every person decided and stored in full
