@@ -12,7 +12,7 @@ is one person).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -76,7 +76,8 @@ def _as_text(v: object, col: Column) -> str | None:
     raise ValueError(f"{v!r} is not a single value")
 
 
-def check_rows(feed: Feed, rows: Located.List, cutoff: dt.datetime, bad) -> tuple[dict[str, object], ...]:
+def check_rows(feed: Feed, rows: Located.List, cutoff: dt.datetime,
+               bad: Callable[[str, int | None], None]) -> tuple[dict[str, object], ...]:
     """The example's rows of `feed`, validated and normalised column by column as ingest does;
     `bad(message, line)` is told every problem."""
     names = {c.name for c in feed.columns}
