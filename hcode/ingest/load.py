@@ -99,15 +99,22 @@ def _decode_csv(data: bytes) -> bytes:
 
 
 def _check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
-    """Map each contract column to the file's header name; reject the file when one is missing."""
+    """Map each contract column the file has to its header name; reject the file when a
+    required one is missing (an optional column may be absent: its values are empty)."""
     found = {c.strip().lower(): c for c in reversed(columns)}
-    missing = [c.name for c in feed.columns if c.name not in found]
+    missing = [c.name for c in feed.required_columns if c.name not in found]
     if missing:
         raise FileRejected(
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"for feed {feed.name} (found: {', '.join(columns) or 'none'})"
         )
-    return {c.name: found[c.name] for c in feed.columns}
+    return {c.name: found[c.name] for c in feed.columns if c.name in found}
+
+
+def _contract_columns(names: dict[str, str], feed: Feed) -> list[pl.Expr]:
+    """The contract's columns, in its order, from the file's (an absent optional one: empty)."""
+    return [pl.col(names[c.name]).alias(c.name) if c.name in names else pl.lit(None, pl.String).alias(c.name)
+            for c in feed.columns]
 
 
 def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = None
@@ -124,7 +131,7 @@ def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = No
             schema = pl.read_parquet_schema(io.BytesIO(data))
             names = _check_columns(list(schema), feed)
             wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
-                     if not parquet_type_ok(schema[names[c.name]], c)]
+                     if c.name in names and not parquet_type_ok(schema[names[c.name]], c)]
             if wrong:
                 raise FileRejected(f"column type cannot hold the {feed.name} contract's values: {', '.join(wrong)}")
             frame = pl.read_parquet(io.BytesIO(data), columns=list(dict.fromkeys(names.values())))
@@ -141,7 +148,7 @@ def read_export(path: Path, data: bytes, feed: Feed, batch_rows: int | None = No
             first = 2
         for batch in batches:
             assert isinstance(batch, pl.DataFrame)
-            batch = batch.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
+            batch = batch.select(_contract_columns(names, feed))
             yield batch, pl.int_range(first, first + batch.height, eager=True, dtype=pl.Int64).alias("line")
             first += batch.height
     except FileRejected:
@@ -389,10 +396,12 @@ def _insert(con, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: i
     # population, which is 8x faster from rows (nearly) in pid order (evaluate.population).
     # New persons get new, higher pids, so a night's rows land after the earlier ones.
     order = " ORDER BY pid" if feed.name == "registrations" else ""
+    # columns by name: a warehouse made before an optional column existed has it last (ALTER TABLE)
+    into = f"INSERT INTO {feed.table} ({keycols}, load_id)"
     if dedupe is None:
-        sql, params = f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source}){order}", []
+        sql, params = f"{into} SELECT *, {load_id} FROM ({source}){order}", []
     else:
-        sql = (f"INSERT INTO {feed.table} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
+        sql = (f"{into} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
                f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
         params = list(dedupe)
     with ExitStack() as views:

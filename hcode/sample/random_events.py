@@ -128,7 +128,7 @@ def _choice(rng: np.random.Generator, values, n: int, p=None) -> pl.Series:
 
 
 def _frame(feed: str, **cols: pl.Series) -> pl.DataFrame:
-    names = [c.name for c in FEEDS[feed].columns]
+    names = [c.name for c in FEEDS[feed].required_columns]
     return pl.DataFrame([cols[n].alias(n).cast(pl.String) for n in names])
 
 

@@ -110,6 +110,20 @@ def _feed_ddl() -> list[str]:
     return out
 
 
+def add_optional_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add to a warehouse made before them the optional feed columns it lacks (nullable, so
+    its rows simply have none): `feed_table.column` of each column added."""
+    have = {(t, c) for t, c in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_name LIKE 'feed_%'").fetchall()}
+    added = []
+    for feed in FEEDS.values():
+        for c in feed.stored_columns:
+            if c.optional and (feed.table, c.name) not in have:
+                con.execute(f"ALTER TABLE {feed.table} ADD COLUMN {c.name} {c.sql_type}")
+                added.append(f"{feed.table}.{c.name}")
+    return added
+
+
 EVIDENCE_SQL = 'STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)'
 OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR, reason VARCHAR, "
                 "issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN)")
@@ -217,6 +231,7 @@ def init(db: str | os.PathLike | None = None) -> InitResult:
         con.execute("BEGIN")
         for stmt in DDL:
             con.execute(stmt)
+        add_optional_columns(con)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
         con.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", [fingerprint(key)])
         con.execute("COMMIT")
@@ -282,6 +297,8 @@ class Warehouse:
         try:
             _check_version(con, path)
             _check_key(con, path, key)
+            if not read_only:
+                add_optional_columns(con)
         except BaseException:
             con.close()
             raise
