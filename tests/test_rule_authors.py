@@ -200,7 +200,7 @@ def test_a_version_before_its_effective_date_warns(tmp_path):
     assert "warning: shanghai@2022.06.28 is not in force on 2022-06-14" in res.stderr
 
 
-def test_evaluate_and_diff_warn_before_the_effective_date(db):
+def test_evaluate_and_diff_warn_before_the_effective_date(db, tmp_path):
     base = ["--db", str(db), "--as-of", "2022-06-14", "--json"]
     res = runner.invoke(app, ["evaluate", "--ruleset", "shanghai@2022.06.28", "--dry-run", *base])
     assert res.exit_code == 0, res.output
@@ -209,10 +209,12 @@ def test_evaluate_and_diff_warn_before_the_effective_date(db):
     assert "warning: shanghai@2022.06.28 is not in force" in res.stderr
     res = runner.invoke(app, ["evaluate", "--ruleset", "shanghai@2022.05.23", "--dry-run", *base])
     assert json.loads(res.stdout)["warnings"] == [] and "warning" not in res.stderr
-    res = runner.invoke(app, ["diff", "--ruleset", "shanghai@2022.05.23", "--against", "shanghai@2022.06.28", *base])
+    res = runner.invoke(app, ["diff", "--ruleset", "shanghai@2022.05.23", "--against", "shanghai@2022.06.28", *base,
+                              "--out", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["warnings"] == [
         "shanghai@2022.06.28 is not in force on 2022-06-14: it takes effect on 2022-06-28"]
+    assert json.loads((tmp_path / "rep" / "summary.json").read_text(encoding="utf-8")) == json.loads(res.stdout)
 
 
 # ---------------------------------------------------------------- one name per feed

@@ -68,10 +68,10 @@ def register(app: typer.Typer) -> None:
                     before, after = evaluate_side(wh, rs_a, day, lang), evaluate_side(wh, rs_b, day, lang)
         result = diff(before, after, lang=lang)
         if out_dir is not None:
-            write_diff(result, out_dir, lang)
+            write_diff(result, out_dir, lang, warnings)
             err.print(f"report written to {out_dir}", highlight=False)
         if json_out:
-            print_json(summary_dict(result) | {"warnings": warnings})
+            print_json(summary_dict(result, warnings))
             return
         print_diff(result, out, lang)
         for text in result.changes["explanation"].head(10):
