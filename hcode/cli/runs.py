@@ -12,7 +12,8 @@ from rich.table import Table
 from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
 from hcode.colors import check_lang
 from hcode.errors import UsageError
-from hcode.rules.ruleset import Ruleset, find_ruleset, not_in_force
+from hcode.rules.ruleset import Ruleset, find_ruleset
+from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
 from hcode.runs.compute import compute_run
@@ -33,11 +34,6 @@ def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
     for warning in ruleset_warnings(as_of, rs):
         err.print(f"warning: {warning}", highlight=False, markup=False)
     return rs
-
-
-def ruleset_warnings(as_of: dt.date | None, *rulesets: Ruleset) -> list[str]:
-    """What --json output lists under "warnings" about the rulesets used (see `pick_ruleset`)."""
-    return [w for rs in rulesets if as_of is not None and (w := not_in_force(rs, as_of))]
 
 
 def register(app: typer.Typer) -> None:

@@ -501,6 +501,11 @@ def not_in_force(rs: Ruleset, as_of: dt.date) -> str | None:
     return f"{rs.name} is not in force on {as_of}: it takes effect on {rs.effective_from}"
 
 
+def not_in_force_all(as_of: dt.date | None, *rulesets: Ruleset) -> list[str]:
+    """`not_in_force` for each ruleset used as of `as_of` (none without a date)."""
+    return [w for rs in rulesets if as_of is not None and (w := not_in_force(rs, as_of))]
+
+
 def find_ruleset(spec: str | Path, as_of: dt.date | None = None) -> Ruleset:
     """``province@version``, a bare ``province`` (the latest version in force on `as_of`, or the
     latest version at all without it), or a path to a YAML file."""
