@@ -169,7 +169,8 @@ def test_values_ingest_normalises_are_normalised_in_examples(tmp_path):
     rs = load_ruleset(p)
     (ex,) = rs.examples
     assert ex.events["contacts"] == ({"identified_at": dt.datetime(2022, 6, 10, 10), "contact_level": "close"},)
-    assert ex.events["inbound_codes"] == ({"province": "32", "color": "red", "since": dt.datetime(2022, 6, 10)},)
+    assert ex.events["inbound_codes"] == (
+        {"province": "32", "color": "red", "since": dt.datetime(2022, 6, 10), "pushed_at": None},)
     assert "id_number" not in example_frames(ex)["contacts"].columns
     outcome = run_example(rs, ex)
     assert outcome.passed, outcome.problems  # `Red` means red: T-2 matches
