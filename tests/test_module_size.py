@@ -7,7 +7,7 @@ from pathlib import Path
 import hcode
 
 LIMIT = 400
-OVER = {"ingest/load.py": 406}  # not split yet: may not grow
+OVER: dict[str, int] = {}  # a module not split yet, and its size it may not grow beyond
 
 
 def test_no_module_is_over_400_lines():

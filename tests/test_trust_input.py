@@ -15,7 +15,7 @@ from conftest import ID_A, NOW
 from hcode.errors import RulesetError
 from hcode.ingest.load import expand, ingest
 from hcode.paths import rulesets_dir
-from hcode.rules.ruleset import load_ruleset
+from hcode.rules.load import load_ruleset
 
 BASE = (rulesets_dir() / "shanghai" / "2022.05.23.yaml").read_text(encoding="utf-8")
 CASES = f"id_number,case_type,reported_at\n{ID_A},confirmed,2022-06-10 10:00:00\n"
@@ -94,7 +94,7 @@ def test_a_yaml_alias_bomb_fails_fast_with_a_clear_error(tmp_path):
     p = _ruleset(tmp_path, BOMB + BASE)
     code = textwrap.dedent(f"""
         from hcode.errors import RulesetError
-        from hcode.rules.ruleset import load_ruleset
+        from hcode.rules.load import load_ruleset
         try:
             load_ruleset({str(p)!r})
         except RulesetError as exc:

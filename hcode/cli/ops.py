@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode retract 42 --reason "lab sent yesterday's file twice under a new name"
+            hcode retract 7 --reason "lab sent yesterday's file twice under a new name"
         """
         from hcode.ops.retract import retract
 
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode export --run 12 --out push_20220614.parquet
+            hcode export --run 1 --out push_20220614.parquet
         """
         from hcode.runs.export import export
 
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         Example:
 
             hcode overrides --as-of 2022-06-14
-            hcode overrides --run 12 --json
+            hcode overrides --run 1 --json
         """
         from hcode.ops import overrides as ov
 
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode history 110101199003077758
+            hcode history 310101198008080019
             hcode history --id-file - < id.txt
         """
         from hcode.runs.history import person_history
@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode freshness --date 2022-06-14 --run 12
+            hcode freshness --date 2022-06-14 --run 1
         """
         from hcode.config import load_config
         from hcode.ops.freshness import check, late_feeds, report_json
@@ -330,7 +330,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode guard 12
+            hcode guard 2
         """
         from hcode.config import load_config
         from hcode.ops.guard import check_run

@@ -47,7 +47,7 @@ from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections, write_json
 from hcode.rules.load import find_ruleset
-from hcode.rules.ruleset import Ruleset
+from hcode.rules.ruleset import Ruleset, not_in_force
 from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one, scalar, to_polars
@@ -199,6 +199,7 @@ def night_state(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, config: 
             for e in ov.unsupported]
     out += [f"override for a person who is not registered: {e.person_key[:12]}… {e.color} by {e.authority} "
             f"({e.operator}): not applied" for e in ov.unregistered]
+    out += [w for w in [not_in_force(rs, date)] if w]
     return NightState(sections, fresh, tuple(mask_ids(w) for w in out))
 
 

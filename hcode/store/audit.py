@@ -36,8 +36,12 @@ from hcode.store.warehouse import one, to_polars
 GENESIS = "0" * 64
 
 
-def _row_digest(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str, params: list[Any]) -> str:
-    cols = ", ".join(f"coalesce(CAST({c} AS VARCHAR), '\\N')" for c in columns)
+def _row_digest(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str, params: list[Any],
+                optional: frozenset[str] = frozenset()) -> str:
+    # an empty optional column adds nothing (concat_ws skips nulls): a load digested before the
+    # column existed still verifies once the warehouse has it
+    cols = ", ".join(f"CAST({c} AS VARCHAR)" if c in optional else f"coalesce(CAST({c} AS VARCHAR), '\\N')"
+                     for c in columns)
     n, xor = one(
         con,
         f"SELECT count(*), coalesce(bit_xor(md5_number(concat_ws(chr(31), {cols}))), 0) FROM {table} WHERE {where}",
@@ -50,7 +54,8 @@ def load_digest(con: duckdb.DuckDBPyConnection, feed: str, load_id: int) -> str:
     """Digest of a load's stored rows plus its quarantine rows."""
     f = FEEDS[feed]
     cols = (["pid"] if f.has_person else []) + [c.name for c in f.stored_columns]
-    rows = _row_digest(con, f.table, cols, "load_id = ?", [load_id])
+    rows = _row_digest(con, f.table, cols, "load_id = ?", [load_id],
+                       frozenset(c.name for c in f.stored_columns if c.optional))
     quarantine = _row_digest(con, "quarantine", ["line", "errors", "raw"], "load_id = ?", [load_id])
     return f"{rows}/{quarantine}"
 
