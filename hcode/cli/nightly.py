@@ -54,6 +54,8 @@ def register(app: typer.Typer) -> None:
         Exit 0 published; 3 published with warnings (late feeds, quarantined rows, rejected
         files, overrides no rule supports); 1 nothing published (guard refused, lock held,
         bad ruleset). A date already published is a no-op (exit 0) unless --rerun.
+        A publish writes the audit chain's head into REPORTS/<date>/audit-head.json and prints
+        it: keep a copy away from the warehouse, for `hcode audit verify --head`.
 
         Example:
 
@@ -86,6 +88,9 @@ def _summary(res) -> None:
         lines.append(f"changes against run {res.previous_run or '-'}: {res.summary.get('changes', 0):,} persons")
     if res.report_dir:
         lines.append(f"report: {res.report_dir}/report.html")
+    if res.audit_head:
+        lines.append(f"audit head: entry {res.audit_head.seq}, {res.audit_head.digest}"
+                     + (f" (in {res.report_dir}/audit-head.json)" if res.report_dir else ""))
     out.print(Panel("\n".join(lines), title=f"nightly {res.date} — {res.ruleset}", border_style=style))
     if res.late_feeds or res.warnings:
         table = Table(title="warnings", title_justify="left", show_header=False)

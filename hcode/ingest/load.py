@@ -251,7 +251,7 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
                 batch_bad = _write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
                 good = checked.values.filter(~bad) if batch_bad else checked.values
                 if contract.has_person:
-                    people.add(con, _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids)
+                    people.add(con, _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids, load_id)
                 n_new += _write_rows(con, people, good, contract, load_id, written)
                 n_bad += batch_bad
                 read += raw.height
@@ -263,7 +263,7 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
             audit.record(con, "load", operator, {
                 "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": read,
                 "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
-            })
+            }, audit.load_content(con, feed_name, load_id))
     except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
         people.rollback()
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")

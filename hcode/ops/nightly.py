@@ -9,6 +9,10 @@ Why each step is safe to repeat:
 - the report is built from stored runs into a temporary folder and renamed into place, and
   a rerun that finds the run published but the report missing builds it again.
 
+A publish writes the audit chain's head (`audit-head.json`: seq, digest, run id) into the
+report folder: kept outside the warehouse, it lets `hcode audit verify --head` catch entries
+deleted or a chain rewritten after it.
+
 `HCODE_CRASH_AT=<point>` kills the process at a named point (tests use it to prove the
 above): `after-load-<n>`, `after-loads`, `before-publish`, `after-publish`, `mid-report`.
 """
@@ -38,6 +42,7 @@ from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections
 from hcode.rules.ruleset import Ruleset, find_ruleset
 from hcode.runs import store as runs
+from hcode.store import audit
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one
 
@@ -69,6 +74,7 @@ class NightlyResult:
     # what the caller may do next: "recompute" (the date was already published) or
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
+    audit_head: audit.Head | None = None  # the chain's last entry after the publish (audit-head.json)
 
     @property
     def ingested(self) -> ingest.IngestResult:
@@ -97,6 +103,8 @@ class NightlyResult:
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "changes": (self.summary or {}).get("changes"),
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "audit_head": ({"seq": self.audit_head.seq, "digest": self.audit_head.digest}
+                           if self.audit_head else None),
         }
 
 
@@ -127,8 +135,9 @@ def _empty_side(rs: Ruleset, date: dt.date) -> Side:
 
 
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
-                 sections: dict) -> dict:
-    """Diff the run against the previous published one and write the report folder atomically."""
+                 sections: dict, head: audit.Head | None = None) -> dict:
+    """Diff the run against the previous published one and write the report folder atomically,
+    with `audit-head.json` (the audit chain's head after the publish) when `head` is given."""
     after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
     before = load_side(wh, previous) if previous is not None else _empty_side(runs.stored_ruleset(wh.con, run),
@@ -140,6 +149,8 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     crash_point("mid-report")
     append_sections(tmp, sections, lang)
     (tmp / "nightly.json").write_text(json.dumps(sections, ensure_ascii=False, indent=2, default=str), "utf-8")
+    if head is not None:
+        head.write(tmp / "audit-head.json")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return summary_dict(d)
@@ -158,12 +169,15 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         report_dir = reports / date.isoformat()
         done = published_run(wh.con, rs, date)
         if done is not None and not recompute:
+            head = None
             if not (report_dir / "summary.json").exists():
                 prev = guard.previous_published(wh.con, rs.province, date, exclude_run=done)
-                write_report(wh, done, prev[0] if prev else None, report_dir, lang, _sections(wh, done, (), (), date))
+                head = audit.head(wh.con, done)
+                write_report(wh, done, prev[0] if prev else None, report_dir, lang, _sections(wh, done, (), (), date),
+                             head)
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do",
-                                 report_dir=report_dir, next_step="recompute")
+                                 report_dir=report_dir, next_step="recompute", audit_head=head)
         stages: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -201,6 +215,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                  "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
                  "supersedes": [done] if done is not None else []}
         run_id = runs.store_run(wh, ev, max_load, seen, operator, publish=True, batch=batch)
+        head = audit.head(wh.con, run_id)
         del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
@@ -208,11 +223,11 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         sections = _sections(wh, run_id, loads, fresh, date)
         warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
                           f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)
-        summary = write_report(wh, run_id, previous, report_dir, lang, sections)
+        summary = write_report(wh, run_id, previous, report_dir, lang, sections, head)
         lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
-                         warnings, report_dir, previous, summary, stages)
+                         warnings, report_dir, previous, summary, stages, audit_head=head)
 
 
 def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
