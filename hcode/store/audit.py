@@ -39,7 +39,7 @@ import polars as pl
 
 from hcode.feeds import FEEDS
 from hcode.store import digest as dg
-from hcode.store.warehouse import DDL, one, to_polars
+from hcode.store.warehouse import DDL, one
 
 GENESIS = "0" * 64
 
@@ -66,12 +66,12 @@ def population_digest(population: pl.DataFrame) -> str:
     pop = population if population["pid"].is_sorted() else population.sort("pid")
     h = hashlib.sha256()
     for column in (pop["pid"], pop["district"].fill_null(-1)):
-        h.update(np.ascontiguousarray(column.cast(pl.Int32).to_numpy(), dtype="<i4"))
+        h.update(np.ascontiguousarray(column.cast(pl.Int32).to_numpy(), dtype="<i4").data)
     return f"{pop.height}:{h.hexdigest()}"
 
 
 def _stored_population_digest(con: duckdb.DuckDBPyConnection, population_id: int) -> str:
-    return population_digest(to_polars(con.sql(
+    return population_digest(pl.DataFrame(con.sql(  # (as warehouse.to_polars: Arrow C stream)
         "SELECT pid, district FROM population_rows WHERE population_id = ? ORDER BY pid",
         params=[population_id])))
 
@@ -206,10 +206,10 @@ def _head(rows: list[tuple[Any, ...]], anchor: Head) -> Problem | None:
     return None
 
 
-def _actual(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+def _actual(con: duckdb.DuckDBPyConnection, table: str, tables: dg.Schema) -> dict[str, str]:
     key = TRACKED[table][0]
     if table != "population_rows":
-        return dg.digests(con, table, key)
+        return dg.digests(con, table, key, tables=tables)
     ids = [i for (i,) in con.execute("SELECT DISTINCT population_id FROM population_rows ORDER BY 1").fetchall()]
     return {str(i): _stored_population_digest(con, i) for i in ids}
 
@@ -238,9 +238,10 @@ def verify(con: duckdb.DuckDBPyConnection, anchor: Head | None = None) -> Verifi
         if p:
             problems.append(p)
     if not problems:
+        tables = dg.schema(con)
         for table, (key, space) in TRACKED.items():
-            actual = _actual(con, table)
-            empty = dg.empty(con, table, key) if table != "population_rows" else "0:"
+            actual = _actual(con, table, tables)
+            empty = dg.empty(con, table, key, tables) if table != "population_rows" else "0:"
             for (t, k), (seq, action, want) in expected.items():
                 if t == table and actual.get(k, empty) != want:
                     problems.append(Problem(seq, action, table, f"entry {seq} ({action}): the rows of {space} {k} "

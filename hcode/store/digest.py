@@ -42,11 +42,17 @@ def _expr(name: str, sql_type: str) -> tuple[str, str]:
     return f"CAST(to_json({q}) AS VARCHAR)", "text"
 
 
-def columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    """The table's (column, type) in their order."""
-    return [(n, t) for n, t in con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-        "ORDER BY ordinal_position", [table]).fetchall()]
+Schema = dict[str, list[tuple[str, str]]]
+
+
+def schema(con: duckdb.DuckDBPyConnection) -> Schema:
+    """Every table's (column, type) in their order (one catalog query for many digests)."""
+    out: Schema = {}
+    for table, name, sql_type in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "ORDER BY table_name, ordinal_position").fetchall():
+        out.setdefault(table, []).append((name, sql_type))
+    return out
 
 
 class Digester:
@@ -63,8 +69,8 @@ class Digester:
 
     def update(self, arrays: list[Any], start: int = 0, stop: int | None = None) -> None:
         """Feed rows [start, stop) of Arrow arrays (one per column)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
 
         n = (stop if stop is not None else len(arrays[0])) - start
         if n <= 0:
@@ -72,7 +78,8 @@ class Digester:
         for i, arr in enumerate(arrays):
             a = arr.slice(start, n)
             if a.null_count:
-                at = np.flatnonzero(a.is_null().to_numpy(zero_copy_only=False)) + self.rows
+                valid = np.unpackbits(np.frombuffer(a.buffers()[0], dtype=np.uint8), bitorder="little")
+                at = np.flatnonzero(valid[a.offset:a.offset + len(a)] == 0) + self.rows
                 self._nulls[i].update(at.astype("<i8").tobytes())
                 a = pc.fill_null(a, 0 if self.kinds[i] == "int" else "")
             if self.kinds[i] == "int":
@@ -94,9 +101,9 @@ class Digester:
         return f"{self.rows}:{h.hexdigest()}"
 
 
-def _query(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str
+def _query(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str, tables: Schema | None
            ) -> tuple[str, list[str], list[str]]:
-    cols = [(n, t) for n, t in columns(con, table) if n != key]
+    cols = [(n, t) for n, t in (tables or schema(con))[table] if n != key]
     exprs = [_expr(n, t) for n, t in cols]
     select = ", ".join([f'"{key}"', *(e for e, _ in exprs)])
     sql = f"SELECT {select} FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY ALL"
@@ -108,12 +115,12 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> Ite
 
 
 def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "",
-            params: Iterable[Any] = ()) -> dict[str, str]:
+            params: Iterable[Any] = (), tables: Schema | None = None) -> dict[str, str]:
     """The digest of each key's rows of `table` (one sorted pass over the table), keyed by
-    the key as text."""
+    the key as text. `tables`: the `schema`, when the caller digests many tables."""
     import pyarrow as pa
 
-    sql, names, kinds = _query(con, table, key, where)
+    sql, names, kinds = _query(con, table, key, where, tables)
     out: dict[str, str] = {}
     current: tuple[str, Digester] | None = None
     for batch in _batches(con, sql, list(params)):
@@ -141,11 +148,19 @@ def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "
 
 def digest(con: duckdb.DuckDBPyConnection, table: str, key: str, value: Any) -> str:
     """The digest of the rows of `table` whose `key` is `value` (the empty digest when none)."""
-    got = digests(con, table, key, f'"{key}" = ?', [value])
-    return got.get(str(value)) or empty(con, table, key)
+    tables = {table: schema_of(con, table)}
+    got = digests(con, table, key, f'"{key}" = ?', [value], tables)
+    return got.get(str(value)) or empty(con, table, key, tables)
 
 
-def empty(con: duckdb.DuckDBPyConnection, table: str, key: str) -> str:
+def schema_of(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """One table's (column, type) in their order."""
+    return [(n, t) for n, t in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position", [table]).fetchall()]
+
+
+def empty(con: duckdb.DuckDBPyConnection, table: str, key: str, tables: Schema | None = None) -> str:
     """The digest of no rows of `table`."""
-    _, names, kinds = _query(con, table, key, "")
+    _, names, kinds = _query(con, table, key, "", tables)
     return Digester(names, kinds).hexdigest()
