@@ -86,9 +86,10 @@ class Digester:
                 values = np.frombuffer(a.buffers()[1], dtype="<i8", count=len(a) + a.offset)[a.offset:]
                 self._values[i].update(values.tobytes())
                 continue
-            if pa.types.is_string_view(a.type) or pa.types.is_string(a.type):
-                a = a.cast(pa.large_string())
-            offsets = np.frombuffer(a.buffers()[1], dtype="<i8", count=len(a) + 1 + a.offset)[a.offset:]
+            if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+                a = a.cast(pa.large_string())  # (string views)
+            width = "<i4" if pa.types.is_string(a.type) else "<i8"
+            offsets = np.frombuffer(a.buffers()[1], dtype=width, count=len(a) + 1 + a.offset)[a.offset:]
             self._lengths[i].update(np.diff(offsets).astype("<i8").tobytes())
             self._values[i].update(memoryview(a.buffers()[2])[int(offsets[0]):int(offsets[-1])])
         self.rows += n
