@@ -197,8 +197,7 @@ def _head(rows: list[tuple[Any, ...]], anchor: Head) -> Problem | None:
     if anchor.seq not in by_seq:
         return Problem(anchor.seq, "publish", "audit",
                        f"entry {anchor.seq} (publish of run {anchor.run_id}, the head) is missing from the audit "
-                       f"table: the chain ends at "
-                       f"entry {last}; entries were deleted")
+                       f"table: the chain ends at entry {last}; entries were deleted")
     if by_seq[anchor.seq][6] != anchor.digest:
         r = by_seq[anchor.seq]
         return Problem(anchor.seq, r[2], "audit", f"entry {anchor.seq} ({r[2]}): the audit entry is not the head's "
