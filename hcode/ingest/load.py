@@ -328,7 +328,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                 good = checked.values.filter(~bad) if batch_bad else checked.values
                 ids = _ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
                 if contract.has_person and ids is not None:  # a person feed always has ids
-                    people.add(con, ids)
+                    people.add(con, ids, load_id)
                 n_new += _write_rows(con, people, good, contract, load_id, written)
                 n_bad += batch_bad
                 read += raw.height
@@ -340,7 +340,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             audit.record(con, "load", operator, {
                 "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": read,
                 "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
-            })
+            }, audit.load_content(con, feed_name, load_id))
     except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
         people.rollback()
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")

@@ -5,9 +5,9 @@ Tables (all created by `init`, idempotently):
 - `meta(k, v)`: schema version, the key's fingerprint (HMAC-SHA256 under the key of a fixed
   text: it tells keys apart without being a hash anyone could test guesses against offline
   faster than with the key itself).
-- `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
-  HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
-  that every other table uses, so joins and group-bys run on 4-byte integers.
+- `persons(pid, person_key, load_id)`: one row per pseudonymised person. `person_key` is the HMAC
+  of the id number (`hcode.store.pseudonym`); `pid` is a compact integer surrogate that every other
+  table uses (joins and group-bys on 4-byte integers); `load_id`: the load that created the person.
 - `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
   retraction).
 - `quarantine`: one row per bad input row: load, file, line, the failing columns with
@@ -16,7 +16,7 @@ Tables (all created by `init`, idempotently):
   the contract columns except the id number, and `load_id`.
 - `runs`, `populations`, `population_rows`, `code_details`, `code_defaults` and the view
   `codes`: evaluation runs and one code per person per run (see the DDL below).
-- `audit`: the hash-chained audit log.
+- `audit`: the hash-chained audit log (`hcode.store.audit`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 from hcode.errors import KeyRefused, WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.feeds import FEEDS
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_MEMORY = "6GB"
 MIN_KEY_CHARS = 32
@@ -169,7 +169,7 @@ OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operato
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL, load_id INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS loads (
         load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
         sha256 VARCHAR NOT NULL, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL,
@@ -311,8 +311,8 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if row and row[0] != SCHEMA_VERSION:
         raise WarehouseVersion(
             f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
-            "(schemas 1 to 3 came from development builds before the first release and have no "
-            "upgrade path): create a new warehouse with `hcode init` and load the exports again")
+            "(schemas 1 to 3 came from development builds before the first release; schema 4's audit "
+            "log does not cover persons, ruleset texts and load metadata, so it cannot be carried over): create a new warehouse with `hcode init` and load the exports again")
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
