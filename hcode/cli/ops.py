@@ -190,23 +190,37 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     @handle_errors
-    def audit_verify_cmd(db: DbOption = None, json_out: JsonOption = False) -> None:
-        """Recompute the audit hash chain and the content digests of loads and runs.
+    def audit_verify_cmd(
+        db: DbOption = None,
+        head: Annotated[Path | None, typer.Option(
+            "--head", help="An audit-head.json written by a publish: fail unless the chain still holds "
+                           "that entry intact (catches deleted entries and a rewritten chain).")] = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        """Recompute the audit hash chain and every digest it records.
 
-        Exits 1 naming the first entry that no longer matches (a row or code edited by hand).
+        Covers each load's rows in every feed table, its quarantine rows, its metadata and the
+        persons it created; each run's row (published flag included), codes, population and
+        ruleset text; retractions and purges. Exits 1 naming the first entry (seq and action)
+        and the table that no longer match.
 
         Example:
 
-            hcode audit verify --db /data/hcode.duckdb
+            hcode audit verify --db /data/hcode.duckdb --head reports/2022-06-14/audit-head.json
         """
+        anchor = audit_mod.Head.read(head) if head is not None else None
         with Warehouse.open(db, read_only=True) as wh:
-            v = audit_mod.verify(wh.con)
+            v = audit_mod.verify(wh.con, anchor)
         if json_out:
             print_json(v.as_json())
         elif v.ok:
-            out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match")
+            held = f"; it holds head entry {anchor.seq}" if anchor else ""
+            out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match{held}",
+                      highlight=False)
         else:
             err.print(f"[bold red]audit verification failed:[/] {t_(v.problem)}", highlight=False)
+            for p in v.problems[1:6]:
+                err.print(f"  also: {t_(p.message)}", highlight=False)
         if not v.ok:
             raise typer.Exit(1)
 

@@ -127,7 +127,7 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
             if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
                 con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                             [rs.content_hash, rs.province, rs.version, rs.source_text])
-            content = audit.run_digest(con, run_id, digest)
+            content = audit.run_content(con, run_id, digest)
             stages.tick("digest")
             audit.record(con, "run", operator, {
                 "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
@@ -138,8 +138,8 @@ def store_run(wh: Warehouse, ev: Evaluation, max_load_id: int, loads: tuple[int,
                 superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
                 if superseded:
                     con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
-                audit.record(con, "publish", operator,
-                             {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
+                audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
+                             audit.runs_content(con, superseded))
     stages.tick("commit")
     return run_id
 

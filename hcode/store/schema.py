@@ -5,9 +5,10 @@ Tables (all created by `hcode.store.warehouse.init`, idempotently):
 - `meta(k, v)`: schema version, the key's fingerprint (HMAC-SHA256 under the key of a fixed
   text: it tells keys apart without being a hash anyone could test guesses against offline
   faster than with the key itself).
-- `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
-  HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
-  that every other table uses, so joins and group-bys run on 4-byte integers.
+- `persons(pid, person_key, load_id)`: one row per pseudonymised person. `person_key` is
+  the HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
+  that every other table uses, so joins and group-bys run on 4-byte integers; `load_id`
+  is the load that created the person (its audit entry holds the digest of those rows).
 - `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
   retraction).
 - `quarantine`: one row per bad input row: load, file, line, the failing columns with
@@ -25,7 +26,7 @@ import duckdb
 
 from hcode.feeds import FEEDS
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 
 def _feed_ddl() -> list[str]:
@@ -58,7 +59,7 @@ OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operato
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL, load_id INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS loads (
         load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
         sha256 VARCHAR NOT NULL, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL,

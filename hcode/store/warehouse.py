@@ -217,8 +217,8 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if row and row[0] != SCHEMA_VERSION:
         raise WarehouseVersion(
             f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
-            "(schemas 1 to 3 came from development builds before the first release and have no "
-            "upgrade path): create a new warehouse with `hcode init` and load the exports again")
+            "(schemas 1 to 3 came from development builds before the first release; schema 4's audit "
+            "log does not cover persons, ruleset texts and load metadata, so it cannot be carried over): create a new warehouse with `hcode init` and load the exports again")
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
