@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class HcodeError(Exception):
     """A failure the user can act on; the message says what is wrong."""
@@ -45,8 +47,34 @@ class FileRejected(HcodeError):
     """A whole input file is refused (missing columns, unreadable, wrong types)."""
 
 
+@dataclass(frozen=True)
+class RulesetProblem:
+    """One reason a ruleset does not load: where (file and line, when known), in which rule
+    or fact, and what."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    rule: str | None = None
+    fact: str | None = None
+
+    def __str__(self) -> str:
+        where = f"rule {self.rule}: " if self.rule else f"fact {self.fact}: " if self.fact else ""
+        at = f"{self.file}:{self.line}: " if self.file and self.line else f"{self.file}: " if self.file else ""
+        return f"{at}{where}{self.message}"
+
+    def as_json(self) -> dict[str, str | int | None]:
+        return {"file": self.file, "line": self.line, "rule": self.rule, "fact": self.fact, "message": self.message}
+
+
 class RulesetError(HcodeError):
-    """A ruleset does not load or does not type-check; the message names file, line and rule."""
+    """A ruleset does not load or does not type-check; the message names file, line and rule,
+    one problem a line, and `problems` holds them as data (for `rules check --json`)."""
+
+    def __init__(self, message: str | None = None, problems: tuple[RulesetProblem, ...] = ()):
+        problems = problems or (RulesetProblem(message or "the ruleset does not load"),)
+        super().__init__(message if message is not None else "\n".join(map(str, problems)))
+        self.problems = problems
 
 
 class UnknownRun(HcodeError):

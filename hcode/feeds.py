@@ -49,6 +49,7 @@ class Column:
     values: tuple[str, ...] = ()  # for ENUM
     nullable: bool = False  # may be empty
     future_ok: bool = False  # may lie after the moment of loading
+    optional: bool = False  # may be absent from a file (then empty); always nullable
 
     @property
     def sql_type(self) -> str:
@@ -77,6 +78,11 @@ class Feed:
         return f"feed_{self.name}"
 
     @property
+    def required_columns(self) -> tuple[Column, ...]:
+        """The columns every file of the feed must have (all but the optional ones)."""
+        return tuple(c for c in self.columns if not c.optional)
+
+    @property
     def stored_columns(self) -> tuple[Column, ...]:
         """Contract columns as stored: everything but the raw id number."""
         return tuple(c for c in self.columns if c.kind is not Kind.ID_NUMBER)
@@ -97,8 +103,9 @@ class Feed:
         raise ValueError(f"feed {self.name!r} has no event time")
 
 
-def _c(name: str, kind: Kind, *values: str, nullable: bool = False, future_ok: bool = False) -> Column:
-    return Column(name, kind, tuple(values), nullable, future_ok)
+def _c(name: str, kind: Kind, *values: str, nullable: bool = False, future_ok: bool = False,
+       optional: bool = False) -> Column:
+    return Column(name, kind, tuple(values), nullable or optional, future_ok, optional)
 
 
 ID = _c("id_number", Kind.ID_NUMBER)
@@ -111,8 +118,8 @@ FEEDS: dict[str, Feed] = {
              "the person holds a health code here"),
         Feed("cases", "CDC",
              (ID, _c("case_type", Kind.ENUM, "confirmed", "asymptomatic", "suspected"),
-              _c("reported_at", Kind.TIMESTAMP)),
-             "the person was reported as a case"),
+              _c("reported_at", Kind.TIMESTAMP), _c("diagnosed_at", Kind.TIMESTAMP, optional=True)),
+             "the person was reported as a case (diagnosed_at, when sent: the time of the diagnosis)"),
         Feed("discharges", "health commission",
              (ID, _c("discharged_at", Kind.TIMESTAMP)),
              "the case was cured and released"),
@@ -143,8 +150,10 @@ FEEDS: dict[str, Feed] = {
               _c("reported_at", Kind.TIMESTAMP), _c("reporter", Kind.ENUM, "self", "clinic")),
              "the person reported, or a clinic recorded, a symptom"),
         Feed("inbound_codes", "national platform (other provinces)",
-             (ID, _c("province", Kind.CODE2), _c("color", Kind.COLOR), _c("since", Kind.TIMESTAMP)),
-             "another province set this person's code to color from since"),
+             (ID, _c("province", Kind.CODE2), _c("color", Kind.COLOR), _c("since", Kind.TIMESTAMP),
+              _c("pushed_at", Kind.TIMESTAMP, optional=True)),
+             "another province set this person's code to color from since (pushed_at, when sent: the time "
+             "the national platform pushed it)"),
         Feed("overrides", "administrative department (manual transcoding)",
              (ID, _c("color", Kind.COLOR), _c("authority", Kind.TEXT), _c("basis", Kind.TEXT),
               _c("operator", Kind.TEXT), _c("reason", Kind.TEXT), _c("issued_at", Kind.TIMESTAMP),
@@ -152,14 +161,6 @@ FEEDS: dict[str, Feed] = {
              "a manual change of the person's code", cadence=None),
     )
 }
-
-# How text read aloud names a feed (explanations of changes): no snake_case.
-FEED_ZH = {
-    "registrations": "登记", "cases": "病例", "discharges": "出院", "contacts": "密接",
-    "nat_results": "核酸", "entries": "入境", "trips": "行程", "risk_areas": "风险地区",
-    "isolation": "隔离", "symptoms": "症状", "inbound_codes": "外省健康码", "overrides": "人工转码",
-}
-FEED_EN = {"nat_results": "NAT results", "inbound_codes": "inbound codes", "risk_areas": "risk areas"}
 
 # The codes: one row per person, keyed by `pid` inside the engine and by `person_key`
 # once stored or compared (`codes_schema`).

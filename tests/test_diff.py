@@ -124,7 +124,7 @@ def test_later_date_same_ruleset_says_released_with_evidence():
 
 def test_chinese_explanations():
     d = diff(*ruleset_pair(), lang="zh")
-    assert explanation_of(d, "moved-yellow").startswith("红码 → 黄码：SH-R-03 密切接触者 在 2022.06.28 下不再匹配（密接，")
+    assert explanation_of(d, "moved-yellow").startswith("红码 → 黄码：SH-R-03 密切接触者 在 2022.06.28 下不再匹配（contacts，")
     assert explanation_of(d, "newcomer") == "无记录 → 绿码：新登记"
     assert "人工转码：Shanghai Health Commission" in explanation_of(d, "override")
 
@@ -253,4 +253,4 @@ def test_newly_registered_red_person_names_the_rule():
             [{"rule": "NR-R-01", "feed": "inbound_codes", "time": dt.datetime(2022, 6, 15, 8), "detail": "red"}])])
     assert explanation_of(diff(before, after), "new") == (
         "absent → red: newly registered; NR-R-01 Another province's code is red matches "
-        "(inbound codes, red 2022-06-15 08:00)")
+        "(inbound_codes, red 2022-06-15 08:00)")

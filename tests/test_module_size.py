@@ -7,7 +7,7 @@ from pathlib import Path
 import hcode
 
 LIMIT = 400
-OVER = {"ingest/load.py": 406}  # not split yet: may not grow
+OVER: dict[str, int] = {}  # modules allowed over the limit (none since ingest/read.py split off)
 
 
 def test_no_module_is_over_400_lines():

@@ -216,7 +216,7 @@ examples:
     assert "example 'typo': contacts has no column 'contact_levl'" in text
     assert "example 'typo': expected colour 'blue' is not in the palette" in text
     assert "example 'typo': unknown rule 'T-9'" in text
-    assert "registrations.district_code: 'Pudong' is not a 6-digit code, like '310101'" in text
+    assert "registrations.district_code 'Pudong': not a 6-digit code" in text
     assert "registrations.district_code: 4161 is a number to YAML, not a 6-digit code: write it in quotes" in text
 
 

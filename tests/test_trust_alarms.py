@@ -69,6 +69,19 @@ def test_a_rerun_after_a_crash_after_publishing_reports_what_an_uninterrupted_ni
     assert got == want
     md = (crashed / "reports" / DATE.isoformat() / "report.md").read_text(encoding="utf-8")
     assert "Every feed arrived on time" not in md and "cases.csv" in md
+    # the rewritten report carries the audit head too, and the chain (its reject entry included) verifies
+    heads = [json.loads((t / "reports" / DATE.isoformat() / "audit-head.json").read_text(encoding="utf-8"))
+             for t in (crashed, whole)]
+    assert heads[0]["seq"] == heads[1]["seq"] and heads[0]["run_id"] == heads[1]["run_id"] == ok.run_id
+    assert again.audit_head is not None and again.audit_head.seq == heads[0]["seq"]
+    _verified(crashed / "w.duckdb", crashed / "reports" / DATE.isoformat() / "audit-head.json")
+
+
+def _verified(db: Path, head: Path) -> dict:
+    res = CliRunner().invoke(app, ["audit", "verify", "--db", str(db), "--head", str(head), "--json"])
+    got = json.loads(res.stdout)
+    assert res.exit_code == 0 and got["ok"], res.output
+    return got
 
 
 def test_identical_header_only_files_on_two_nights_are_not_a_late_feed(tmp_path, wh):
@@ -127,3 +140,6 @@ def test_a_failed_report_step_still_exits_as_published_and_hcode_report_writes_i
     folder = tmp_path / "reports" / DATE.isoformat()
     assert (folder / "report.md").exists() and (folder / "nightly.json").exists()
     assert any("file rejected: cases.csv" in w for w in json.loads(out.stdout)["warnings"])
+    head = json.loads((folder / "audit-head.json").read_text(encoding="utf-8"))
+    assert head["run_id"] == 1 and head["seq"] > 0
+    _verified(db, folder / "audit-head.json")

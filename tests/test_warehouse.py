@@ -33,7 +33,7 @@ def test_another_key_stops_every_command(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "does not match" in res.output
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3"])
+@pytest.mark.parametrize("version", ["1", "2", "3", "4"])
 def test_a_warehouse_of_another_schema_is_refused_by_init_and_every_command(tmp_path, version):
     db = tmp_path / "w.duckdb"
     warehouse.init(db)

@@ -12,6 +12,7 @@ import inspect
 import typer
 
 from hcode.cli import backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse
+from hcode.cli.common import VersionOption
 
 # The command groups, in registration order (`rulesdiff` attaches to the group `rules` made).
 GROUPS = (backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
@@ -20,14 +21,14 @@ app = typer.Typer(
     name="hcode",
     help="Explainable health codes from department exports: load, evaluate, diff, publish.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(version: VersionOption = False) -> None:
     """Explainable health codes from department exports: load, evaluate, diff, publish."""
 
 

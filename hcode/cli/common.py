@@ -13,6 +13,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar, overload
 import typer
 from rich.console import Console
 
+from hcode import __version__
 from hcode.errors import HcodeError, UsageError
 from hcode.report.escape import terminal as t_
 
@@ -23,6 +24,16 @@ DbOption = Annotated[
     typer.Option("--db", envvar="HCODE_DB", help="The warehouse file (default: $HCODE_DB, else ./hcode.duckdb)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hcode {__version__}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                             help="Print hcode's version and exit.")]
 LangOption = Annotated[str, typer.Option("--lang", help="Language of explanations and reports: en or zh.")]
 
 out = Console(soft_wrap=True)

@@ -41,12 +41,13 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode diff 7 8 --out reports/2022-06-15
+            hcode diff 1 2 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
         """
         from hcode.cli.runs import pick_ruleset
         from hcode.colors import check_lang
         from hcode.diff.sides import evaluate_side, load_side
+        from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
 
         check_lang(lang)
         by_runs = run_a is not None or run_b is not None
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         if by_runs == by_rules or (by_runs and (run_a is None or run_b is None)) or (
                 by_rules and None in (ruleset, against, as_of)):
             raise UsageError("give two run ids (hcode diff RUN_A RUN_B), or --ruleset A --against B --as-of D")
+        warnings: list[str] = []
         with Warehouse.open(db) as wh:
             if by_runs:
                 assert run_a is not None and run_b is not None  # checked above
@@ -62,16 +64,17 @@ def register(app: typer.Typer) -> None:
                 assert ruleset is not None and against is not None and as_of is not None  # checked above
                 day = parse_date(as_of)
                 rs_a, rs_b = pick_ruleset(ruleset, day, quiet=json_out), pick_ruleset(against, day, quiet=json_out)
+                warnings = ruleset_warnings(day, rs_a, rs_b)
                 status = err.status(f"evaluating {rs_a.name} and {rs_b.name} as of {day}", spinner="dots") \
                     if err.is_terminal else contextlib.nullcontext()
                 with status:
                     before, after = evaluate_side(wh, rs_a, day, lang), evaluate_side(wh, rs_b, day, lang)
         result = diff(before, after, lang=lang)
         if out_dir is not None:
-            write_diff(result, out_dir, lang)
+            write_diff(result, out_dir, lang, warnings)
             err.print(f"report written to {out_dir}", highlight=False)
         if json_out:
-            print_json(summary_dict(result))
+            print_json(summary_dict(result, warnings))
             return
         print_diff(result, out, lang)
         for text in result.changes["explanation"].head(10):

@@ -16,6 +16,15 @@ Generated from the commands' own help by `python -m hcode.cli.doc > docs/cli.md`
 `$HCODE_DB`, else `./hcode.duckdb`); the key is `$HCODE_KEY` or `<db>.key`; `--json`
 prints one JSON object on stdout; exit codes 0 done, 1 could not be done, 2 wrong usage,
 3 (nightly) published with warnings.
+
+`hcode --version` prints the version. Shell completion (bash, zsh, fish, PowerShell):
+`hcode --install-completion` installs it for the current shell (open a new shell
+afterwards); `hcode --show-completion` prints the script, to install it by hand.
+
+The examples below use the ids of the README's session on the sample night
+(`hcode sample --out sample_data --residents 3000 --seed 1 --as-of 2022-06-14`, loaded with
+`hcode ingest sample_data/ --now 2022-06-15T06:00:00`, evaluated as of 2022-06-14 and
+2022-06-15): the person 310101198008080019, runs 1 and 2, loads 1 to 12.
 """
 
 

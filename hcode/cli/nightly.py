@@ -45,8 +45,10 @@ def register(app: typer.Typer) -> None:
         """Write a run's nightly report again, from stored state, into <reports>/<as-of date>/.
 
         The same report the nightly batch writes: the diff against the previous published
-        run, files loaded and rejected, late feeds, quarantine, overrides. Use it when the
-        batch published but its report step failed (it says so), or to rebuild a report.
+        run, files loaded and rejected, late feeds, quarantine, overrides, and the audit
+        chain's head as it stands now (audit-head.json, for `hcode audit verify --head`).
+        Use it when the batch published but its report step failed (it says so), or to
+        rebuild a report.
 
         Example:
 
@@ -90,6 +92,8 @@ def register(app: typer.Typer) -> None:
         lock held, bad ruleset). A date already published is a no-op (exit 0) unless --rerun;
         a rerun that finds the date published but its report missing (a crash after
         publishing) writes the report, with the night's warnings, from stored state.
+        A publish writes the audit chain's head into REPORTS/<date>/audit-head.json and prints
+        it: keep a copy away from the warehouse, for `hcode audit verify --head`.
 
         Example:
 
@@ -124,6 +128,9 @@ def _summary(res: NightlyResult) -> None:
         lines.append(f"changes against run {res.previous_run or '-'}: {res.summary.get('changes', 0):,} persons")
     if res.report_dir:
         lines.append(t_(f"report: {res.report_dir}/report.html"))
+    if res.audit_head:
+        lines.append(t_(f"audit head: entry {res.audit_head.seq}, {res.audit_head.digest}"
+                        + (f" (in {res.report_dir}/audit-head.json)" if res.report_dir else "")))
     out.print(Panel("\n".join(lines), title=f"nightly {res.date} — {res.ruleset}", border_style=style))
     if res.late_feeds or res.warnings:
         table = Table(title="warnings", title_justify="left", show_header=False)

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode retract 42 --reason "lab sent yesterday's file twice under a new name"
+            hcode retract 7 --reason "lab sent yesterday's file twice under a new name"
         """
         from hcode.ops.retract import retract
 
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode export --run 12 --out push_20220614.parquet
+            hcode export --run 1 --out push_20220614.parquet
         """
         from hcode.runs.export import export
 
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         Example:
 
             hcode overrides --as-of 2022-06-14
-            hcode overrides --run 12 --json
+            hcode overrides --run 1 --json
         """
         from hcode.ops import overrides as ov
 
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode history 110101199003077758
+            hcode history 310101198008080019
             hcode history --id-file - < id.txt
         """
         from hcode.runs.history import person_history
@@ -190,23 +190,37 @@ def register(app: typer.Typer) -> None:
 
     @audit_app.command("verify")
     @handle_errors
-    def audit_verify_cmd(db: DbOption = None, json_out: JsonOption = False) -> None:
-        """Recompute the audit hash chain and the content digests of loads and runs.
+    def audit_verify_cmd(
+        db: DbOption = None,
+        head: Annotated[Path | None, typer.Option(
+            "--head", help="An audit-head.json written by a publish: fail unless the chain still holds "
+                           "that entry intact (catches deleted entries and a rewritten chain).")] = None,
+        json_out: JsonOption = False,
+    ) -> None:
+        """Recompute the audit hash chain and every digest it records.
 
-        Exits 1 naming the first entry that no longer matches (a row or code edited by hand).
+        Covers each load's rows in every feed table, its quarantine rows, its metadata and the
+        persons it created; each run's row (published flag included), codes, population and
+        ruleset text; retractions and purges. Exits 1 naming the first entry (seq and action)
+        and the table that no longer match.
 
         Example:
 
-            hcode audit verify --db /data/hcode.duckdb
+            hcode audit verify --db /data/hcode.duckdb --head reports/2022-06-14/audit-head.json
         """
+        anchor = audit_mod.Head.read(head) if head is not None else None
         with Warehouse.open(db, read_only=True) as wh:
-            v = audit_mod.verify(wh.con)
+            v = audit_mod.verify(wh.con, anchor)
         if json_out:
             print_json(v.as_json())
         elif v.ok:
-            out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match")
+            held = f"; it holds head entry {anchor.seq}" if anchor else ""
+            out.print(f"audit log verified: {v.entries:,} entries, chain and content digests match{held}",
+                      highlight=False)
         else:
             err.print(f"[bold red]audit verification failed:[/] {t_(v.problem)}", highlight=False)
+            for p in v.problems[1:6]:
+                err.print(f"  also: {t_(p.message)}", highlight=False)
         if not v.ok:
             raise typer.Exit(1)
 
@@ -290,7 +304,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode freshness --date 2022-06-14 --run 12
+            hcode freshness --date 2022-06-14 --run 1
         """
         from hcode.config import load_config
         from hcode.ops.freshness import check, late_feeds, report_json
@@ -330,7 +344,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode guard 12
+            hcode guard 2
         """
         from hcode.config import load_config
         from hcode.ops.guard import check_run

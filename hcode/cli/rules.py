@@ -7,12 +7,14 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json, t_
-from hcode.engine.examples import check_ruleset
+from hcode.engine.examples import check_failure_json, check_ruleset
+from hcode.errors import HcodeError, RulesetError, RulesetProblem
 from hcode.rules.catalogue import catalogue, catalogue_json
 from hcode.rules.load import find_ruleset
 
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD).")]
-
+AsOfOption = Annotated[str | None, typer.Option(
+    "--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD); with a version "
+                    "that takes effect later, a warning.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,31 +50,58 @@ def register(app: typer.Typer) -> None:
         """Validate a ruleset, show which feeds and columns it reads, and run its embedded examples.
 
         Exit 1 when the ruleset does not load (each error names file, line and rule) or an
-        example fails.
+        example fails. With --json, one JSON object whatever happens: `ok`, `errors` (file,
+        line, rule, fact, message), `warnings`, and what the ruleset reads and its examples
+        when it loads.
 
         Example:
 
             hcode rules check shanghai@2022.06.28
             hcode rules check shanghai --as-of 2022-06-14
-            hcode rules check ./my-province/2022.07.01.yaml
+            hcode rules check ./my-province/2022.07.01.yaml --json
         """
-        rs = find_ruleset(ruleset, parse_date(as_of))
-        check = check_ruleset(rs)
         if json_out:
-            print_json(check.as_json())
-        else:
-            if "@" not in ruleset and not ruleset.endswith((".yaml", ".yml")) and "/" not in ruleset:
-                when = f"in force on {as_of}" if as_of else "the latest version"
-                err.print(f"picked {rs.name} ({when}, effective from {rs.effective_from})", highlight=False)
-            out.print(f"{rs.name}: loads and type-checks ({len(rs.rules)} rules, {len(rs.facts)} facts, "
-                      f"palette {' < '.join(rs.palette)}, hash {rs.content_hash[:12]})", highlight=False, markup=False)
-            out.print("reads:", highlight=False)
-            for feed, cols in rs.reads().items():
-                out.print(f"  {feed}: {', '.join(cols)}", highlight=False, markup=False)
-            out.print(f"examples: {check.passed} passed, {len(check.failed)} failed", highlight=False)
-            for o in check.failed:
-                out.print(f"  FAIL {o.example.file}:{o.example.line}: {o.example.name}: {'; '.join(o.problems)}",
-                          highlight=False, markup=False)
-                out.print(f"       got: {o.explanation}", highlight=False, markup=False)
+            _check_json(ruleset, as_of)
+            return
+        rs = find_ruleset(ruleset, parse_date(as_of))
+        check = check_ruleset(rs, parse_date(as_of))
+        for warning in check.warnings:
+            err.print(f"warning: {warning}", highlight=False, markup=False)
+        if "@" not in ruleset and not ruleset.endswith((".yaml", ".yml")) and "/" not in ruleset:
+            when = f"in force on {as_of}" if as_of else "the latest version"
+            err.print(f"picked {rs.name} ({when}, effective from {rs.effective_from})", highlight=False)
+        out.print(f"{rs.name}: loads and type-checks ({len(rs.rules)} rules, {len(rs.facts)} facts, "
+                  f"palette {' < '.join(rs.palette)}, hash {rs.content_hash[:12]})", highlight=False, markup=False)
+        out.print("reads:", highlight=False)
+        for feed, cols in rs.reads().items():
+            out.print(f"  {feed}: {', '.join(cols)}", highlight=False, markup=False)
+        out.print(f"examples: {check.passed} passed, {len(check.failed)} failed", highlight=False)
+        for o in check.failed:
+            out.print(f"  FAIL {o.example.file}:{o.example.line}: {o.example.name}: {'; '.join(o.problems)}",
+                      highlight=False, markup=False)
+            out.print(f"       got: {o.explanation}", highlight=False, markup=False)
         if not check.ok:
             raise typer.Exit(1)
+
+
+def _check_json(spec: str, as_of: str | None) -> None:
+    """`rules check --json`: one JSON object on stdout whatever the failure (a file that does
+    not parse or does not exist, a bad `extends`, a wrong date, a failing example)."""
+    try:
+        day = parse_date(as_of)
+        check = check_ruleset(find_ruleset(spec, day), day)
+    except RulesetError as exc:
+        print_json(check_failure_json(spec, exc.problems))
+        raise typer.Exit(1) from None
+    except HcodeError as exc:
+        print_json(check_failure_json(spec, (RulesetProblem(str(exc)),)))
+        raise typer.Exit(exc.exit_code) from None
+    except Exception as exc:  # noqa: BLE001 - still one JSON object; the traceback goes to stderr
+        err.print_exception()
+        print_json(check_failure_json(spec, (RulesetProblem(f"internal error: {type(exc).__name__}: {exc}"),)))
+        raise typer.Exit(1) from None
+    for warning in check.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
+    print_json(check.as_json())
+    if not check.ok:
+        raise typer.Exit(1)

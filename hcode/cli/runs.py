@@ -30,6 +30,7 @@ from hcode.colors import check_lang
 from hcode.errors import UsageError
 from hcode.rules.load import find_ruleset
 from hcode.rules.ruleset import Ruleset
+from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
 from hcode.runs import explain as explain_mod
 from hcode.runs import store as runs_mod
 from hcode.runs.compute import compute_run
@@ -43,9 +44,13 @@ AsOfOption = Annotated[str, typer.Option("--as-of", help="The as-of date D (even
 
 
 def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
+    """The ruleset named by `spec` for `as_of`: says which version a bare province picked
+    (unless `quiet`), and warns on stderr, always, when a version is not in force yet."""
     rs = find_ruleset(spec, as_of=as_of)
     if "@" not in spec and "/" not in spec and not spec.endswith((".yaml", ".yml")) and not quiet:
         err.print(f"using {rs.name} (in force on {as_of}: effective from {rs.effective_from})")
+    for warning in ruleset_warnings(as_of, rs):
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     return rs
 
 
@@ -139,8 +144,8 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode explain 310101198001010026 --run 1
-            hcode explain 310101198001010026 --ruleset shanghai --as-of 2022-06-14 --lang zh
+            hcode explain 310101198008080019 --run 1
+            hcode explain 310101198008080019 --ruleset shanghai --as-of 2022-06-14 --lang zh
             hcode explain --id-file - --run 1 < id.txt
         """
         id_number = read_id(id_number, id_file)
@@ -154,7 +159,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             exp = explain_mod.explain(wh, id_number, run_id=run, ruleset=rs, as_of=day, lang=lang)
         if json_out:
-            print_json(exp.as_json())
+            print_json(exp.as_json() | {"warnings": ruleset_warnings(day, rs) if rs else []})
             return
         out.print(f"[bold]{t_(exp.source)}[/] — person {t_(exp.person_key[:16])}…")
         out.print(f"code: [bold]{t_(exp.color or 'none')}[/]   deciding rule: {t_(exp.rule or '-')}")

@@ -18,7 +18,7 @@ import polars as pl
 
 from hcode.colors import COLOR_ZH
 from hcode.engine.sentences import TIME_FMT
-from hcode.feeds import FEED_EN, FEED_ZH, TIMESTAMP
+from hcode.feeds import TIMESTAMP
 
 if TYPE_CHECKING:
     from hcode.diff.changes import SideMeta
@@ -94,7 +94,7 @@ def _titles(before: SideMeta, after: SideMeta, lang: str) -> pl.LazyFrame:
 
 def _evidence_text(t: dict[str, Any], lang: str, days_to: pl.Expr | None) -> pl.Expr:
     """" (contacts, identified 2022-06-10 14:00)" from the joined evidence columns, or ""."""
-    feed = pl.col("feed").replace(FEED_ZH if lang == "zh" else FEED_EN)  # read aloud: no snake_case
+    feed = pl.col("feed")  # the feed's name (hcode.feeds), as in explain and in rule texts
     detail = pl.when(pl.col("detail").fill_null("") != "").then(pl.col("detail") + " ").otherwise(pl.lit(""))
     parts = [pl.lit(t["open"]), feed, pl.lit(t["comma"]), detail,
              pl.col("time").dt.strftime(TIME_FMT)]

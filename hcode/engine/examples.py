@@ -8,6 +8,7 @@ province staff's documentation; `hcode rules check` runs them, and so does the t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,9 @@ import polars as pl
 
 from hcode.engine.evaluate import evaluate
 from hcode.engine.sources import feed_schema
+from hcode.errors import RulesetProblem
 from hcode.feeds import FEEDS
-from hcode.rules.ruleset import Example, Ruleset
+from hcode.rules.ruleset import Example, Ruleset, not_in_force
 
 REGISTERED_AT = dt.datetime(2000, 1, 1)  # an example person is registered unless it says otherwise
 
@@ -68,6 +70,7 @@ class RulesetCheck:
 
     ruleset: Ruleset
     outcomes: tuple[ExampleOutcome, ...]
+    warnings: tuple[str, ...] = ()  # e.g. checked as of a date before it takes effect
 
     @property
     def failed(self) -> tuple[ExampleOutcome, ...]:
@@ -85,17 +88,25 @@ class RulesetCheck:
         """What `hcode rules check --json` prints."""
         rs, failed = self.ruleset, self.failed
         return {
-            "ruleset": rs.name, "province": rs.province, "version": rs.version, "path": rs.files[0],
+            "ruleset": rs.name, "ok": self.ok, "errors": [], "warnings": list(self.warnings),
+            "province": rs.province, "version": rs.version, "path": rs.files[0],
             "effective_from": rs.effective_from.isoformat(), "extends": rs.extends,
             "content_hash": rs.content_hash, "palette": list(rs.palette), "rules": [r.id for r in rs.rules],
             "facts": list(rs.facts), "reads": rs.reads(),
             "examples": {"passed": self.passed, "failed": len(failed),
                          "failures": [{"name": o.example.name, "file": o.example.file, "line": o.example.line,
                                        "problems": list(o.problems), "explanation": o.explanation}
-                                      for o in failed]},
-            "ok": self.ok}
+                                      for o in failed]}}
 
 
-def check_ruleset(rs: Ruleset) -> RulesetCheck:
-    """Run every embedded example of `rs` (which loaded, so it type-checks)."""
-    return RulesetCheck(rs, tuple(run_examples(rs)))
+def check_ruleset(rs: Ruleset, as_of: dt.date | None = None) -> RulesetCheck:
+    """Run every embedded example of `rs` (which loaded, so it type-checks); checked `as_of` a
+    date before it takes effect, say so in `warnings`."""
+    warning = not_in_force(rs, as_of) if as_of is not None else None
+    return RulesetCheck(rs, tuple(run_examples(rs)), (warning,) if warning else ())
+
+
+def check_failure_json(spec: str, problems: Sequence[RulesetProblem]) -> dict[str, Any]:
+    """What `hcode rules check --json` prints when the ruleset does not load: the same object
+    as `RulesetCheck.as_json`, with `ok` false and every problem in `errors`."""
+    return {"ruleset": spec, "ok": False, "errors": [p.as_json() for p in problems], "warnings": []}

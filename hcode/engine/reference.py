@@ -148,7 +148,8 @@ def reference_codes(rs: Ruleset, frames: Mapping[str, pl.DataFrame], as_of: dt.d
     risk: list[dict[str, Any]] = []
     for name, feed in FEEDS.items():
         df = frames.get(name)
-        rows = [] if df is None else df.to_dicts()
+        empty: dict[str, Any] = dict.fromkeys(c.name for c in feed.stored_columns)  # an optional column may be absent
+        rows = [] if df is None else [empty | r for r in df.to_dicts()]
         rows = [r for r in rows if r[feed.event_time] is not None and r[feed.event_time] < cutoff]
         if not feed.has_person:
             risk = rows

@@ -63,12 +63,14 @@ def feed_schema(name: str) -> dict[str, pl.DataType]:
 
 
 def feed_rows(frames: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, cutoff: dt.datetime) -> pl.LazyFrame:
-    """The feed's rows before the cut-off, with exactly the contract's columns and types."""
+    """The feed's rows before the cut-off, with exactly the contract's columns and types (an
+    optional column the frame lacks is empty)."""
     schema = feed_schema(name)
     f = frames.get(name)
     lf = pl.LazyFrame(schema=schema) if f is None else f.lazy()
     have = lf.collect_schema()
-    lf = lf.select([pl.col(c).cast(t) if have.get(c) != t else pl.col(c) for c, t in schema.items()])
+    lf = lf.select([pl.lit(None, t).alias(c) if c not in have else pl.col(c).cast(t) if have[c] != t else pl.col(c)
+                    for c, t in schema.items()])
     return lf.filter(pl.col(FEEDS[name].event_time) < pl.lit(cutoff, dtype=TS))
 
 

@@ -25,7 +25,7 @@ import polars as pl
 
 from hcode.errors import FileRejected
 from hcode.feeds import Feed
-from hcode.ingest.normalise import parquet_type_ok
+from hcode.validate import parquet_type_ok
 
 CHUNK = 1 << 22  # bytes read at a time to hash, check and transcode a file
 BATCH_ROWS = 5_000_000  # rows validated and written at a time: bounds memory on 50M-row files
@@ -141,8 +141,9 @@ def _utf8_copy(path: Path, encoding: str, target: Path, max_bytes: int) -> Path:
 
 
 def check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
-    """Map each contract column to the file's header name; reject the file when one is
-    missing, or when a name appears twice (which of the two holds the values?)."""
+    """Map each contract column the file has to its header name; reject the file when a
+    required one is missing (an optional column may be absent: its values are empty), or
+    when a name appears twice (which of the two holds the values?)."""
     seen: dict[str, int] = {}
     for c in columns:
         seen[c.strip().lower()] = seen.get(c.strip().lower(), 0) + 1
@@ -151,13 +152,19 @@ def check_columns(columns: list[str], feed: Feed) -> dict[str, str]:
         raise FileRejected(f"column name{'s' if len(twice) > 1 else ''} {', '.join(twice)} appear"
                            f"{'' if len(twice) > 1 else 's'} more than once in the header: refused")
     found = {c.strip().lower(): c for c in reversed(columns)}
-    missing = [c.name for c in feed.columns if c.name not in found]
+    missing = [c.name for c in feed.required_columns if c.name not in found]
     if missing:
         raise FileRejected(
             f"missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"for feed {feed.name} (found: {', '.join(columns) or 'none'})"
         )
-    return {c.name: found[c.name] for c in feed.columns}
+    return {c.name: found[c.name] for c in feed.columns if c.name in found}
+
+
+def _contract_columns(names: dict[str, str], feed: Feed) -> list[pl.Expr]:
+    """The contract's columns, in its order, from the file's (an absent optional one: empty)."""
+    return [pl.col(names[c.name]).alias(c.name) if c.name in names else pl.lit(None, pl.String).alias(c.name)
+            for c in feed.columns]
 
 
 def read_export(path: Path, scanned: Scanned, feed: Feed, batch_rows: int | None = None,
@@ -179,7 +186,7 @@ def read_export(path: Path, scanned: Scanned, feed: Feed, batch_rows: int | None
                 schema = pl.read_parquet_schema(path)
                 names = check_columns(list(schema), feed)
                 wrong = [f"{c.name} ({schema[names[c.name]]})" for c in feed.columns
-                         if not parquet_type_ok(schema[names[c.name]], c)]
+                         if c.name in names and not parquet_type_ok(schema[names[c.name]], c)]
                 if wrong:
                     raise FileRejected(f"column type cannot hold the {feed.name} contract's values: "
                                        f"{', '.join(wrong)}")
@@ -198,7 +205,7 @@ def read_export(path: Path, scanned: Scanned, feed: Feed, batch_rows: int | None
                 names = check_columns(header, feed)
                 lf = pl.scan_csv(source, infer_schema=False, has_header=True)
                 first = 2
-            lf = lf.select([pl.col(names[c.name]).alias(c.name) for c in feed.columns])
+            lf = lf.select(_contract_columns(names, feed))
             empty = True
             for batch in lf.collect_batches(chunk_size=batch_rows):
                 for i in range(0, batch.height, batch_rows):  # chunk_size is a hint: cut to the bound

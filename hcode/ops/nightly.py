@@ -16,6 +16,10 @@ Why each step is safe to repeat:
 - a report step that fails after publishing does not hide the publish: the night ends with
   exit 3 and a warning, and `hcode report RUN` writes the report again.
 
+A publish writes the audit chain's head (`audit-head.json`: seq, digest, run id) into the
+report folder: kept outside the warehouse, it lets `hcode audit verify --head` catch entries
+deleted or a chain rewritten after it.
+
 `HCODE_CRASH_AT=<point>` kills the process at a named point (tests use it to prove the
 above): `after-load-<n>`, `after-loads`, `before-publish`, `after-publish`, `mid-report`.
 """
@@ -47,9 +51,10 @@ from hcode.ops.overrides import overrides_report
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections, write_json
 from hcode.rules.load import find_ruleset
-from hcode.rules.ruleset import Ruleset
+from hcode.rules.ruleset import Ruleset, not_in_force
 from hcode.runs import bucketed
 from hcode.runs import store as runs
+from hcode.store import audit
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one, scalar, to_polars
 from hcode.textsafe import mask_ids, mask_ids_in
@@ -82,6 +87,7 @@ class NightlyResult:
     # what the caller may do next: "recompute" (the date was already published) or
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
+    audit_head: audit.Head | None = None  # the chain's last entry after the publish (audit-head.json)
 
     @property
     def ingested(self) -> ingest.IngestResult:
@@ -110,6 +116,8 @@ class NightlyResult:
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "changes": (self.summary or {}).get("changes"),
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "audit_head": ({"seq": self.audit_head.seq, "digest": self.audit_head.digest}
+                           if self.audit_head else None),
         })
         return out
 
@@ -200,17 +208,19 @@ def night_state(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, config: 
             for e in ov.unsupported]
     out += [f"override for a person who is not registered: {e.person_key[:12]}… {e.color} by {e.authority} "
             f"({e.operator}): not applied" for e in ov.unregistered]
+    out += [w for w in [not_in_force(rs, date)] if w]
     return NightState(sections, fresh, tuple(mask_ids(w) for w in out))
 
 
 def publish_report(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, report_dir: Path, lang: str,
-                   config: Config) -> tuple[NightState, dict[str, Any] | None, str | None]:
-    """Write the report of published run `run_id` (against the previous published run);
-    (state, summary or None, the error when the report could not be written)."""
+                   config: Config, head: audit.Head | None) -> tuple[NightState, dict[str, Any] | None, str | None]:
+    """Write the report of published run `run_id` (against the previous published run), with
+    the audit chain's head `head` in `audit-head.json`; (state, summary or None, the error when
+    the report could not be written)."""
     state = night_state(wh, rs, run_id, date, config)
     prev = guard.previous_published(wh.con, rs.province, date, exclude_run=run_id)
     try:
-        summary = write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections)
+        summary = write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections, head)
     except Exception as exc:  # noqa: BLE001 - the run is published: say so, and how to write the report again
         return state, None, mask_ids(f"report not written ({type(exc).__name__}: {exc}); the run is published: "
                                      f"write it with `hcode report {run_id} --reports {report_dir.parent}`")
@@ -230,13 +240,15 @@ def report_run(db: str | Path | None, run_id: int, reports: Path = Path("reports
         report_dir = reports / run.as_of.isoformat()
         state = night_state(wh, rs, run_id, run.as_of, config)
         prev = guard.previous_published(wh.con, rs.province, run.as_of, exclude_run=run_id)
-        write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections)
+        write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections,
+                     audit.head(wh.con, run_id))
     return report_dir, state
 
 
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
-                 sections: dict[str, Any]) -> dict[str, Any]:
-    """Diff the run against the previous published one and write the report folder atomically."""
+                 sections: dict[str, Any], head: audit.Head | None) -> dict[str, Any]:
+    """Diff the run against the previous published one and write the report folder atomically,
+    with `audit-head.json` (the audit chain's head, `head`, when the chain has an entry)."""
     after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
     before = load_side(wh, previous) if previous is not None else _empty_side(runs.stored_ruleset(wh.con, run),
@@ -248,6 +260,8 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     crash_point("mid-report")
     append_sections(tmp, sections, lang)
     write_json(tmp, sections)
+    if head is not None:
+        head.write(tmp / "audit-head.json")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return summary_dict(d)
@@ -268,18 +282,20 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         report_dir = reports / date.isoformat()
         done = published_run(wh.con, rs, date)
         if done is not None and not recompute:
+            head = None
             if not (report_dir / "summary.json").exists():  # the night was interrupted after publishing
-                state, summary, failed = publish_report(wh, rs, done, date, report_dir, lang, config)
+                head = audit.head(wh.con, done)
+                state, summary, failed = publish_report(wh, rs, done, date, report_dir, lang, config, head)
                 warnings = state.warnings + ((failed,) if failed else ())
                 return NightlyResult(date, rs.name, done, True, 3 if warnings else 0,
                                      f"{date} already had published run {done} of {rs.name}; its report was "
                                      "missing and was written again" + (f" with {len(warnings)} warning(s)"
                                                                         if warnings else ""),
                                      freshness=state.freshness, warnings=warnings, report_dir=report_dir,
-                                     summary=summary)
+                                     summary=summary, audit_head=head)
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do",
-                                 report_dir=report_dir, next_step="recompute")
+                                 report_dir=report_dir, next_step="recompute", audit_head=head)
         stages: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -328,12 +344,13 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                      "guard": verdict.as_json(), "late_feeds": [f.feed for f in freshness.late_feeds(fresh)],
                      "supersedes": [done] if done is not None else []}
             run_id = writer.finish(max_load, seen, operator, publish=True, batch=batch)
+            head = audit.head(wh.con, run_id)
         crash_point("after-publish")
         lap("publish")
-        state, summary, failed = publish_report(wh, rs, run_id, date, report_dir, lang, config)
+        state, summary, failed = publish_report(wh, rs, run_id, date, report_dir, lang, config, head)
         warnings = state.warnings + ((failed,) if failed else ())
         fresh = state.freshness
         lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
-                         warnings, report_dir, previous, summary, stages)
+                         warnings, report_dir, previous, summary, stages, audit_head=head)

@@ -40,7 +40,7 @@ def active(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pl.DataFrame:
         SELECT p.person_key, o.color, o.authority, o.basis, o.operator, o.reason, o.issued_at, o.expires_at,
                o.issued_at = max(o.issued_at) OVER (PARTITION BY o.pid) AS current,
                o.load_id, l.file_name
-        FROM feed_overrides o JOIN persons p USING (pid) JOIN loads l USING (load_id)
+        FROM feed_overrides o JOIN persons p USING (pid) JOIN loads l ON l.load_id = o.load_id
         WHERE o.issued_at < ? AND (o.expires_at IS NULL OR o.expires_at >= ?)
         ORDER BY o.issued_at, p.person_key, o.color
         """, params=[cutoff, cutoff]))

@@ -14,7 +14,7 @@ events; they are listed and counted. A person's code depends only on their own e
 on registrations and risk areas, which are never purged), so one pass is exact.
 
 The deletion, and a `purge` audit entry carrying the counts and the recomputed content
-digest of every load it touched (`loads_after`), are one transaction: `audit verify` keeps
+digest of the rows of every load it touched (its `content`), are one transaction: `audit verify` keeps
 passing, and published runs are not touched. Quarantine rows are not purged here.
 """
 
@@ -32,7 +32,7 @@ from hcode.engine.evaluate import cutoff_of, evaluate
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
 from hcode.runs.store import get_run, load_frames, stored_ruleset
-from hcode.store import audit
+from hcode.store import audit, digest
 from hcode.store.warehouse import Warehouse, scalar, view
 
 PURGEABLE = tuple(n for n, f in FEEDS.items() if f.has_person and f.event_time and n != "registrations")
@@ -83,6 +83,15 @@ def needed_persons(wh: Warehouse, run_id: int, before: dt.datetime, feeds: tuple
     return diff["pid"]
 
 
+def _content(con: duckdb.DuckDBPyConnection, touched: set[tuple[str, int]]) -> dict[str, dict[str, str]]:
+    """The new digests of the rows of every load the purge touched, per feed table."""
+    out: dict[str, dict[str, str]] = {}
+    for feed, lid in sorted(touched):
+        table = FEEDS[feed].table
+        out.setdefault(table, {})[str(lid)] = digest.digest(con, table, "load_id", lid)
+    return out
+
+
 def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_run: bool = False,
           feeds: tuple[str, ...] = PURGEABLE) -> PurgeResult:
     """Delete person events dated before `before` except those a published code needs."""
@@ -125,8 +134,7 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
         if not dry_run:
             seq = audit.record(tx, "purge", operator, {
                 "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
-                "kept_persons": len(keys),
-                "loads_after": {str(lid): audit.load_digest(tx, feed, lid) for feed, lid in sorted(touched)},
-            })
+                "kept_persons": len(keys), "loads_touched": sorted(lid for _, lid in touched),
+            }, _content(tx, touched))
     return PurgeResult(before, tuple(refs), removed, kept, keys, tuple(sorted(lid for _, lid in touched)), seq,
                        dry_run)

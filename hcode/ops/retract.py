@@ -2,7 +2,8 @@
 
 Retracting removes the load's rows from its feed table and its quarantine rows, marks the
 load retracted (when, why, by whom) and appends a `retract` entry to the audit log, all in
-one transaction. The load's record stays in `loads` (the history keeps what happened),
+one transaction (the entry holds the new digests of the load's rows and `loads` row). The
+load's record stays in `loads` (the history keeps what happened),
 and its content hash no longer counts as a duplicate, so the corrected file — or the same
 file, once the department confirms it — loads normally.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
-from hcode.store import audit
+from hcode.store import audit, digest
 from hcode.store.warehouse import Warehouse, one, scalar
 
 
@@ -80,5 +81,5 @@ def retract(wh: Warehouse, load_id: int, reason: str, operator: str | None = Non
         seq = audit.record(con, "retract", operator, {
             "load_id": load_id, "feed": feed, "file": file_name, "sha256": sha, "reason": reason,
             "rows_removed": rows, "quarantine_removed": quarantined,
-        })
+        }, {t: {str(load_id): digest.digest(con, t, "load_id", load_id)} for t in (table, "quarantine", "loads")})
     return Retraction(load_id, feed, file_name, rows, quarantined, now, reason, operator, seq)

@@ -9,6 +9,7 @@ text cells that a spreadsheet would run as a formula defused with `'` (`hcode.te
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from hcode.diff.changes import Diff
 from hcode.textsafe import csv_safe_frame
 
 
-def summary_dict(diff: Diff) -> dict[str, Any]:
+def summary_dict(diff: Diff, warnings: Sequence[str] = ()) -> dict[str, Any]:
     """The content of `summary.json`: both sides, persons compared, the transition matrix
     (before -> after -> persons, palette order then "absent"), per-rule started/stopped,
-    colour changes per district, and the one-sided counts."""
+    colour changes per district, the one-sided counts, and `warnings` (such as a ruleset
+    evaluated before it takes effect)."""
     return {
         "before": diff.before.as_dict(),
         "after": diff.after.as_dict(),
@@ -40,11 +42,12 @@ def summary_dict(diff: Diff) -> dict[str, Any]:
         "districts": {
             r.pop("district_code"): r for r in diff.districts.iter_rows(named=True)
         },
+        "warnings": list(warnings),
     }
 
 
-def write_summary(diff: Diff, path: Path) -> None:
-    path.write_text(json.dumps(summary_dict(diff), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def write_summary(diff: Diff, path: Path, warnings: Sequence[str] = ()) -> None:
+    path.write_text(json.dumps(summary_dict(diff, warnings), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def write_changes_parquet(diff: Diff, path: Path) -> None:
@@ -75,7 +78,8 @@ def write_changes_csv(diff: Diff, path: Path) -> None:
     csv_safe_frame(changes_for_csv(diff.changes)).write_csv(path, include_bom=True)
 
 
-def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None) -> dict[str, Path]:
+def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None, warnings: Sequence[str] = ()
+               ) -> dict[str, Path]:
     """Write changes.parquet, changes.csv, summary.json, report.md and report.html into
     `out_dir` (created if needed); returns the paths by name. `lang` defaults to the diff's."""
     from hcode.report.html import render_html
@@ -88,7 +92,7 @@ def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None) -> dict
              ("changes.parquet", "changes.csv", "summary.json", "report.md", "report.html")}
     write_changes_parquet(diff, paths["changes.parquet"])
     write_changes_csv(diff, paths["changes.csv"])
-    write_summary(diff, paths["summary.json"])
+    write_summary(diff, paths["summary.json"], warnings)
     paths["report.md"].write_text(render_markdown(diff, lang), encoding="utf-8")
     paths["report.html"].write_text(render_html(diff, lang), encoding="utf-8")
     return paths

@@ -1,22 +1,41 @@
-"""A ruleset file's values typed as hcode holds them: dates, and the rows of embedded examples
-typed as the feeds store them (`to_value`), with every mistake reported at load time.
+"""A ruleset file's values typed as hcode holds them: its dates, and its embedded examples,
+their rows validated as ingest validates exports.
+
+An example's row is a row of a department export written in YAML, so it goes through the
+same validation (`hcode.validate`) with the example's cut-off as the moment of loading: a
+value ingest would quarantine (an unknown enumeration value, an unparseable or far-future
+time, a bad id number, a code that is not six digits) is an error naming its line, and a
+value ingest would normalise is normalised (`Red` is `red`, ` Close ` is `close`). A row may
+carry the person's `id_number`, as an export does: it is checked, then dropped (an example
+is one person), and never echoed in a message.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from hcode.errors import RulesetError
-from hcode.feeds import FEEDS, Kind
-from hcode.rules.ruleset import Example, Rule
+import polars as pl
+
+from hcode.errors import RulesetError, RulesetProblem
+from hcode.feeds import FEEDS, Column, Feed, Kind
+from hcode.rules.ruleset import Example
 from hcode.rules.yaml_lines import Located
+from hcode.textsafe import mask_ids
+from hcode.validate import validate_column
 
-if TYPE_CHECKING:
-    from hcode.rules.load import LoadErrors
+EXAMPLE_KEYS = {"name", "as_of", "events", "expect", "notes"}
+EXPECT_KEYS = {"color", "rules", "rule"}
+CST = ZoneInfo("Asia/Shanghai")
 
 
-def to_date(v: Any, file: str, line: int) -> dt.date:
+class Problems(Protocol):
+    def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None: ...
+
+
+def _as_date(v: object) -> dt.date | None:
     if isinstance(v, dt.datetime):
         return v.date()
     if isinstance(v, dt.date):
@@ -24,11 +43,20 @@ def to_date(v: Any, file: str, line: int) -> dt.date:
     try:
         return dt.date.fromisoformat(str(v))
     except ValueError:
-        raise RulesetError(f"{file}:{line}: {v!r} is not a date (YYYY-MM-DD)") from None
+        return None
 
 
-def to_value(v: Any, kind: Kind) -> dt.datetime | bool | str | None:
-    """An example's cell, typed as the feed stores it."""
+def to_date(v: object, file: str, line: int) -> dt.date:
+    """A ruleset's date (YAML reads 2022-06-28 as a date; a quoted one is text)."""
+    d = _as_date(v)
+    if d is None:
+        raise RulesetError(problems=(RulesetProblem(f"{v!r} is not a date (YYYY-MM-DD)", file, line),))
+    return d
+
+
+def to_value(v: object, kind: Kind) -> dt.datetime | bool | str | None:
+    """One cell, typed as the feed stores it, without the checks of ingest (for a caller that
+    holds single values, such as the test vectors; an example's rows go through `check_rows`)."""
     if v is None:
         return None
     if kind is Kind.TIMESTAMP:
@@ -41,7 +69,7 @@ def to_value(v: Any, kind: Kind) -> dt.datetime | bool | str | None:
         if isinstance(v, bool):
             return v
         raise ValueError(f"{v!r} is not true/false")
-    if kind is Kind.CODE6:  # as ingest checks it (evaluation holds a district as a number)
+    if kind is Kind.CODE6:
         if not isinstance(v, str):  # unquoted, 010101 is the octal number 4161 to YAML
             raise ValueError(f"{v!r} is a number to YAML, not a 6-digit code: write it in quotes, like '310101'")
         if not (len(v) == 6 and v.isascii() and v.isdigit()):
@@ -49,60 +77,123 @@ def to_value(v: Any, kind: Kind) -> dt.datetime | bool | str | None:
     return str(v)
 
 
-def check_example(e: Any, file: str, line: int, palette: tuple[str, ...], rules: tuple[Rule, ...],
-                   errs: LoadErrors) -> Example | None:
+def _as_text(v: object, col: Column) -> str | None:
+    """A YAML value as a CSV export would hold it (raises ValueError for what no export can)."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:  # as ingest reads a zoned Parquet time: China Standard Time
+            v = v.astimezone(CST).replace(tzinfo=None)
+        return v.isoformat(sep=" ")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, int) and col.kind is Kind.CODE6:  # unquoted, 010101 is the octal number 4161 to YAML
+        raise ValueError(f"{v!r} is a number to YAML, not a 6-digit code: write it in quotes, like '310101'")
+    if isinstance(v, int) and col.kind is Kind.CODE2:
+        return f"{v:02d}"
+    if isinstance(v, int | float):
+        return str(v)
+    raise ValueError(f"{v!r} is not a single value")
+
+
+def check_rows(feed: Feed, rows: Located.List, cutoff: dt.datetime,
+               bad: Callable[[str, int | None], None]) -> tuple[dict[str, object], ...]:
+    """The example's rows of `feed`, validated and normalised column by column as ingest does;
+    `bad(message, line)` is told every problem."""
+    names = {c.name for c in feed.columns}
+    maps = [r for r in rows if isinstance(r, Located.Map)]
+    for i, r in enumerate(rows):
+        if not isinstance(r, Located.Map):
+            bad(f"{feed.name}: a row is a mapping of column to value", rows.line_at(i))
+    for r in maps:
+        for k in r:
+            if k not in names:
+                bad(f"{feed.name} has no column {k!r}", r.line_of(k))
+    out: list[dict[str, object]] = [{} for _ in maps]
+    for col in feed.columns:
+        cells: list[str | None] = []
+        for r in maps:
+            if col.name not in r:
+                cells.append("false" if col.kind is Kind.BOOL else None)
+                if col.kind is not Kind.BOOL and not col.nullable and col.kind is not Kind.ID_NUMBER:
+                    bad(f"{feed.name} row lacks {col.name!r}", r.line)
+                continue
+            try:
+                cells.append(_as_text(r[col.name], col))
+            except ValueError as exc:
+                bad(f"{feed.name}.{col.name}: {exc}", r.line_of(col.name))
+                cells.append(None)
+        if not maps:
+            continue
+        given = [col.name in r and cells[i] is not None for i, r in enumerate(maps)]
+        if col.kind is Kind.ID_NUMBER and not any(given):
+            continue  # the id is optional in an example
+        values, reasons = validate_column(pl.Series(col.name, cells, dtype=pl.String), col, cutoff)
+        for i, (r, value, reason) in enumerate(zip(maps, values.to_list(), reasons.to_list(), strict=True)):
+            if reason is not None and (given[i] or not col.nullable) and col.name in r:
+                shown = "" if col.kind is Kind.ID_NUMBER else f" {cells[i]!r}"  # never echo an id number
+                bad(f"{feed.name}.{col.name}{shown}: {reason}", r.line_of(col.name))
+            if col.kind is not Kind.ID_NUMBER:
+                out[i][col.name] = value
+    return tuple(out)
+
+
+def check_example(e: object, file: str, line: int, palette: tuple[str, ...], rule_ids: Iterable[str],
+                  errs: Problems) -> Example | None:
     if not isinstance(e, Located.Map):
         errs.add(file, line, "an example is a mapping")
         return None
     name = str(e.get("name", f"example at line {line}"))
-    n0 = len(errs.items)
+    failed = False
 
     def bad(msg: str, ln: int | None = None) -> None:
-        errs.add(file, ln or line, f"example {name!r}: {msg}")
+        nonlocal failed
+        failed = True
+        errs.add(file, ln or line, mask_ids(f"example {name!r}: {msg}"))  # a value may hold an id number
 
-    as_of = None
-    try:
-        as_of = to_date(e.get("as_of"), file, line)
-    except RulesetError as exc:
-        bad(str(exc).split(": ", 1)[-1])
-    events: dict[str, tuple[dict[str, object], ...]] = {}
-    for feed_name, rows in (e.get("events") or {}).items():
-        ln = e["events"].line_of(feed_name)
+    for k in e:
+        if k not in EXAMPLE_KEYS:
+            bad(f"unknown key {k!r} (allowed: {', '.join(sorted(EXAMPLE_KEYS))})", e.line_of(k))
+    as_of = _as_date(e.get("as_of"))
+    if as_of is None:
+        bad(f"as_of {e.get('as_of')!r} is not a date (YYYY-MM-DD)", e.line_of("as_of"))
+    cutoff = dt.datetime.combine(as_of or dt.date.max - dt.timedelta(days=2), dt.time()) + dt.timedelta(days=1)
+    events: dict[str, tuple[Mapping[str, object], ...]] = {}
+    given = e.get("events")
+    if given is None:
+        given = Located.Map(line)
+    elif not isinstance(given, Located.Map):
+        bad("events maps feed names to lists of rows", e.line_of("events"))
+        given = Located.Map(line)
+    for feed_name, rows in given.items():
+        ln = given.line_of(feed_name)
         if feed_name not in FEEDS:
             bad(f"unknown feed {feed_name!r}", ln)
             continue
-        feed = FEEDS[feed_name]
-        typed: list[dict[str, object]] = []
-        for row in rows or []:
-            out: dict[str, object] = {}
-            for k in row:
-                if k not in {c.name for c in feed.stored_columns}:
-                    bad(f"{feed_name} has no column {k!r}", ln)
-            for c in feed.stored_columns:
-                if c.name not in row:
-                    if c.kind is Kind.BOOL:
-                        out[c.name] = False
-                    elif c.nullable:
-                        out[c.name] = None
-                    else:
-                        bad(f"{feed_name} row lacks {c.name!r}", ln)
-                    continue
-                try:
-                    out[c.name] = to_value(row[c.name], c.kind)
-                except ValueError as exc:
-                    bad(f"{feed_name}.{c.name}: {exc}", ln)
-            typed.append(out)
-        events[feed_name] = tuple(typed)
-    expect = e.get("expect") or {}
+        if rows is None:
+            rows = Located.List(ln)
+        if not isinstance(rows, Located.List):
+            bad(f"{feed_name}: a list of rows, like [{{...}}, {{...}}]", ln)
+            continue
+        events[feed_name] = check_rows(FEEDS[feed_name], rows, cutoff, bad)
+    expect = e.get("expect")
+    if not isinstance(expect, Located.Map):
+        bad("expect is a mapping: {color: ..., rules: [...], rule: ...}", e.line_of("expect"))
+        expect = Located.Map(line)
+    for k in expect:
+        if k not in EXPECT_KEYS:
+            bad(f"expect: unknown key {k!r} (allowed: {', '.join(sorted(EXPECT_KEYS))})", expect.line_of(k))
     color = str(expect.get("color"))
-    if color not in palette:
-        bad(f"expected colour {color!r} is not in the palette")
-    ids = {r.id for r in rules if r}
+    if palette and color not in palette:  # (no palette: its own error says so)
+        bad(f"expected colour {color!r} is not in the palette", expect.line_of("color"))
+    ids = set(rule_ids)
     exp_rules = expect.get("rules")
     for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
         if rid not in ids:
-            bad(f"unknown rule {rid!r}")
-    if len(errs.items) > n0 or as_of is None:  # as_of is None only after an error
+            bad(f"unknown rule {rid!r}", expect.line_of("rules" if rid in (exp_rules or []) else "rule"))
+    if failed or as_of is None:
         return None
     return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
                    expect.get("rule"), file, line)

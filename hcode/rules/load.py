@@ -1,8 +1,11 @@
 """Load a province's YAML rule file, resolve `extends`, check it, hash it; find shipped rulesets.
 
 Everything is checked when the file loads — unknown feeds, columns, facts and colours, type
-errors, cycles, duplicate ids — and every error names the file, the line and the rule, so
-that a rule author never discovers a mistake on the night of a run.
+errors, cycles, duplicate ids, the version, date and title, the examples' rows — and every
+problem names the file, the line and the rule (a `RulesetProblem` of the `RulesetError`),
+all of a file's problems together, so that a rule author never discovers a mistake on the
+night of a run. (The facts and rules are checked by `hcode.rules.definitions`, the examples
+by `hcode.rules.examples`.)
 """
 
 from __future__ import annotations
@@ -11,126 +14,125 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hcode import paths
 from hcode.errors import RulesetError
-from hcode.feeds import FEEDS
-from hcode.rules.check import AGG_TYPES, CheckError, Scope, Type, resolve, resolve_fact
-from hcode.rules.examples import check_example, to_date
-from hcode.rules.lang import (
-    Aggregate,
-    And,
-    FactRef,
-    IsNull,
-    IsTrue,
-    Node,
-    Not,
-    Or,
-    Within,
-    walk,
+from hcode.rules.definitions import (
+    LoadErrors,
+    RawFacts,
+    RawRule,
+    check_facts,
+    check_rule,
+    fail,
+    text_pair,
 )
-from hcode.rules.parse import ParseError, parse_duration, parse_expr, parse_fact
-from hcode.rules.ruleset import Fact, Rule, Ruleset
+from hcode.rules.examples import check_example, to_date
+from hcode.rules.ruleset import Ruleset
 from hcode.rules.yaml_lines import Located, load_located
 
 TOP_KEYS = {"province", "version", "effective_from", "title", "basis", "palette", "extends", "remove",
             "facts", "rules", "examples", "notes"}
-RULE_KEYS = {"id", "color", "title", "basis", "trigger", "window", "release", "when", "notes"}
+EXTENDS_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
 
 
 # ---------------------------------------------------------------- loading
 
 
-class LoadErrors:
-    """Every problem found while loading, as ``file:line: rule ID: message`` lines."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None:
-        where = f"rule {rule}: " if rule else f"fact {fact}: " if fact else ""
-        self.items.append(f"{file}:{line}: {where}{msg}")
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise RulesetError("\n".join(self.items))
-
-
 def load_ruleset(path: str | Path) -> Ruleset:
     """Load, resolve `extends`, and check one ruleset file. Raises `RulesetError` listing every
-    problem as ``file:line: rule ID: message``; a failure no check foresaw is still a
-    `RulesetError` naming the file (line 1), never a traceback."""
+    problem (``file:line: rule ID: message``; as data in its `problems`); a failure no check
+    foresaw is still a `RulesetError` naming the file (line 1), never a traceback."""
     try:
         return _load(Path(path), ())
     except RulesetError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError, UnicodeDecodeError,
             OSError) as exc:
-        raise RulesetError(f"{Path(path)}:1: cannot load this ruleset: {type(exc).__name__}: {exc}") from None
+        raise fail(str(Path(path)), 1, f"cannot load this ruleset: {type(exc).__name__}: {exc}") from None
+
+
+def _read(path: Path) -> tuple[str, Located.Map]:
+    """The file's text and its YAML mapping (a problem here stops the loading)."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = load_located(text)
+    except UnicodeDecodeError as exc:
+        raise fail(file, None, f"not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        line, _, msg = str(exc).partition(": ")
+        raise fail(file, int(line) if line.isdigit() else None, msg) from None
+    if not isinstance(doc, Located.Map):
+        raise fail(file, 1, "a ruleset is a YAML mapping")
+    return text, doc
+
+
+def _parent(doc: Located.Map, path: Path, stack: tuple[Path, ...], errs: LoadErrors) -> Ruleset | None:
+    """The ruleset `doc` extends (a version in the same folder), its problems added to `errs`."""
+    file, name, line = str(path), doc.raw("extends"), doc.line_of("extends")
+    if not EXTENDS_NAME.fullmatch(name) or ".." in name:
+        errs.add(file, line, f"extends {name!r}: name a version in the same folder (such as 2022.05.23), not a path")
+        return None
+    parent_path = path.parent / f"{name}.yaml"
+    if not parent_path.is_file():
+        errs.add(file, line, f"extends {name}: no file {parent_path.name} beside this one")
+        return None
+    try:
+        return _load(parent_path, (*stack, path))
+    except RulesetError as exc:  # the parent's own problems, reported with this file's
+        errs.items.extend(exc.problems)
+        return None
 
 
 def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     path = path.resolve()
     if path in stack:
         chain = " -> ".join(p.name for p in (*stack, path))
-        raise RulesetError(f"{stack[-1]}:1: extends makes a cycle: {chain}")
+        raise fail(str(stack[-1]), 1, f"extends makes a cycle: {chain}")
     if not path.is_file():
-        raise RulesetError(f"{path}: no such ruleset file")
-    text = path.read_text(encoding="utf-8")
+        raise fail(str(path), None, "no such ruleset file")
     file = str(path)
-    try:
-        doc = load_located(text)
-    except ValueError as exc:
-        raise RulesetError(f"{file}:{exc}") from None
+    text, doc = _read(path)
     errs = LoadErrors()
-    if not isinstance(doc, Located.Map):
-        raise RulesetError(f"{file}:1: a ruleset is a YAML mapping")
     for k in doc:
         if k not in TOP_KEYS:
             errs.add(file, doc.line_of(k), f"unknown key {k!r} (allowed: {', '.join(sorted(TOP_KEYS))})")
     for k in ("province", "version", "effective_from", "title", "basis", "rules"):
         if k not in doc and not (k in ("rules",) and "extends" in doc):
             errs.add(file, doc.line, f"missing key {k!r}")
-    errs.raise_if_any()
-
-    parent = None
-    if "extends" in doc:
-        name = doc.raw("extends")
-        if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]*", name) or ".." in name:
-            raise RulesetError(f"{file}:{doc.line_of('extends')}: extends {name!r}: name a version in the same "
-                               "folder (such as 2022.05.23), not a path")
-        parent = _load(path.parent / f"{name}.yaml", (*stack, path))
-        if parent.province != str(doc["province"]):
-            errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
+    structural = len(errs.items)  # problems that stop the checking here (reported with the header's)
+    effective_from, title = _check_header(doc, path, errs)
+    parent = _parent(doc, path, stack, errs) if "extends" in doc else None
+    if structural or ("extends" in doc and parent is None):
+        errs.raise_if_any()
+    if parent is not None and parent.province != str(doc["province"]):
+        errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
     palette = _palette(doc, parent, file, errs)
     raw_facts = dict(parent_raw_facts(parent))
     for name, val in (doc.get("facts") or {}).items():
         raw_facts[name] = (val, file, doc["facts"].line_of(name))
     raw_rules = _merge_rules(doc, parent, file, errs)
-    facts, types = _check_facts(raw_facts, palette, errs)
-    checked = [_check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules]
-    errs.raise_if_any()
-    rules = tuple(r for r in checked if r is not None)  # None only with an error, raised above
-    checked_examples = [check_example(e, file, doc["examples"].line_at(i), palette, rules, errs)
+    facts, types = check_facts(raw_facts, palette, errs)
+    checked = [check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules]
+    rule_ids = [str(r.get("id")) for r, _, _ in raw_rules]
+    checked_examples = [check_example(e, file, doc["examples"].line_at(i), palette, rule_ids, errs)
                         for i, e in enumerate(doc.get("examples") or [])]
     errs.raise_if_any()
+    rules = tuple(r for r in checked if r is not None)  # None only with an error, raised above
     examples = tuple(e for e in checked_examples if e is not None)
 
     rs = Ruleset(
-        province=str(doc["province"]), version=doc.raw("version"),
-        effective_from=to_date(doc["effective_from"], file, doc.line_of("effective_from")),
-        title=_text(doc["title"], file, doc.line_of("title"), "title"), basis=str(doc["basis"]),
+        province=str(doc["province"]), version=doc.raw("version"), effective_from=effective_from,
+        title=title, basis=str(doc["basis"]),
         palette=palette, facts=facts, rules=rules, examples=examples,
         extends=doc.raw("extends") if "extends" in doc else None,
         files=(file, *(parent.files if parent else ())),
         source_text=text + ("" if parent is None else f"\n# --- extends {parent.name}\n" + parent.source_text),
     )
-    _check_header(rs, path, doc, errs)
-    errs.raise_if_any()
     digest = hashlib.sha256(json.dumps(rs.canonical(), sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     object.__setattr__(rs, "content_hash", digest)
     object.__setattr__(rs, "_raw_facts", raw_facts)
@@ -138,17 +140,29 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     return rs
 
 
-RawFacts = dict[str, tuple[Any, str, int]]  # name -> (YAML value, file, line)
-RawRule = tuple[Located.Map, str, int]  # (YAML mapping, file, line)
-
-
 def parent_raw_facts(parent: Ruleset | None) -> Iterable[tuple[str, tuple[Any, str, int]]]:
-    return getattr(parent, "_raw_facts", {}).items() if parent else ()
+    raw: RawFacts = getattr(parent, "_raw_facts", {}) if parent else {}
+    return raw.items()
 
 
-def _check_header(rs: Ruleset, path: Path, doc: Located.Map, errs: LoadErrors) -> None:
-    if path.stem != rs.version:
-        errs.add(rs.files[0], doc.line_of("version"), f"version {rs.version} differs from the file name {path.name}")
+def _check_header(doc: Located.Map, path: Path, errs: LoadErrors) -> tuple[dt.date, dict[str, str]]:
+    """The version (it must be the file's name), the effective date and the title, checked
+    with the other errors of the file (not after them)."""
+    file = str(path)
+    if "version" in doc and path.stem != doc.raw("version"):
+        errs.add(file, doc.line_of("version"), f"version {doc.raw('version')} differs from the file name {path.name}")
+    effective_from, title = dt.date.min, {}
+    for key in ("effective_from", "title"):
+        if key not in doc:
+            continue
+        try:
+            if key == "effective_from":
+                effective_from = to_date(doc[key], file, doc.line_of(key))
+            else:
+                title = text_pair(doc[key], file, doc.line_of(key), key)
+        except RulesetError as exc:
+            errs.items.extend(exc.problems)
+    return effective_from, title
 
 
 def _palette(doc: Located.Map, parent: Ruleset | None, file: str, errs: LoadErrors) -> tuple[str, ...]:
@@ -196,166 +210,6 @@ def _merge_rules(doc: Located.Map, parent: Ruleset | None, file: str, errs: Load
         else:
             rules.append((r, file, line))
     return rules
-
-
-def _evidence_ok(text: str, feed: str) -> bool:
-    """Braces in an evidence text only as `{column}` naming a stored column of the feed."""
-    names = {c.name for c in FEEDS[feed].stored_columns} if feed in FEEDS else set()
-    rest = re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: "" if m.group(1) in names else "{}", text)
-    return "{" not in rest and "}" not in rest
-
-
-def _fact_source(val: Any) -> tuple[Any, Any]:
-    if isinstance(val, Located.Map):
-        return val.get("value"), val.get("evidence")
-    return val, None
-
-
-def _check_facts(raw: RawFacts, palette: tuple[str, ...], errs: LoadErrors) -> tuple[dict[str, Fact], dict[str, Type]]:
-    """The facts in dependency order, and the type of every fact that parses (so that rules
-    are checked even when a fact has an error, without a cascade of "unknown fact")."""
-    parsed: dict[str, tuple[Aggregate, Mapping[str, str], str, int]] = {}
-    for name, (val, file, line) in raw.items():
-        text, ev = _fact_source(val)
-        if not isinstance(text, str):
-            errs.add(file, line, "a fact is an expression, or a mapping with 'value' and 'evidence'", fact=name)
-            continue
-        if not name.isidentifier() or name.startswith("_") or name != name.lower():
-            errs.add(file, line, "fact names are lower-case identifiers", fact=name)
-            continue
-        try:
-            agg = parse_fact(text)
-        except ParseError as exc:
-            errs.add(file, line + exc.line_offset, f"syntax error: {exc.msg}", fact=name)
-            continue
-        evidence = {"en": name.replace("_", " "), "zh": name.replace("_", " ")}
-        if isinstance(ev, str):
-            evidence = {"en": ev, "zh": ev}
-        elif isinstance(ev, Mapping):
-            evidence = {"en": str(ev.get("en", evidence["en"])), "zh": str(ev.get("zh", ev.get("en", "")))}
-        bad_braces = [t for t in evidence.values() if not _evidence_ok(t, agg.feed)]
-        if bad_braces:
-            cols = ", ".join(c.name for c in FEEDS[agg.feed].stored_columns) if agg.feed in FEEDS else "none"
-            errs.add(file, line, f"evidence text {bad_braces[0]!r}: braces may only name a column of "
-                                 f"{agg.feed} ({cols}), e.g. {{{cols.split(', ')[0]}}}", fact=name)
-            continue
-        parsed[name] = (agg, evidence, file, line)
-    types = {n: AGG_TYPES[a.kind] for n, (a, _, _, _) in parsed.items()}
-    resolved: dict[str, Fact] = {}
-    for name, (agg, ev, file, line) in parsed.items():
-        try:
-            r = resolve_fact(agg, types, palette)
-        except CheckError as exc:
-            errs.add(file, line, str(exc), fact=name)
-            continue
-        deps = tuple(sorted({n.name for n in walk(r) if isinstance(n, FactRef)}))
-        resolved[name] = Fact(name, r, types[name], ev, deps, file, line)
-    # dependency order; a cycle is an error naming its facts
-    order: dict[str, Fact] = {}
-    state: dict[str, int] = {}
-
-    def visit(n: str, path: tuple[str, ...]) -> None:
-        if state.get(n) == 2 or n not in resolved:
-            return
-        if state.get(n) == 1:
-            cyc = path[path.index(n):] + (n,)
-            f = resolved[n]
-            errs.add(f.file, f.line, f"facts depend on each other in a cycle: {' -> '.join(cyc)}", fact=n)
-            raise _Cycle
-        state[n] = 1
-        for d in resolved[n].deps:
-            visit(d, (*path, n))
-        state[n] = 2
-        order[n] = resolved[n]
-
-    try:
-        for n in resolved:
-            visit(n, ())
-    except _Cycle:
-        pass
-    return order, types
-
-
-class _Cycle(Exception):
-    pass
-
-
-def _check_rule(r: Located.Map, file: str, line: int, types: Mapping[str, Type], palette: tuple[str, ...],
-                errs: LoadErrors) -> Rule | None:
-    rid = str(r.get("id"))
-    n0 = len(errs.items)
-
-    def bad(msg: str, key: str | None = None) -> None:
-        errs.add(file, r.line_of(key) if key and key in r else line, msg, rule=rid)
-
-    for k in r:
-        if k not in RULE_KEYS:
-            bad(f"unknown key {k!r} (allowed: {', '.join(sorted(RULE_KEYS))})", k)
-    color = str(r.get("color"))
-    if color not in palette:
-        bad(f"unknown colour {color!r} (palette: {', '.join(palette)})", "color")
-    try:
-        title = _text(r.get("title"), file, r.line_of("title") if "title" in r else line, "title")
-    except RulesetError as exc:
-        bad(str(exc).split(": ", 1)[-1], "title")
-        title = {}
-    scope = Scope(None, types, palette)
-
-    def cond(key: str) -> Node | None:
-        if key not in r:
-            return None
-        try:
-            node, typ = resolve(parse_expr(str(r[key])), scope)
-        except ParseError as exc:
-            errs.add(file, r.line_of(key) + exc.line_offset, f"{key}: syntax error: {exc.msg}", rule=rid)
-            return None
-        except CheckError as exc:
-            bad(f"{key}: {exc}", key)
-            return None
-        if typ != Type.BOOL:
-            bad(f"{key} must be a condition (bool), not {typ}", key)
-        return node
-
-    when, release = cond("when"), cond("release")
-    trigger = r.get("trigger")
-    if trigger is not None and types.get(str(trigger)) != Type.TIMESTAMP:
-        bad(f"trigger must name a timestamp fact (latest/earliest), not {trigger!r}", "trigger")
-    window = None
-    if "window" in r:
-        try:
-            window = parse_duration(str(r["window"]))
-        except ParseError as exc:
-            bad(f"window: {exc.msg}", "window")
-        if trigger is None:
-            bad("a window needs a trigger", "window")
-    if trigger is None and "when" not in r:
-        bad("a rule needs a trigger or a when")
-    if len(errs.items) > n0:
-        return None
-    parts: list[Node] = []
-    if trigger:
-        parts.append(IsNull(FactRef(str(trigger)), negated=True))
-    if when is not None:
-        parts.append(when)
-    released = Not(IsTrue(release)) if release is not None else None
-    if window is not None:
-        inside = Within(FactRef(str(trigger)), window)
-        parts.append(Or((inside, released)) if released is not None else inside)
-    elif released is not None:
-        parts.append(released)
-    condition = parts[0] if len(parts) == 1 else And(tuple(parts))
-    ev_nodes = [FactRef(str(trigger))] if trigger else []
-    if when is not None:
-        ev_nodes += [n for n in walk(when) if isinstance(n, FactRef)]
-    evidence = tuple(dict.fromkeys(n.name for n in ev_nodes))
-    return Rule(rid, color, title, str(r.get("basis", "")), str(trigger) if trigger else None, window,
-                release, when, condition, evidence, file, line)
-
-
-def _text(v: Any, file: str, line: int, what: str) -> dict[str, str]:
-    if isinstance(v, Mapping) and v.get("zh") and v.get("en") and set(v) == {"zh", "en"}:
-        return {"zh": str(v["zh"]), "en": str(v["en"])}
-    raise RulesetError(f"{file}:{line}: {what} needs exactly a zh and an en text (quote texts holding commas)")
 
 
 # ---------------------------------------------------------------- finding shipped rulesets

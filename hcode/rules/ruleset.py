@@ -138,3 +138,15 @@ class Ruleset:
             "rules": [{"id": r.id, "color": r.color, "title": dict(sorted(r.title.items())), "basis": r.basis,
                        "condition": r.condition.src(), "evidence": list(r.evidence_facts)} for r in self.rules],
         }
+
+
+def not_in_force(rs: Ruleset, as_of: dt.date) -> str | None:
+    """The warning for evaluating `rs` as of a date before it takes effect (None when in force)."""
+    if as_of >= rs.effective_from:
+        return None
+    return f"{rs.name} is not in force on {as_of}: it takes effect on {rs.effective_from}"
+
+
+def not_in_force_all(as_of: dt.date | None, *rulesets: Ruleset) -> list[str]:
+    """`not_in_force` for each ruleset used as of `as_of` (none without a date)."""
+    return [w for rs in rulesets if as_of is not None and (w := not_in_force(rs, as_of))]

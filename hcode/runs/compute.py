@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hcode.engine.spark import DEFAULT_MASTER
-from hcode.rules.ruleset import Ruleset
+from hcode.rules.ruleset import Ruleset, not_in_force
 from hcode.runs.bucketed import evaluate_run
 from hcode.runs.store import Totals
 from hcode.store.warehouse import Warehouse
@@ -38,7 +38,8 @@ class ComputedRun:
         return {"run_id": self.run_id, "ruleset": rs.province, "version": rs.version,
                 "ruleset_hash": rs.content_hash, "as_of": self.as_of.isoformat(), "persons": ev.persons,
                 "colors": ev.colors, "overrides_applied": ev.overrides_applied,
-                "overrides_not_applied": ev.overrides_not_applied}
+                "overrides_not_applied": ev.overrides_not_applied,
+                "warnings": [w for w in [not_in_force(rs, self.as_of)] if w]}
 
 
 def compute_run(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, *, lang: str = "en", store: bool = True,

@@ -175,7 +175,7 @@ def store_run_row(con: duckdb.DuckDBPyConnection, run_id: int, t: Totals, popula
     if not one(con, "SELECT 1 FROM ruleset_texts WHERE ruleset_hash = ?", [rs.content_hash]):
         con.execute("INSERT INTO ruleset_texts VALUES (?, ?, ?, ?)",
                     [rs.content_hash, rs.province, rs.version, rs.source_text])
-    content = audit.run_digest(con, run_id, digest)
+    content = audit.run_content(con, run_id, digest)
     audit.record(con, "run", operator, {
         "run_id": run_id, "ruleset": rs.name, "ruleset_hash": rs.content_hash,
         "as_of": t.as_of.isoformat(), "persons": t.persons, "colors": t.colors,
@@ -185,8 +185,8 @@ def store_run_row(con: duckdb.DuckDBPyConnection, run_id: int, t: Totals, popula
         superseded = [r for r in (batch or {}).get("supersedes", []) if r is not None]
         if superseded:
             con.execute("UPDATE runs SET published = false WHERE list_contains(?, run_id)", [superseded])
-        audit.record(con, "publish", operator,
-                     {"run_id": run_id, "supersedes": superseded, **(batch or {})}, content)
+        audit.record(con, "publish", operator, {"run_id": run_id, "supersedes": superseded, **(batch or {})},
+                     audit.runs_content(con, superseded))
 
 
 def store_population(con: duckdb.DuckDBPyConnection, digest: str, persons: int, rows: Callable[[], AbstractContextManager[str]]) -> int:

@@ -59,7 +59,7 @@ class BadRow:
 
 def _columns_for(kind: str, feed: str) -> list[Column]:
     f = FEEDS[feed]
-    cols = f.columns
+    cols = f.required_columns
     if kind in ("bad_check", "fullwidth", "unknown_region"):
         return [c for c in cols if c.kind is Kind.ID_NUMBER]
     if kind == "bad_enum":
@@ -124,7 +124,7 @@ def _reason(kind: str, column: Column, value: str) -> str:
 def template(ctx: Context, feed: str, rng: np.random.Generator, k: int) -> pl.DataFrame:
     """`k` clean rows of `feed` for random residents: the bases of bad rows."""
     cols: dict[str, pl.Series] = {}
-    for c in FEEDS[feed].columns:
+    for c in FEEDS[feed].required_columns:
         if c.kind is Kind.ID_NUMBER:
             s = ctx.id_text(rng.integers(0, ctx.residents, k)) if ctx.residents else make_ids(k, rng)
         elif c.kind is Kind.TIMESTAMP:
@@ -183,7 +183,7 @@ def messy(feed: str, df: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.Dat
     n = df.height
     changed = 0
     out = []
-    for c in FEEDS[feed].columns:
+    for c in FEEDS[feed].required_columns:
         s = df[c.name]
         u = rng.random(n)
         if c.kind is Kind.ID_NUMBER:

@@ -45,7 +45,7 @@ def format_ts(value: Ts | None, cutoff: dt.datetime) -> str | None:
 
 def _row(feed: str, values: dict[str, Any], cutoff: dt.datetime) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
-    for col in FEEDS[feed].columns:
+    for col in FEEDS[feed].required_columns:
         if col.name == "id_number":
             continue
         v = values.get(col.name)
@@ -55,7 +55,7 @@ def _row(feed: str, values: dict[str, Any], cutoff: dt.datetime) -> dict[str, st
 
 def planted_rows(feed: str, cutoff: dt.datetime) -> pl.DataFrame:
     """Every planted row of `feed`, as raw export text in contract column order."""
-    columns = [c.name for c in FEEDS[feed].columns]
+    columns = [c.name for c in FEEDS[feed].required_columns]
     rows: list[dict[str, str | None]] = []
     if feed == "risk_areas":
         for region, level, start, end in PLANTED_RISK_AREAS:

@@ -130,7 +130,7 @@ def _choice(rng: np.random.Generator, values: Sequence[str], n: int, p: Sequence
 
 
 def _frame(feed: str, **cols: pl.Series) -> pl.DataFrame:
-    names = [c.name for c in FEEDS[feed].columns]
+    names = [c.name for c in FEEDS[feed].required_columns]
     return pl.DataFrame([cols[n].alias(n).cast(pl.String) for n in names])
 
 

@@ -1,22 +1,6 @@
 """The DuckDB warehouse: where it lives, its schema, its key, and how to open it.
 
-Tables (all created by `init`, idempotently):
-
-- `meta(k, v)`: schema version, the key's fingerprint (HMAC-SHA256 under the key of a fixed
-  text: it tells keys apart without being a hash anyone could test guesses against offline
-  faster than with the key itself).
-- `persons(pid, person_key)`: one row per pseudonymised person. `person_key` is the
-  HMAC of the id number (see `hcode.store.pseudonym`); `pid` is a compact integer surrogate
-  that every other table uses, so joins and group-bys run on 4-byte integers.
-- `loads`: one row per file loaded (feed, name, sha256, counts, clock, batch date,
-  retraction).
-- `quarantine`: one row per bad input row: load, file, line, the failing columns with
-  reasons, and the raw contract values (id masked).
-- `feed_<name>`: one table per feed of `hcode.feeds.FEEDS`: `pid` (for person feeds),
-  the contract columns except the id number, and `load_id`.
-- `runs`, `populations`, `population_rows`, `code_details`, `code_defaults` and the view
-  `codes`: evaluation runs and one code per person per run (see the DDL below).
-- `audit`: the hash-chained audit log.
+The tables are `hcode.store.schema`.
 """
 
 from __future__ import annotations
@@ -36,10 +20,9 @@ if TYPE_CHECKING:
 
 from hcode.config import load_config
 from hcode.errors import KeyRefused, WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
-from hcode.feeds import FEEDS
 from hcode.store.keys import fingerprint, key_path, read_key, strong_key
+from hcode.store.schema import DDL, SCHEMA_VERSION, add_optional_columns
 
-SCHEMA_VERSION = "4"
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_SHARE = 0.5  # of hcode's memory limit (config.py) for DuckDB's buffer pool; the rest is Polars'
 
@@ -107,84 +90,6 @@ def arrow(frame: pl.DataFrame) -> Any:  # a pyarrow.Table (pyarrow ships no type
     return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
-def _feed_ddl() -> list[str]:
-    out = []
-    for feed in FEEDS.values():
-        cols = ["pid INTEGER NOT NULL"] if feed.has_person else []
-        cols += [f"{c.name} {c.sql_type}" for c in feed.stored_columns]
-        cols.append("load_id INTEGER NOT NULL")
-        out.append(f"CREATE TABLE IF NOT EXISTS {feed.table} ({', '.join(cols)})")
-    return out
-
-
-EVIDENCE_SQL = 'STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)'
-OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR, reason VARCHAR, "
-                "issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN)")
-
-DDL = [
-    "CREATE TABLE IF NOT EXISTS meta (k VARCHAR PRIMARY KEY, v VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS persons (pid INTEGER NOT NULL, person_key VARCHAR NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS loads (
-        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
-        sha256 VARCHAR NOT NULL, rows_read BIGINT NOT NULL, rows_loaded BIGINT NOT NULL,
-        rows_new BIGINT NOT NULL, rows_quarantined BIGINT NOT NULL,
-        loaded_at TIMESTAMP NOT NULL, clock TIMESTAMP NOT NULL, batch_date DATE,
-        operator VARCHAR, retracted_at TIMESTAMP, retract_reason VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS quarantine (
-        load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
-        line BIGINT NOT NULL, errors STRUCT("column" VARCHAR, reason VARCHAR)[] NOT NULL,
-        raw VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id INTEGER NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
-        ruleset_hash VARCHAR NOT NULL, as_of DATE NOT NULL, cutoff TIMESTAMP NOT NULL,
-        created_at TIMESTAMP NOT NULL, max_load_id INTEGER NOT NULL, persons BIGINT NOT NULL,
-        colors VARCHAR NOT NULL, overrides_applied BIGINT NOT NULL,
-        overrides_not_applied BIGINT NOT NULL, operator VARCHAR,
-        published BOOLEAN NOT NULL DEFAULT false, published_at TIMESTAMP, info VARCHAR,
-        population_id INTEGER NOT NULL)""",
-    # A run's codes, in three parts (the view `codes` joins them back into one row per person):
-    # the run's population (every person's pid and district), shared by the runs that saw the
-    # same one; the full code (colour, deciding rule, matched rules, evidence, override,
-    # explanation) of the persons some rule matched or an override names, a few percent; and
-    # the run's code of a person with no events, which every other person has. Writing and
-    # digesting 10M rows of colours and nested details per run cost more than evaluating them.
-    """CREATE TABLE IF NOT EXISTS populations (
-        population_id INTEGER NOT NULL, persons BIGINT NOT NULL, digest VARCHAR NOT NULL)""",
-    # the district's 6-digit code (validated at ingest) as a number: half the cost of text to
-    # write and digest; `codes` gives it back as text (10M codes as text: 0.17 s to read
-    # stored, 0.29 s to make; lpad on all of them, 0.49 s, only pads the few below 100000)
-    """CREATE TABLE IF NOT EXISTS population_rows (
-        population_id INTEGER NOT NULL, pid INTEGER NOT NULL, district INTEGER)""",
-    f"""CREATE TABLE IF NOT EXISTS code_details (
-        run_id INTEGER NOT NULL, pid INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR,
-        matched_rules VARCHAR[] NOT NULL, evidence {EVIDENCE_SQL}[] NOT NULL, override {OVERRIDE_SQL},
-        explanation VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS code_defaults (
-        run_id INTEGER NOT NULL, color VARCHAR NOT NULL, rule VARCHAR, explanation VARCHAR NOT NULL)""",
-    f"""CREATE VIEW IF NOT EXISTS codes AS
-        SELECT r.run_id, p.pid,
-               CASE WHEN p.district >= 100000 THEN CAST(p.district AS VARCHAR)
-                    ELSE lpad(CAST(p.district AS VARCHAR), 6, '0') END AS district_code,
-               CASE WHEN d.pid IS NULL THEN x.color ELSE d.color END AS color,
-               CASE WHEN d.pid IS NULL THEN x.rule ELSE d.rule END AS rule,
-               coalesce(d.matched_rules, CAST([] AS VARCHAR[])) AS matched_rules,
-               coalesce(d.evidence, CAST([] AS {EVIDENCE_SQL}[])) AS evidence,
-               d.override, coalesce(d.explanation, x.explanation) AS explanation
-        FROM runs r
-        JOIN population_rows p ON p.population_id = r.population_id
-        LEFT JOIN code_details d ON d.run_id = r.run_id AND d.pid = p.pid
-        LEFT JOIN code_defaults x ON x.run_id = r.run_id""",
-    """CREATE TABLE IF NOT EXISTS ruleset_texts (
-        ruleset_hash VARCHAR NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
-        text VARCHAR NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS audit (
-        seq INTEGER NOT NULL, happened_at TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
-        operator VARCHAR, detail VARCHAR NOT NULL, prev_hash VARCHAR NOT NULL,
-        entry_hash VARCHAR NOT NULL)""",
-    *_feed_ddl(),
-]
-
-
 @dataclass(frozen=True)
 class InitResult:
     db: Path
@@ -231,6 +136,7 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
         con.execute("BEGIN")
         for stmt in DDL:
             con.execute(stmt)
+        add_optional_columns(con)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
         con.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", [fingerprint(key)])
         con.execute("COMMIT")
@@ -272,8 +178,8 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if row and row[0] != SCHEMA_VERSION:
         raise WarehouseVersion(
             f"{path} has warehouse schema {row[0]}, this hcode needs schema {SCHEMA_VERSION} "
-            "(schemas 1 to 3 came from development builds before the first release and have no "
-            "upgrade path): create a new warehouse with `hcode init` and load the exports again")
+            "(schemas 1 to 3 came from development builds before the first release; schema 4's audit "
+            "log does not cover persons, ruleset texts and load metadata, so it cannot be carried over): create a new warehouse with `hcode init` and load the exports again")
 
 
 def _check_key(con: duckdb.DuckDBPyConnection, path: Path, key: str) -> None:
@@ -304,6 +210,8 @@ class Warehouse:
         try:
             _check_version(con, path)
             _check_key(con, path, key)
+            if not read_only:
+                add_optional_columns(con)
         except BaseException:
             con.close()
             raise

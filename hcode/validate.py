@@ -3,6 +3,9 @@
 `validate(frame, feed, now)` takes the contract columns as read (strings from CSV; strings
 or typed columns from Parquet) and returns, per column, the normalised value and the reason
 it is bad (null when good). Nothing here touches the warehouse; `hcode.ingest` writes.
+Pure and below every stage that reads feed values: ingest validates exports with it, and
+`hcode.rules` validates a ruleset's example rows with it, so that an example row means
+exactly what the same row in an export would (`Red` is `red`; a bad id or time is an error).
 
 Cheap paths first (docs/architecture.md, performance choices): a column that is already clean is not re-normalised.
 """

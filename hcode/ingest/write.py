@@ -1,0 +1,153 @@
+"""Writing a file's checked rows into the warehouse: its quarantine rows (ids masked), and
+its good rows with `id_number` replaced by `pid` inside DuckDB, each event stored once (a
+row identical to a stored one, or to an earlier row of the same file, is not written again).
+Called by `hcode.ingest.load` inside the file's transaction.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from hcode.feeds import Feed
+from hcode.store.persons import PersonIndex
+from hcode.store.pseudonym import mask_expr
+from hcode.store.warehouse import arrow, one, scalar, view
+from hcode.textsafe import mask_ids_expr
+from hcode.validate import Validated
+
+
+def write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked: Validated, bad: pl.Series, location: pl.Series,
+                      feed: Feed, load_id: int, name: str) -> int:
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return 0
+    reasons = checked.reasons.filter(bad)
+    raw_bad = raw.filter(bad).with_columns(mask_ids_expr(pl.all().cast(pl.String)))  # an id in any column
+    if "id_number" in raw_bad.columns:
+        raw_bad = raw_bad.with_columns(mask_expr(pl.col("id_number").str.strip_chars()).alias("id_number"))
+    errors = pl.concat_list(
+        [pl.struct(pl.lit(c).alias("column"), pl.col(c).alias("reason")) for c in reasons.columns]
+    ).list.eval(pl.element().filter(pl.element().struct.field("reason").is_not_null()))
+    q = pl.DataFrame({
+        "load_id": pl.Series([load_id] * n_bad, dtype=pl.Int32),
+        "feed": [feed.name] * n_bad,
+        "file_name": [name] * n_bad,
+        "line": location.filter(bad),
+        "errors": reasons.with_columns(mask_ids_expr(pl.all())).select(errors.alias("errors")).to_series(),
+        "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
+    })
+    with view(con, "_hcode_quarantine", q):
+        con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
+    return n_bad
+
+
+def ids_of_good_rows(checked: Validated, bad: pl.Series, good: pl.DataFrame) -> pl.Series | None:
+    """The valid ids that have a good row: an id seen only on quarantined rows (bad in
+    another column) does not make a person."""
+    ids = checked.ids
+    if ids is None:
+        return None
+    only_bad = checked.values.get_column("id_number").filter(bad).drop_nulls().unique()
+    if only_bad.len():
+        in_good = good.get_column("id_number")
+        only_bad = only_bad.filter(~only_bad.is_in(in_good.filter(in_good.is_in(only_bad.implode())).implode()))
+        ids = ids.filter(~ids.is_in(only_bad.implode()))
+    return ids
+
+
+def _first_of_each(frame: pl.DataFrame, hashes: pl.Series, h: np.ndarray) -> pl.Series | None:
+    """A mask keeping the first of identical rows, or None when no two rows are identical.
+    Rows are compared exactly, but only those whose hash occurs twice (a sort of 8-byte
+    hashes instead of a hash table of whole rows); `h` is `hashes` sorted."""
+    twice = h[1:][h[1:] == h[:-1]]
+    if not twice.size:
+        return None
+    idx = hashes.is_in(pl.Series(np.unique(twice)).implode()).arg_true()
+    return pl.repeat(True, frame.height, eager=True).scatter(
+        idx, frame[idx].select(pl.struct(pl.all()).is_first_distinct()).to_series())
+
+
+def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
+    """Which values of `sorted_b` are in `sorted_a` (both sorted: binary searches of sorted
+    keys run without random access)."""
+    at = np.minimum(np.searchsorted(sorted_a, sorted_b), max(sorted_a.size - 1, 0))
+    return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
+                written: list[np.ndarray]) -> int:
+    """Insert the rows not already stored; returns how many were new.
+
+    Identical rows have identical event times, so only stored rows within this batch's
+    event-time range can repeat one of its rows. When no earlier load has a row in that
+    range (a first load, or a night of new events), the batch is inserted as it is, minus
+    its own repeats and rows that repeat an earlier batch of this file (found by row hash,
+    then compared exactly). Otherwise the batch is compared, by EXCEPT, with the stored rows
+    of its persons within its range: a night's increment is checked against the few rows it
+    could repeat, not against the whole history. `written` collects the row hashes of the
+    file's batches."""
+    if good.is_empty():
+        return 0
+    t = feed.event_time
+    lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
+    hashes = good.hash_rows()
+    h = np.sort(hashes.to_numpy())
+    earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
+                  [lo, hi, load_id])
+    if earlier:
+        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi))
+    else:
+        keep = _first_of_each(good, hashes, h)
+        again = None
+        if written:  # rows whose hash an earlier batch of this file wrote: compare them exactly
+            seen = np.unique(np.concatenate([h[_found(before, h)] for before in written]))
+            if seen.size:
+                again = hashes.is_in(pl.Series(seen).implode())
+        if again is None:
+            n = _insert(con, people, good if keep is None else good.filter(keep), feed, load_id)
+        else:
+            keep = ~again if keep is None else keep & ~again
+            n = _insert(con, people, good.filter(keep), feed, load_id)
+            rest = good.filter(again)
+            r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
+            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))
+    written.append(h)
+    return n
+
+
+def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
+            dedupe: tuple[Any, ...] | None = None) -> int:
+    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
+    only those not already stored among the rows of the same persons with event times in
+    [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`)."""
+    if rows.is_empty():
+        return 0
+    cols = ", ".join(c.name for c in feed.stored_columns)
+    if feed.has_person:
+        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
+        keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
+                                                "(SELECT id_number FROM _hcode_good))"
+    else:
+        source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
+    # Registrations are stored in pid order: every run reads all of them to build its
+    # population, which is 8x faster from rows (nearly) in pid order (evaluate.population).
+    # New persons get new, higher pids, so a night's rows land after the earlier ones.
+    order = " ORDER BY pid" if feed.name == "registrations" else ""
+    # columns by name: a warehouse made before an optional column existed has it last (ALTER TABLE)
+    into = f"INSERT INTO {feed.table} ({keycols}, load_id)"
+    if dedupe is None:
+        sql, params = f"{into} SELECT *, {load_id} FROM ({source}){order}", []
+    else:
+        sql = (f"{into} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
+               f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
+        params = list(dedupe)
+    with ExitStack() as views:
+        if feed.has_person:
+            views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
+        views.enter_context(view(con, "_hcode_good", arrow(rows)))
+        return int(scalar(con, sql, params))

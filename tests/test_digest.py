@@ -1,0 +1,73 @@
+"""Content digests: independent of write order and batching, different for any other multiset
+of rows (texts split differently, null against empty, a repeated row)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcode.store import digest as dg
+
+ROW = st.tuples(st.integers(1, 3), st.one_of(st.none(), st.integers(-5, 5)),
+                st.one_of(st.none(), st.datetimes(dt.datetime(2022, 1, 1), dt.datetime(2022, 12, 31))),
+                st.one_of(st.none(), st.text(max_size=4)),
+                st.one_of(st.none(), st.lists(st.text(max_size=2), max_size=2)))
+
+
+def table(rows: list) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (k INTEGER, a INTEGER, ts TIMESTAMP, s VARCHAR, l VARCHAR[])")
+    if rows:
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    return con
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(ROW, max_size=12), st.randoms(use_true_random=False), st.integers(1, 5))
+def test_digests_ignore_write_order_and_batching(rows, rnd, batch):
+    shuffled = rows[:]
+    rnd.shuffle(shuffled)
+    first = dg.digests(table(rows), "t", "k")
+    old = dg.BATCH_ROWS
+    dg.BATCH_ROWS = batch
+    try:
+        assert dg.digests(table(shuffled), "t", "k") == first
+    finally:
+        dg.BATCH_ROWS = old
+    assert set(first) == {str(r[0]) for r in rows}
+    assert all(d.split(":")[0] == str(sum(r[0] == int(k) for r in rows)) for k, d in first.items())
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=8), st.data())
+def test_any_other_multiset_of_rows_has_another_digest(rows, data):
+    i = data.draw(st.integers(0, len(rows) - 1))
+    change = data.draw(st.sampled_from(["repeat", "drop", "edit"]))
+    k = rows[i][0]
+    other = list(rows)
+    if change == "repeat":
+        other.append(rows[i])
+    elif change == "drop":
+        other.pop(i)
+    else:
+        s = rows[i][3]
+        other[i] = (*rows[i][:3], "x" if s is None else (None if s == "" else s + "x"), rows[i][4])
+    before = dg.digests(table(rows), "t", "k").get(str(k))
+    after = dg.digests(table(other), "t", "k").get(str(k))
+    assert before != after
+
+
+@pytest.mark.parametrize("a, b", [
+    ([(1, None, None, "ab", None), (1, None, None, "c", None)], [(1, None, None, "a", None), (1, None, None, "bc", None)]),
+    ([(1, None, None, "", None)], [(1, None, None, None, None)]),
+    ([(1, 0, None, None, None)], [(1, None, None, None, None)]),
+    ([(1, None, None, None, ["a,b"])], [(1, None, None, None, ["a", "b"])]),
+])
+def test_encodings_that_could_collide_do_not(a, b):
+    assert dg.digests(table(a), "t", "k") != dg.digests(table(b), "t", "k")
+    assert dg.digest(table(a), "t", "k", 1) == dg.digests(table(a), "t", "k")["1"]
+    assert dg.digest(table(a), "t", "k", 2) == dg.empty(table(a), "t", "k")
