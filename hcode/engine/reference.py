@@ -17,11 +17,12 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.lang import (
     And,
     Arith,
     Column,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -43,10 +44,14 @@ _OPS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le
 
 
 class Interp:
-    """Evaluates one tree against a row (fact filters) or the facts (rules)."""
+    """Evaluates one tree against a row (fact filters) or the facts (rules).
 
-    def __init__(self, cutoff: dt.datetime, risk: list[dict], env: Mapping[str, object], row: Mapping | None = None):
-        self.cutoff, self.risk, self.env, self.row = cutoff, risk, env, row
+    `world` holds every feed's rows before the cut-off, of every person (registered or not):
+    the listings (`risk_areas`, `risk_places`) and what a companion looks at."""
+
+    def __init__(self, cutoff: dt.datetime, world: Mapping[str, list[dict]], env: Mapping[str, object],
+                 row: Mapping | None = None):
+        self.cutoff, self.world, self.env, self.row = cutoff, world, env, row
 
     def __call__(self, n: Node):
         match n:
@@ -86,10 +91,31 @@ class Interp:
                 v = self(n.item)
                 return None if v is None else self.cutoff - n.span.delta <= v < self.cutoff
             case RiskArea():
+                listing, key = LISTINGS[n.listing]
                 region, t = self(n.region), self(n.time)
-                return any(r["region_code"] == region and r["level"] in n.levels and r["valid_from"] <= t
-                           and (r["valid_to"] is None or t < r["valid_to"]) for r in self.risk)
+                return any(r[key] == region and r["level"] in n.levels and r["valid_from"] <= t
+                           and (r["valid_to"] is None or t < r["valid_to"]) for r in self.world.get(listing, []))
+            case Companion():
+                return self.companion(n)
         raise TypeError(f"reference engine: unknown node {type(n).__name__}")
+
+    def companion(self, n: Companion) -> bool:
+        """Straight from the definition: another person's scan at this place at most the window
+        apart, inside an interval given by one of that person's rows of the feed."""
+        me = self.row
+        for other in self.world.get("place_scans", []):
+            if other["pid"] == me["pid"] or other["place_code"] != me["place_code"]:
+                continue
+            if abs(other["scanned_at"] - me["scanned_at"]) > n.window.delta:
+                continue
+            for r in self.world.get(n.feed, []):
+                if r["pid"] != other["pid"] or r[n.column] is None:
+                    continue
+                if n.where is not None and Interp(self.cutoff, self.world, {}, r)(n.where) is not True:
+                    continue
+                if r[n.column] + n.lo.delta <= other["scanned_at"] < r[n.column] + n.hi.delta:
+                    return True
+        return False
 
 
 def _sev(color: str, palette: tuple[str, ...]) -> int:
@@ -113,7 +139,8 @@ def _current(rows: list[dict], feed: str, per: str, palette) -> list[dict]:
     return out
 
 
-def person_facts(rs: Ruleset, rows: Mapping[str, list[dict]], risk: list[dict], cutoff: dt.datetime) -> dict:
+def person_facts(rs: Ruleset, rows: Mapping[str, list[dict]], risk: Mapping[str, list[dict]],
+                 cutoff: dt.datetime) -> dict:
     env: dict[str, object] = {}
     for name, fact in rs.facts.items():
         agg = fact.expr
@@ -137,13 +164,13 @@ def reference_codes(rs: Ruleset, frames: Mapping[str, pl.DataFrame], as_of: dt.d
     """pid, district_code, color, rule, matched_rules — as `evaluate` computes them."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     by_feed: dict[str, dict[int, list[dict]]] = {}
-    risk: list[dict] = []
+    risk: dict[str, list[dict]] = {}  # every feed's rows before C, of everyone
     for name, feed in FEEDS.items():
         df = frames.get(name)
         rows = [] if df is None else df.to_dicts()
         rows = [r for r in rows if r[feed.event_time] is not None and r[feed.event_time] < cutoff]
+        risk[name] = rows
         if not feed.has_person:
-            risk = rows
             continue
         per: dict[int, list[dict]] = defaultdict(list)
         for r in rows:

@@ -54,6 +54,10 @@ class Duration(Node):
         n = int(self.amount) if float(self.amount).is_integer() else self.amount
         return f"{n} {self.unit}"
 
+    @property
+    def micros(self) -> int:
+        return int(self.delta / dt.timedelta(microseconds=1))
+
 
 @dataclass(frozen=True)
 class Name(Node):
@@ -179,15 +183,40 @@ class Within(Node):
 @dataclass(frozen=True)
 class RiskArea(Node):
     """``risk_area(region, time, 'high', ...)``: a `risk_areas` row of one of these levels for the
-    region is valid at the time (valid_from inclusive, valid_to exclusive)."""
+    region is valid at the time (valid_from inclusive, valid_to exclusive).
+
+    ``risk_place(place_code, time, ...)`` is the same join against the `risk_places` listing
+    (`listing` names the function; `hcode.feeds.LISTINGS` maps it to the feed and its key)."""
 
     region: Node
     time: Node
     levels: tuple[str, ...]
+    listing: str = "risk_area"
 
     def src(self) -> str:
         lv = ", ".join(Lit(v).src() for v in self.levels)
-        return f"risk_area({self.region.src()}, {self.time.src()}, {lv})"
+        return f"{self.listing}({self.region.src()}, {self.time.src()}, {lv})"
+
+
+@dataclass(frozen=True)
+class Companion(Node):
+    """``companion(30 minutes, cases.reported_at [where ...], -4 days, 1 day)``, a term of a
+    `place_scans` fact's where: the row's scan shares its place with a scan by **another**
+    person, at most `window` apart (either order), and that person has a row of `feed`
+    (before the cut-off, satisfying `where`) whose `column` + `lo` <= the other scan's time <
+    `column` + `hi`. One hop only: the other person's scans are all their scans."""
+
+    window: Duration
+    feed: str
+    column: str
+    lo: Duration
+    hi: Duration
+    where: Node | None = None
+
+    def src(self) -> str:
+        cond = f" where {self.where.src()}" if self.where is not None else ""
+        return (f"companion({self.window.src()}, {self.feed}.{self.column}{cond}, "
+                f"{self.lo.src()}, {self.hi.src()})")
 
 
 AGG_KINDS = ("latest", "earliest", "count", "exists")
@@ -233,6 +262,8 @@ def children(n: Node) -> tuple[Node, ...]:
             return (n.item,)
         case RiskArea():
             return (n.region, n.time)
+        case Companion():
+            return (n.where,) if n.where is not None else ()
         case Aggregate():
             return (n.where,) if n.where is not None else ()
     return ()
@@ -265,7 +296,7 @@ KEYWORDS = {
 }
 UNITS = {"day": "days", "days": "days", "hour": "hours", "hours": "hours",
          "minute": "minutes", "minutes": "minutes"}
-FUNCTIONS = {"risk_area"}
+FUNCTIONS = {"risk_area", "risk_place", "companion"}
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -404,6 +435,13 @@ class _Parser:
             node = Arith(t.text, node, self.atom())
         return node
 
+    def signed_duration(self) -> Duration:
+        neg = bool(self.accept("-"))
+        if not neg:
+            self.accept("+")
+        d = self.duration()
+        return Duration(-d.amount, d.unit) if neg else d
+
     def duration(self) -> Duration:
         t = self.tok
         if t.kind != "num":
@@ -452,7 +490,10 @@ class _Parser:
 
     def call(self, t: Tok) -> Node:
         if t.text not in FUNCTIONS:
-            raise ParseError(f"unknown function {t.text!r} (the only function is risk_area)", t.pos, self.text)
+            raise ParseError(f"unknown function {t.text!r} (functions: {', '.join(sorted(FUNCTIONS))})",
+                             t.pos, self.text)
+        if t.text == "companion":
+            return self.companion()
         region = self.sum()
         self.expect(",")
         time = self.sum()
@@ -464,8 +505,23 @@ class _Parser:
             levels.append(lit.value)
         self.expect(")")
         if not levels:
-            self.fail("risk_area needs at least one level")
-        return RiskArea(region, time, tuple(levels))
+            self.fail(f"{t.text} needs at least one level")
+        return RiskArea(region, time, tuple(levels), t.text)
+
+    # companion '(' duration ',' feed '.' column [where expr] ',' [-]duration ',' [-]duration ')'
+    def companion(self) -> Companion:
+        window = self.duration()
+        self.expect(",")
+        feed = self.ident("a feed name")
+        self.expect(".")
+        column = self.ident("a column name")
+        where = self.expr() if self.accept("where") else None
+        self.expect(",")
+        lo = self.signed_duration()
+        self.expect(",")
+        hi = self.signed_duration()
+        self.expect(")")
+        return Companion(window, feed, column, lo, hi, where)
 
 
 def parse_expr(text: str) -> Node:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 from hcode import paths
 from hcode.errors import RulesetError
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.check import AGG_TYPES, CheckError, Scope, resolve, resolve_fact
 from hcode.rules.lang import (
     Aggregate,
     And,
+    Column,
+    Companion,
     Duration,
     FactRef,
     IsNull,
@@ -33,6 +35,7 @@ from hcode.rules.lang import (
     Not,
     Or,
     ParseError,
+    RiskArea,
     Within,
     parse_duration,
     parse_expr,
@@ -104,6 +107,9 @@ class Example:
     rule: str | None  # deciding rule, when given
     file: str
     line: int
+    # other persons' events (companions, cases), each its own person: not registered unless
+    # it lists registrations
+    others: tuple[Mapping[str, tuple[Mapping[str, object], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,12 +153,21 @@ class Ruleset:
             if fact.expr.per:
                 cols.update(c.name for c in feed.stored_columns if c.kind is Kind.COLOR)
             for node in walk(fact.expr):
-                if type(node).__name__ == "Column":
+                if isinstance(node, Column) and node.feed == fact.feed:
                     cols.add(node.name)
-                if type(node).__name__ == "RiskArea":
-                    out.setdefault("risk_areas", set()).update({"region_code", "level", "valid_from", "valid_to"})
+                if isinstance(node, RiskArea):
+                    listing, key = LISTINGS[node.listing]
+                    out.setdefault(listing, set()).update({key, "level", "valid_from", "valid_to"})
+                if isinstance(node, Companion):  # the other persons' rows
+                    other = out.setdefault(node.feed, set())
+                    other.update({FEEDS[node.feed].event_time, node.column})
+                    other.update(n.name for n in walk(node.where) if isinstance(n, Column)) if node.where else None
+                    out.setdefault("place_scans", set()).update({"place_code", "scanned_at"})
             for text in fact.evidence.values():
                 cols.update(c.name for c in feed.stored_columns if "{" + c.name + "}" in text)
+                if "{place}" in text and "place_code" in cols | {c.name for c in feed.stored_columns}:
+                    cols.add("place_code")
+                    out.setdefault("places", set()).update({"place_code", "name", "registered_at"})
         return {f: sorted(c) for f, c in sorted(out.items())}
 
     def canonical(self) -> dict:
@@ -497,9 +512,33 @@ def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Ex
         as_of = _date(e.get("as_of"), file, line)
     except RulesetError as exc:
         bad(str(exc).split(": ", 1)[-1])
+    events = _example_events(e.get("events") or {}, e, "events", bad)
+    others = []
+    for i, other in enumerate(e.get("others") or []):
+        if not isinstance(other, Located.Map):
+            bad(f"others[{i}] is a mapping of feeds to rows", line)
+            continue
+        others.append(_example_events(other, e, "others", bad))
+    expect = e.get("expect") or {}
+    color = str(expect.get("color"))
+    if color not in palette:
+        bad(f"expected colour {color!r} is not in the palette")
+    ids = {r.id for r in rules if r}
+    exp_rules = expect.get("rules")
+    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
+        if rid not in ids:
+            bad(f"unknown rule {rid!r}")
+    if len(errs.items) > n0:
+        return None
+    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
+                   expect.get("rule"), file, line, tuple(others))
+
+
+def _example_events(doc, e, key: str, bad) -> dict[str, tuple[dict, ...]]:
+    """One person's events of an example, typed as the feeds store them."""
     events: dict[str, tuple[dict, ...]] = {}
-    for feed_name, rows in (e.get("events") or {}).items():
-        ln = e["events"].line_of(feed_name)
+    for feed_name, rows in doc.items():
+        ln = doc.line_of(feed_name) if isinstance(doc, Located.Map) else e.line
         if feed_name not in FEEDS:
             bad(f"unknown feed {feed_name!r}", ln)
             continue
@@ -525,19 +564,7 @@ def _check_example(e, file: str, line: int, palette, rules, errs: _Errors) -> Ex
                     bad(f"{feed_name}.{c.name}: {exc}", ln)
             typed.append(out)
         events[feed_name] = tuple(typed)
-    expect = e.get("expect") or {}
-    color = str(expect.get("color"))
-    if color not in palette:
-        bad(f"expected colour {color!r} is not in the palette")
-    ids = {r.id for r in rules if r}
-    exp_rules = expect.get("rules")
-    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
-        if rid not in ids:
-            bad(f"unknown rule {rid!r}")
-    if len(errs.items) > n0:
-        return None
-    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
-                   expect.get("rule"), file, line)
+    return events
 
 
 # ---------------------------------------------------------------- finding shipped rulesets
