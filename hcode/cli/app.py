@@ -11,10 +11,10 @@ import inspect
 
 import typer
 
-from hcode.cli import demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse
+from hcode.cli import companions, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse
 
 # The command groups, in registration order (`rulesdiff` attaches to the group `rules` made).
-GROUPS = (demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
+GROUPS = (companions, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
 
 app = typer.Typer(
     name="hcode",

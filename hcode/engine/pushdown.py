@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.lang import (
     And,
     Arith,
@@ -133,8 +133,10 @@ def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
         case Not(item=item):
             inner = _push(item, feed, cutoff)
             return Pushed(f"NOT ({inner.sql})", inner.params, True) if inner is not None and inner.exact else None
-        case RiskArea(region=Column(name=name), levels=levels) if _kind(feed, name) is Kind.CODE6:
+        case RiskArea(region=Column(name=name), levels=levels, listing=listing) if _kind(
+                feed, name) is FEEDS[LISTINGS[listing][0]].column(LISTINGS[listing][1]).kind:
+            table, key = FEEDS[LISTINGS[listing][0]].table, LISTINGS[listing][1]
             marks = ", ".join("?" for _ in levels)
-            return Pushed(f"{_ident(name)} IN (SELECT region_code FROM {FEEDS['risk_areas'].table} "
+            return Pushed(f"{_ident(name)} IN (SELECT {key} FROM {table} "
                           f"WHERE level IN ({marks}))", tuple(levels), False)
     return None

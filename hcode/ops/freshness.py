@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from hcode.config import DEFAULT_CADENCE, Config
-from hcode.feeds import FEEDS
-from hcode.rules.lang import FactRef, RiskArea, walk
+from hcode.feeds import FEEDS, LISTINGS, PLACE_FEEDS
+from hcode.rules.lang import Companion, FactRef, RiskArea, walk
 from hcode.store.warehouse import to_polars
 
 CASE_AGE_DAYS = 14
@@ -60,8 +60,13 @@ def rule_feeds(ruleset) -> dict[str, set[str]]:
         seen.add(name)
         fact = ruleset.facts[name]
         out = {fact.feed}
-        if any(isinstance(n, RiskArea) for n in walk(fact.expr)):
-            out.add("risk_areas")
+        for n in walk(fact.expr):
+            if isinstance(n, RiskArea):
+                out.add(LISTINGS[n.listing][0])
+            if isinstance(n, Companion):
+                out |= {n.feed, "place_scans"}
+        if any("{place}" in t for t in fact.evidence.values()):
+            out.add("places")
         for dep in fact.deps:
             out |= fact_feeds(dep, seen)
         return out
@@ -152,6 +157,8 @@ def check(con, as_of: dt.date, config: Config | None = None, *, ruleset=None,
         every = cadence.get(feed)
         seen = last.get(feed)
         readers = tuple(r for r, fs in feeds_of.items() if feed in fs)
+        if feed in PLACE_FEEDS and not readers:
+            every = None  # place feeds matter only to rulesets reading them (most nights have none)
         if every is None:
             out.append(FeedFreshness(feed, None, seen, 0, False, None, readers))
             continue

@@ -31,9 +31,12 @@ import polars as pl
 from hcode.config import load_config
 from hcode.diff.changes import CODES_SCHEMA, Side, diff
 from hcode.diff.sides import load_side
+from hcode.errors import HcodeError
 from hcode.ingest import load as ingest
 from hcode.ops import freshness, guard
+from hcode.ops.companions import CompanionsResult, companions
 from hcode.ops.overrides import overrides_report
+from hcode.ops.purge import purge
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections
 from hcode.rules.ruleset import Ruleset, find_ruleset
@@ -41,6 +44,7 @@ from hcode.runs import store as runs
 from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one
 
+MEMBERS_FILE = "companions-members.parquet"  # person keys of flagged gatherings: files only, never reports
 QUARANTINE_WARN_SHARE = 0.001  # warn when more than 0.1 % of the night's rows were quarantined
 
 
@@ -66,6 +70,7 @@ class NightlyResult:
     previous_run: int | None = None
     summary: dict | None = field(default=None, repr=False)
     stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
+    companions: dict | None = None  # {"flagged_groups", "unexplained", "note"}
     # what the caller may do next: "recompute" (the date was already published) or
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
@@ -97,6 +102,7 @@ class NightlyResult:
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "changes": (self.summary or {}).get("changes"),
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "companions": self.companions,
         }
 
 
@@ -127,7 +133,7 @@ def _empty_side(rs: Ruleset, date: dt.date) -> Side:
 
 
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
-                 sections: dict) -> dict:
+                 sections: dict, files: dict[str, pl.DataFrame] | None = None) -> dict:
     """Diff the run against the previous published one and write the report folder atomically."""
     after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
@@ -139,6 +145,8 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     write_diff(d, tmp, lang)
     crash_point("mid-report")
     append_sections(tmp, sections, lang)
+    for name, frame in (files or {}).items():
+        frame.write_parquet(tmp / name)
     (tmp / "nightly.json").write_text(json.dumps(sections, ensure_ascii=False, indent=2, default=str), "utf-8")
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
@@ -160,7 +168,9 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         if done is not None and not recompute:
             if not (report_dir / "summary.json").exists():
                 prev = guard.previous_published(wh.con, rs.province, date, exclude_run=done)
-                write_report(wh, done, prev[0] if prev else None, report_dir, lang, _sections(wh, done, (), (), date))
+                comp = companions(wh, done)
+                write_report(wh, done, prev[0] if prev else None, report_dir, lang,
+                             _sections(wh, done, (), (), date, comp), {MEMBERS_FILE: comp.members})
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do",
                                  report_dir=report_dir, next_step="recompute")
@@ -204,15 +214,54 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
         del ev  # the report reads the stored run back; free the evaluation's frames first
         crash_point("after-publish")
         lap("publish")
-        warnings = _warnings(loads, fresh, verdict, override_guard)
-        sections = _sections(wh, run_id, loads, fresh, date)
+        retention = retain_scans(wh, date, config.retention.place_scans_days, operator)
+        lap("retention")
+        comp = companions(wh, run_id)
+        lap("companions")
+        warnings = _warnings(loads, fresh, verdict, override_guard) + retention.warnings + tuple(
+            f"companions test: {g.unexplained} unexplained person(s) among {g.persons} at {g.place_name} "
+            f"({g.place_code}) {g.start:%H:%M}-{g.end:%H:%M}, with {g.first_color_companions} companion(s) "
+            f"showing {comp.first_color}" for g in comp.groups)
+        sections = _sections(wh, run_id, loads, fresh, date, comp)
+        sections["retention"] = retention.as_json()
         warnings += tuple(f"override unsupported by any rule: {e.person_key[:12]}… {e.color} by {e.authority} "
                           f"({e.operator})" for e in overrides_report(wh.con, run_id).unsupported)
-        summary = write_report(wh, run_id, previous, report_dir, lang, sections)
+        summary = write_report(wh, run_id, previous, report_dir, lang, sections, {MEMBERS_FILE: comp.members})
         lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
-                         warnings, report_dir, previous, summary, stages)
+                         warnings, report_dir, previous, summary, stages,
+                         {"flagged_groups": len(comp.groups), "unexplained": comp.unexplained,
+                          "note": comp.note})
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What the night's retention purge of place scans did."""
+
+    before: dt.date
+    removed: int
+    kept: int
+    warnings: tuple[str, ...] = ()
+
+    def as_json(self) -> dict:
+        return {"before": self.before.isoformat(), "removed": self.removed, "kept": self.kept}
+
+
+def retain_scans(wh: Warehouse, date: dt.date, days: int, operator: str) -> Retention:
+    """Purge the scans dated before the night's cut-off minus `days` (the batch date, not the
+    clock: a back-fill keeps its scans), through `purge`, which never changes a published code
+    or its explanation (published runs are stored and never touched)."""
+    before = date + dt.timedelta(days=1) - dt.timedelta(days=days)
+    old = one(wh.con, "SELECT count(*) FROM feed_place_scans WHERE scanned_at < ?",
+              [dt.datetime.combine(before, dt.time())])[0]
+    if not old:
+        return Retention(before, 0, 0)
+    try:
+        res = purge(wh, before, operator, feeds=("place_scans",))
+    except HcodeError as exc:
+        return Retention(before, 0, old, (f"place scans older than {days} days not purged: {exc}",))
+    return Retention(before, res.removed.get("place_scans", 0), res.kept.get("place_scans", 0))
 
 
 def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
@@ -227,8 +276,9 @@ def _warnings(loads, fresh, verdict, override_guard) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _sections(wh: Warehouse, run_id: int, loads, fresh, date: dt.date) -> dict:
-    """The nightly-only parts of the report: loads, freshness, quarantine, overrides."""
+def _sections(wh: Warehouse, run_id: int, loads, fresh, date: dt.date, comp: CompanionsResult) -> dict:
+    """The nightly-only parts of the report: loads, freshness, quarantine, overrides, the
+    companions test and shown vs published."""
     q = wh.con.execute(
         "SELECT file_name, e.column, e.reason, count(*) FROM (SELECT file_name, unnest(errors) AS e FROM quarantine "
         "WHERE load_id IN (SELECT load_id FROM loads WHERE batch_date = ?)) GROUP BY ALL ORDER BY ALL", [date]
@@ -240,5 +290,6 @@ def _sections(wh: Warehouse, run_id: int, loads, fresh, date: dt.date) -> dict:
         "freshness": [f.as_json() for f in fresh],
         "quarantine": [{"file": f, "column": c, "reason": r, "rows": n} for f, c, r, n in q],
         "overrides": ov.as_json(),
+        "companions": comp.as_json(),
     }
 
