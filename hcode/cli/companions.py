@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.table import Table
 from hcode.cli.common import DbOption, JsonOption, handle_errors, out, print_json
 from hcode.errors import UsageError
 from hcode.store.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from hcode.ops.companions import CompanionsResult
 
 FLAGGED_EXIT = 3
 
@@ -64,7 +67,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(FLAGGED_EXIT)
 
 
-def _render(res) -> None:
+def _render(res: CompanionsResult) -> None:
     svp = res.shown_vs_published
     head = (f"companions test, run {res.run_id} ({res.date}), window {res.window_minutes:g} min, compared with "
             + (f"published run {res.published_run}" if res.published_run is not None else "no published run"))

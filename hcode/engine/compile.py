@@ -328,18 +328,23 @@ def join_companion(rows: pl.LazyFrame, n: Companion, seeds: pl.LazyFrame) -> pl.
     the (few) seeds on (place, slot) — no range join, no pair of distant scans is ever built —
     then |Δt| <= window and "another person" are checked on the candidates."""
     width = max(n.window.micros, 1)
-    cols = rows.collect_schema().names()
     near = (seeds.with_columns(_slot("__ts", width).alias("__slot"))
             .with_columns(pl.concat_list(pl.col("__slot") - 1, pl.col("__slot"), pl.col("__slot") + 1)
                           .alias("__slot"))
             .explode("__slot"))
     w = pl.lit(n.window.delta)
-    hits = (rows.select("pid", "place_code", "scanned_at").unique()
-            .with_columns(_slot("scanned_at", width).alias("__slot"))
+    slot = _slot("scanned_at", width)
+    # narrow first with cheap membership tests against the (few) seeds' places and slots,
+    # then join the candidates: the big side is never hashed
+    idx = rows.with_row_index("__row")
+    cand = (idx.select("__row", "pid", "place_code", "scanned_at")
+            .filter(pl.col("place_code").is_in(near.select("place_code").unique().collect().to_series().implode())
+                    & slot.is_in(near.select("__slot").unique().collect().to_series().implode()))
+            .with_columns(slot.alias("__slot"))
             .join(near, on=["place_code", "__slot"], how="inner")
             .filter((pl.col("pid") != pl.col("__q")) & ((pl.col("scanned_at") - pl.col("__ts")).abs() <= w))
-            .select("pid", "place_code", "scanned_at").unique())
-    return rows.join(hits, on=["pid", "place_code", "scanned_at"], how="semi").select(cols)
+            .select("__row").unique())
+    return idx.join(cand, on="__row", how="semi").drop("__row")
 
 
 def place_names(places: pl.LazyFrame | None) -> pl.LazyFrame:

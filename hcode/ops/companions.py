@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
+import duckdb
 import polars as pl
 
 from hcode.rules.ruleset import Ruleset
 from hcode.runs.store import RunInfo, get_run, stored_ruleset
-from hcode.store.warehouse import one, to_polars
+from hcode.store.warehouse import Warehouse, one, to_polars
 
 DEFAULT_WINDOW = dt.timedelta(minutes=10)
 UNKNOWN_DISTRICT = "unknown"
@@ -48,7 +50,7 @@ class Gathering:
     authorities: tuple[str, ...]
     operators: tuple[str, ...]
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"place_code": self.place_code, "place_name": self.place_name, "district_code": self.district_code,
                 "from": self.start.isoformat(sep=" "), "to": self.end.isoformat(sep=" "), "persons": self.persons,
                 "unexplained": self.unexplained, "first_color_companions": self.first_color_companions,
@@ -63,10 +65,10 @@ class ShownVsPublished:
     less_severe: int
     not_compared: int  # the person is not in the published run (or there is none)
     not_comparable: int  # the shown colour is outside the palette
-    by_district: tuple[dict, ...] = ()  # the place's district: the same counts
-    by_pair: tuple[dict, ...] = ()  # {"published", "shown", "scans"} for every pair seen
+    by_district: tuple[dict[str, Any], ...] = ()  # the place's district: the same counts
+    by_pair: tuple[dict[str, Any], ...] = ()  # {"published", "shown", "scans"} for every pair seen
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"scans": self.scans, "compared": self.compared, "more_severe": self.more_severe,
                 "less_severe": self.less_severe, "not_compared": self.not_compared,
                 "not_comparable": self.not_comparable, "by_district": list(self.by_district),
@@ -95,7 +97,7 @@ class CompanionsResult:
     def unexplained(self) -> int:
         return sum(g.unexplained for g in self.groups)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "date": self.date.isoformat(), "window_minutes": self.window_minutes,
                 "published_run": self.published_run, "gatherings": self.gatherings,
                 "groups": [g.as_json() for g in self.groups],
@@ -103,36 +105,41 @@ class CompanionsResult:
                 "unlisted_places": self.unlisted_places, "first_color": self.first_color, "note": self.note}
 
 
-def published_before(con, run: RunInfo) -> int | None:
+def published_before(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int | None:
     """The latest published run of the run's province with an as-of date before the run's."""
     row = one(con, "SELECT run_id FROM runs WHERE published AND province = ? AND as_of < ? "
               "ORDER BY as_of DESC, run_id DESC LIMIT 1", [run.province, run.as_of])
-    return row[0] if row else None
+    return int(row[0]) if row else None
 
 
-def _day_scans(con, run: RunInfo) -> pl.DataFrame:
+def _read(rel: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    frame: pl.DataFrame = to_polars(rel)  # type: ignore[no-untyped-call]
+    return frame
+
+
+def _day_scans(con: duckdb.DuckDBPyConnection, run: RunInfo) -> pl.DataFrame:
     start = dt.datetime.combine(run.as_of, dt.time())
-    return to_polars(con.sql(
+    return _read(con.sql(
         "SELECT pid, place_code, scanned_at, shown_color FROM feed_place_scans "
         "WHERE scanned_at >= ? AND scanned_at < ? AND load_id <= ?",
         params=[start, start + dt.timedelta(days=1), run.max_load_id]))
 
 
-def _places(con, run: RunInfo) -> pl.DataFrame:
-    return to_polars(con.sql(
+def _places(con: duckdb.DuckDBPyConnection, run: RunInfo) -> pl.DataFrame:
+    return _read(con.sql(
         "SELECT place_code, arg_max(name, (registered_at, name)) AS place_name, "
         "arg_max(district_code, (registered_at, name)) AS district_code FROM feed_places "
         "WHERE registered_at < ? AND load_id <= ? GROUP BY place_code", params=[run.cutoff, run.max_load_id]))
 
 
-def _codes(con, run_id: int | None, pids: pl.DataFrame, what: str) -> pl.DataFrame:
+def _codes(con: duckdb.DuckDBPyConnection, run_id: int | None, pids: pl.DataFrame, what: str) -> pl.DataFrame:
     """`pid`, `<what>` columns of a run for the persons in `pids` (the day's scanners)."""
     if run_id is None:
         return pl.DataFrame(schema={"pid": pl.Int32, "color": pl.String, "matched_rules": pl.List(pl.String),
                                     "override": pl.Struct({})}).select("pid", *what.split(", "))
     con.register("_hcode_scanners", pids.to_arrow())
     try:
-        return to_polars(con.sql(f"SELECT pid, {what} FROM codes WHERE run_id = ? "
+        return _read(con.sql(f"SELECT pid, {what} FROM codes WHERE run_id = ? "
                                  "AND pid IN (SELECT pid FROM _hcode_scanners)", params=[run_id]))
     finally:
         con.unregister("_hcode_scanners")
@@ -157,7 +164,7 @@ def _rank(col: str, palette: tuple[str, ...]) -> pl.Expr:
     return pl.col(col).replace_strict(list(palette), list(range(len(palette))), default=None, return_dtype=pl.Int32)
 
 
-def companions(wh, run_id: int | None = None, window: dt.timedelta = DEFAULT_WINDOW) -> CompanionsResult:
+def companions(wh: Warehouse, run_id: int | None = None, window: dt.timedelta = DEFAULT_WINDOW) -> CompanionsResult:
     """The companions test for a stored run (default: the latest published run)."""
     con = wh.con
     if run_id is None:
@@ -176,7 +183,8 @@ def companions(wh, run_id: int | None = None, window: dt.timedelta = DEFAULT_WIN
     scans = _day_scans(con, run)
     note = None
     if not scans.height:
-        ever = one(con, "SELECT count(*) FROM loads WHERE feed = 'place_scans' AND retracted_at IS NULL")[0]
+        loaded = one(con, "SELECT count(*) FROM loads WHERE feed = 'place_scans' AND retracted_at IS NULL")
+        ever = loaded[0] if loaded else 0
         note = (f"no place scans on {run.as_of}" if ever else
                 "place_scans has never been loaded: no scans to check")
     places = _places(con, run)
@@ -213,7 +221,7 @@ def companions(wh, run_id: int | None = None, window: dt.timedelta = DEFAULT_WIN
                 (pl.col("firsts") & ~pl.col("unexplained")).sum().alias("first_color_companions")))
     flagged = per.filter((pl.col("unexplained") > 0) & (pl.col("first_color_companions") > 0))
     groups, member_rows = _groups(s, flagged, members, unsupported)
-    keys = to_polars(con.sql("SELECT pid, person_key FROM persons")) if member_rows.height else None
+    keys = _read(con.sql("SELECT pid, person_key FROM persons")) if member_rows.height else None
     member_file = (member_rows.join(keys, on="pid", how="left").select("person_key", "gathering", "unexplained")
                    if keys is not None else pl.DataFrame(schema={"person_key": pl.String, "gathering": pl.Int64,
                                                                  "unexplained": pl.Boolean}))

@@ -16,10 +16,13 @@ expectations).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
 from hcode.feeds import FEEDS
+from hcode.sample.random_events import Context
 from hcode.sample.scenarios import DAY, HOUR, Event, Scenario, case, contact, d, inbound, nat, override, reg
 
 HENAN = "henan@2022.06.01"
@@ -109,7 +112,7 @@ def place_ids() -> list[str]:
     return [planted_id(FIRST_PLANTED + i) for i in range(len(PLACE_SCENARIOS))]
 
 
-def place_persons() -> list[dict]:
+def place_persons() -> list[dict[str, Any]]:
     """The planted place persons as listed in `planted.json` (`place_persons`)."""
     from hcode.sample.planted import _district, expectation
     from hcode.sample.scenarios import RULESETS
@@ -122,7 +125,7 @@ def place_persons() -> list[dict]:
     return out
 
 
-def scene() -> dict:
+def scene() -> dict[str, Any]:
     """What the companions test must find: the flagged gathering and the control."""
     keys = [sc.key for sc, _ in PLACE_SCENARIOS]
     ids = dict(zip(keys, place_ids(), strict=True))
@@ -145,7 +148,7 @@ def _codes(n: int) -> list[str]:
     return [f"P{i:07d}" for i in range(n)]
 
 
-def random_places(ctx, rng: np.random.Generator) -> pl.DataFrame:
+def random_places(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
     n = place_count(ctx.residents)
     kind = rng.integers(0, len(KINDS), n)
     busy = np.arange(n) < max(1, int(n * BUSY_SHARE))
@@ -157,7 +160,7 @@ def random_places(ctx, rng: np.random.Generator) -> pl.DataFrame:
                   registered_at=ctx.text_times(reg_at))
 
 
-def random_scans(ctx, rng: np.random.Generator) -> pl.DataFrame:
+def random_scans(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
     """About `scans_per_day` scans a resident a day over the 14 days, between 07:00 and 22:00;
     busy places (the first 3 %) draw 50 times as many scans each; every scan shows green."""
     n = place_count(ctx.residents)
@@ -173,7 +176,7 @@ def random_scans(ctx, rng: np.random.Generator) -> pl.DataFrame:
                   scanned_at=ctx.text_times(rel), shown_color=pl.repeat("green", total, eager=True))
 
 
-def random_risk_places(ctx, rng: np.random.Generator) -> pl.DataFrame:
+def random_risk_places(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
     """A few risk places (about 1 in 200, at least 3): high ongoing, or medium then lifted."""
     n = place_count(ctx.residents)
     k = max(3, n // 200)
