@@ -126,3 +126,25 @@ def test_nightly_warns_on_a_flagged_gathering_and_reports_counts_only(db, tmp_pa
     assert members.height == 4
     for key in members["person_key"]:  # person keys in the file, never in the reports
         assert key not in report and key[:12] not in json.dumps(night)
+
+
+def test_cli_json_shape_and_exit_code(db, tmp_path):
+    from typer.testing import CliRunner
+
+    from hcode.cli.app import app
+
+    with Warehouse.open(db) as wh:
+        run_id = _scene(wh, tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["companions", "--db", str(db), "--run", str(run_id), "--window", "10m", "--json"])
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.stdout)
+    assert {"run_id", "date", "window_minutes", "groups", "shown_vs_published"} <= set(doc)
+    assert (doc["run_id"], doc["date"], doc["window_minutes"]) == (run_id, "2022-06-14", 10)
+    [g] = doc["groups"]
+    assert set(g) == {"place_code", "place_name", "district_code", "from", "to", "persons", "unexplained",
+                      "first_color_companions", "shown", "authorities", "operators"}
+    assert {"scans", "compared", "more_severe", "less_severe", "not_compared"} <= set(doc["shown_vs_published"])
+    quiet = runner.invoke(app, ["companions", "--db", str(db), "--run", str(run_id), "--window", "1m"])
+    assert quiet.exit_code == 0 and "no gathering flagged" in quiet.stdout
+    assert runner.invoke(app, ["companions", "--db", str(db), "--window", "soon"]).exit_code == 2
