@@ -148,3 +148,17 @@ def test_cli_json_shape_and_exit_code(db, tmp_path):
     quiet = runner.invoke(app, ["companions", "--db", str(db), "--run", str(run_id), "--window", "1m"])
     assert quiet.exit_code == 0 and "no gathering flagged" in quiet.stdout
     assert runner.invoke(app, ["companions", "--db", str(db), "--window", "soon"]).exit_code == 2
+
+
+def test_evaluate_says_when_place_scans_never_arrived(db, tmp_path):
+    from typer.testing import CliRunner
+
+    from hcode.cli.app import app
+
+    with Warehouse.open(db) as wh:
+        register(wh, tmp_path, range(3), batch=D0)
+    res = CliRunner().invoke(app, ["evaluate", "--db", str(db), "--ruleset", HENAN, "--as-of", "2022-06-14",
+                                   "--dry-run", "--json"])
+    assert res.exit_code == 0
+    assert "place_scans: no file loaded yet; HA-R-03, HA-Y-01, HA-Y-02 read it" in res.stderr
+    assert json.loads(res.stdout)["persons"] == 3

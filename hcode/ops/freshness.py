@@ -185,3 +185,17 @@ def report_json(as_of: dt.date, report: tuple[FeedFreshness, ...]) -> dict:
 
 def late_feeds(report: tuple[FeedFreshness, ...]) -> tuple[FeedFreshness, ...]:
     return tuple(f for f in report if f.late)
+
+
+def never_arrived(con, ruleset) -> tuple[str, ...]:
+    """One sentence per place feed the ruleset's rules read that no live load ever brought
+    (the rules reading it match nobody through it): "place_scans: no file loaded yet; …"."""
+    feeds_of = rule_feeds(ruleset)
+    loaded = {f for (f,) in con.execute("SELECT DISTINCT feed FROM loads WHERE retracted_at IS NULL").fetchall()}
+    out = []
+    for feed in PLACE_FEEDS:
+        readers = [r for r, fs in feeds_of.items() if feed in fs]
+        if readers and feed not in loaded:
+            out.append(f"{feed}: no file loaded yet; {', '.join(readers)} read{'s' if len(readers) == 1 else ''} "
+                       "it and can match nobody through it")
+    return tuple(out)
