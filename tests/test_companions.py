@@ -162,3 +162,31 @@ def test_evaluate_says_when_place_scans_never_arrived(db, tmp_path):
     assert res.exit_code == 0
     assert "place_scans: no file loaded yet; HA-R-03, HA-Y-01, HA-Y-02 read it" in res.stderr
     assert json.loads(res.stdout)["persons"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ruleset", [HENAN, "shanghai@2022.05.23"])
+def test_nightly_purges_scans_past_retention_without_changing_published_codes(db, tmp_path, ruleset):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "registrations.csv").write_text("id_number,registered_at,district_code\n" + "".join(
+        f"{IDS[i]},2022-01-01,410102\n" for i in range(4)), encoding="utf-8")
+    (inbox / "cases.csv").write_text(f"id_number,case_type,reported_at\n{IDS[0]},confirmed,2022-05-10 08:00\n",
+                                     encoding="utf-8")
+    (inbox / "place_scans.csv").write_text(SCAN_HEAD + "\n" + "\n".join(scans([
+        (0, STATION, "2022-05-09 10:00:00", "green"), (1, STATION, "2022-05-09 10:10:00", "green"),  # 37 days
+        (2, STATION, "2022-05-18 10:00:00", "green"),  # exactly C - 28 days: kept
+        (3, STATION, "2022-06-14 10:00:00", "green")])) + "\n", encoding="utf-8")
+    res = run_nightly(db, inbox, ruleset, D, operator="tester", reports=tmp_path / "reports",
+                      now=dt.datetime(2022, 6, 15, 6))
+    assert res.published
+    night = json.loads((res.report_dir / "nightly.json").read_text(encoding="utf-8"))
+    assert night["retention"] == {"before": "2022-05-18", "removed": 2, "kept": 0}
+    with Warehouse.open(db) as wh:
+        from hcode.store.warehouse import one
+        assert one(wh.con, "SELECT count(*) FROM feed_place_scans") == (2,)
+        from hcode.runs.store import run_codes
+        before = run_codes(wh.con, res.run_id).select("person_key", "color", "explanation")
+        from hcode.ops.purge import needed_persons
+        assert needed_persons(wh, res.run_id, dt.datetime(2022, 5, 18), ("place_scans",)).len() == 0
+        assert run_codes(wh.con, res.run_id).select("person_key", "color", "explanation").equals(before)
