@@ -115,7 +115,10 @@ def test_nightly_warns_on_a_flagged_gathering_and_reports_counts_only(db, tmp_pa
     res = run_nightly(db, inbox, HENAN, dt.date(2022, 6, 15), operator="tester", reports=tmp_path / "reports",
                       now=dt.datetime(2022, 6, 16, 6))
     assert res.published and res.exit_code == 3
-    assert res.companions == {"flagged_groups": 1, "unexplained": 3, "note": None}
+    assert {k: res.companions[k] for k in ("flagged_groups", "unexplained", "note")} == \
+        {"flagged_groups": 1, "unexplained": 3, "note": None}
+    svp = res.as_json()["companions"]["shown_vs_published"]
+    assert (svp["scans"], svp["compared"], svp["more_severe"]) == (4, 4, 3)
     assert any(w.startswith("companions test: 3 unexplained person(s) among 4 at 郑州站西南出口") for w in res.warnings)
     report = (res.report_dir / "report.md").read_text(encoding="utf-8")
     assert "Companions test: flagged gatherings" in report and "郑州站西南出口" in report

@@ -70,7 +70,7 @@ class NightlyResult:
     previous_run: int | None = None
     summary: dict | None = field(default=None, repr=False)
     stages: dict = field(default_factory=dict)  # seconds per stage: load, evaluate, guard, publish, report
-    companions: dict | None = None  # {"flagged_groups", "unexplained", "note"}
+    companions: dict | None = None  # {"flagged_groups", "unexplained", "note", "shown_vs_published"}
     # what the caller may do next: "recompute" (the date was already published) or
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
@@ -232,7 +232,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
                          warnings, report_dir, previous, summary, stages,
                          {"flagged_groups": len(comp.groups), "unexplained": comp.unexplained,
-                          "note": comp.note})
+                          "note": comp.note, "shown_vs_published": comp.shown_vs_published.as_json()})
 
 
 @dataclass(frozen=True)
