@@ -54,13 +54,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db, read_only=True) as wh:
             res = companions(wh, run, parse_window(window))
         if json_out:
-            doc = res.as_json()
-            print_json({k: doc[k] for k in ("run_id", "date", "window_minutes", "groups")}
-                       | {"shown_vs_published": {k: doc["shown_vs_published"][k] for k in
-                                                 ("scans", "compared", "more_severe", "less_severe", "not_compared",
-                                                  "not_comparable", "by_district", "by_pair")},
-                          "published_run": res.published_run, "gatherings": res.gatherings,
-                          "unlisted_places": res.unlisted_places, "note": res.note})
+            print_json(res.as_json())
         else:
             _render(res)
         if res.flagged:

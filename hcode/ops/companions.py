@@ -98,6 +98,7 @@ class CompanionsResult:
         return sum(g.unexplained for g in self.groups)
 
     def as_json(self) -> dict[str, Any]:
+        """What `hcode companions --json` prints and the nightly report keeps."""
         return {"run_id": self.run_id, "date": self.date.isoformat(), "window_minutes": self.window_minutes,
                 "published_run": self.published_run, "gatherings": self.gatherings,
                 "groups": [g.as_json() for g in self.groups],
