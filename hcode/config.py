@@ -23,7 +23,9 @@ from hcode.feeds import FEEDS
 CONFIG_NAME = "hcode.toml"
 
 # Expected cadence in days per feed; None = never late (sent only when something happens).
+# place feeds are judged only when the ruleset reads them (hcode.ops.freshness)
 DEFAULT_CADENCE: dict[str, int | None] = {f.name: f.cadence for f in FEEDS.values()}
+DEFAULT_RETENTION = {"place_scans_days": 28}
 
 
 class ConfigError(HcodeError):
@@ -62,11 +64,28 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long personal data with a retention limit is kept (`[retention]`)."""
+
+    place_scans_days: int = 28  # scans before the night's cut-off minus this many days are purged
+
+
+@dataclass(frozen=True)
 class Config:
     cadence: Mapping[str, int | None] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_CADENCE)))
     guard: GuardConfig = field(default_factory=GuardConfig)
     source: Path | None = None  # the file read, if any
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+
+
+def _retention(path: Path, table: Mapping[str, Any]) -> RetentionConfig:
+    for k, v in table.items():
+        if k not in DEFAULT_RETENTION:
+            raise ConfigError(f"{path}: [retention] {k}: unknown key (known: {', '.join(DEFAULT_RETENTION)})")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{path}: [retention] {k} = {v!r}: give a whole number of days (1 or more)")
+    return RetentionConfig(**table)
 
 
 def config_path(db: str | Path) -> Path:
@@ -139,8 +158,10 @@ def load_config(db: str | Path | None = None, path: Path | None = None) -> Confi
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = set(doc) - {"freshness", "guard", "ingest"}
+    unknown = set(doc) - {"freshness", "guard", "ingest", "retention"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: freshness, guard, ingest)")
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} "
+                          "(known: freshness, guard, ingest, retention)")
     return Config(MappingProxyType(_cadence(path, doc.get("freshness", {}))),
-                  _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})))
+                  _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})),
+                  _retention(path, doc.get("retention", {})))

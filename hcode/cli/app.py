@@ -11,10 +11,23 @@ import inspect
 
 import typer
 
-from hcode.cli import backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse
+from hcode.cli import (
+    backtest,
+    companions,
+    demo,
+    diff,
+    ingest,
+    nightly,
+    ops,
+    rules,
+    rulesdiff,
+    runs,
+    sample,
+    warehouse,
+)
 
 # The command groups, in registration order (`rulesdiff` attaches to the group `rules` made).
-GROUPS = (backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
+GROUPS = (backtest, companions, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
 
 app = typer.Typer(
     name="hcode",

@@ -5,6 +5,7 @@ typed as the feeds store them (`to_value`), with every mistake reported at load 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hcode.errors import RulesetError
@@ -65,9 +66,33 @@ def check_example(e: Any, file: str, line: int, palette: tuple[str, ...], rules:
         as_of = to_date(e.get("as_of"), file, line)
     except RulesetError as exc:
         bad(str(exc).split(": ", 1)[-1])
+    events = _example_events(e.get("events") or {}, e, bad)
+    others: list[dict[str, tuple[dict[str, object], ...]]] = []
+    for i, other in enumerate(e.get("others") or []):
+        if not isinstance(other, Located.Map):
+            bad(f"others[{i}] is a mapping of feeds to rows")
+            continue
+        others.append(_example_events(other, e, bad))
+    expect = e.get("expect") or {}
+    color = str(expect.get("color"))
+    if color not in palette:
+        bad(f"expected colour {color!r} is not in the palette")
+    ids = {r.id for r in rules if r}
+    exp_rules = expect.get("rules")
+    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
+        if rid not in ids:
+            bad(f"unknown rule {rid!r}")
+    if len(errs.items) > n0 or as_of is None:  # as_of is None only after an error
+        return None
+    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
+                   expect.get("rule"), file, line, tuple(others))
+
+
+def _example_events(doc: Any, e: Any, bad: Callable[[str, int | None], None]) -> dict[str, tuple[dict[str, object], ...]]:
+    """One person's events of an example, typed as the feeds store them."""
     events: dict[str, tuple[dict[str, object], ...]] = {}
-    for feed_name, rows in (e.get("events") or {}).items():
-        ln = e["events"].line_of(feed_name)
+    for feed_name, rows in doc.items():
+        ln = doc.line_of(feed_name) if isinstance(doc, Located.Map) else e.line
         if feed_name not in FEEDS:
             bad(f"unknown feed {feed_name!r}", ln)
             continue
@@ -93,16 +118,4 @@ def check_example(e: Any, file: str, line: int, palette: tuple[str, ...], rules:
                     bad(f"{feed_name}.{c.name}: {exc}", ln)
             typed.append(out)
         events[feed_name] = tuple(typed)
-    expect = e.get("expect") or {}
-    color = str(expect.get("color"))
-    if color not in palette:
-        bad(f"expected colour {color!r} is not in the palette")
-    ids = {r.id for r in rules if r}
-    exp_rules = expect.get("rules")
-    for rid in [*(exp_rules or []), *([expect["rule"]] if expect.get("rule") not in (None, "override") else [])]:
-        if rid not in ids:
-            bad(f"unknown rule {rid!r}")
-    if len(errs.items) > n0 or as_of is None:  # as_of is None only after an error
-        return None
-    return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
-                   expect.get("rule"), file, line)
+    return events

@@ -34,7 +34,7 @@ from hcode.rules.lang import (
     walk,
 )
 from hcode.rules.parse import ParseError, parse_duration, parse_expr, parse_fact
-from hcode.rules.ruleset import Fact, Rule, Ruleset
+from hcode.rules.ruleset import PLACE_TOKEN, Fact, Rule, Ruleset
 from hcode.rules.yaml_lines import Located, load_located
 
 TOP_KEYS = {"province", "version", "effective_from", "title", "basis", "palette", "extends", "remove",
@@ -201,6 +201,8 @@ def _merge_rules(doc: Located.Map, parent: Ruleset | None, file: str, errs: Load
 def _evidence_ok(text: str, feed: str) -> bool:
     """Braces in an evidence text only as `{column}` naming a stored column of the feed."""
     names = {c.name for c in FEEDS[feed].stored_columns} if feed in FEEDS else set()
+    if "place_code" in names:  # {place}: the registered name of the row's place (PLACE_TOKEN)
+        names.add(PLACE_TOKEN.strip("{}"))
     rest = re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: "" if m.group(1) in names else "{}", text)
     return "{" not in rest and "}" not in rest
 
