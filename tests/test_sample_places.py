@@ -8,9 +8,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from hcode.engine.days import DayCodes
 from hcode.ingest.load import ingest
 from hcode.ops.companions import companions
 from hcode.rules.load import find_ruleset
+from hcode.runs.backtest import backtest
 from hcode.runs.store import evaluate_warehouse, run_codes, store_run
 from hcode.sample.night import generate, write
 from hcode.sample.places import place_count
@@ -66,3 +68,22 @@ def test_planted_place_persons_and_the_scene(night, wh, tmp_path):
     control = {person_key(i, wh.key) for i in scene["control"]["persons"]}
     assert not control & set(res.members["person_key"])
     assert res.shown_vs_published.more_severe == 6 and res.shown_vs_published.less_severe >= 0
+
+
+@pytest.mark.slow
+def test_backtest_days_of_henan_are_evaluate_person_by_person(night, wh, tmp_path):
+    """The backtest's shared reads (listings once per range, companion seeds per day) give each
+    day exactly the colours and deciding rules of `evaluate` for the Henan rules."""
+    write(night, tmp_path / "n")
+    ingest(wh, [tmp_path / "n"], now=dt.datetime(2022, 6, 15, 6))
+    henan = find_ruleset("henan@2022.06.01")
+    seen: dict[dt.date, DayCodes] = {}
+    bt = backtest(wh, henan, AS_OF - dt.timedelta(days=2), AS_OF, on_day=lambda a, b: seen.setdefault(a.day, a))
+    assert len(bt.days) == 3 and sorted(seen) == [d.date for d in bt.days]
+    deciding: set[str] = set()
+    for day, codes in seen.items():
+        ev, _, _ = evaluate_warehouse(wh, henan, day)
+        assert codes.codes().equals(ev.codes.select("pid", "color", "rule")), day
+        deciding |= set(codes.rules())
+    # the planted place persons: a place listing and a companion decide codes on these days
+    assert {"HA-R-03", "HA-Y-02"} <= deciding

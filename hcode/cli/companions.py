@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from hcode.cli.common import DbOption, JsonOption, handle_errors, out, print_json
+from hcode.cli.common import DbOption, JsonOption, handle_errors, out, print_json, t_
 from hcode.errors import UsageError
 from hcode.store.warehouse import Warehouse
 
@@ -78,9 +78,9 @@ def _render(res: CompanionsResult) -> None:
     t = Table(title=f"{len(res.groups)} flagged gathering(s)")
     for c in ("place", "district", "from", "to", "persons", "unexplained", f"{res.first_color} companions",
               "authorities", "operators"):
-        t.add_column(c)
-    for g in res.groups:
-        t.add_row(f"{g.place_name} ({g.place_code})", g.district_code or "-", f"{g.start:%H:%M:%S}",
+        t.add_column(t_(c))
+    for g in res.groups:  # place names, authorities and operators come from data: escaped
+        t.add_row(t_(f"{g.place_name} ({g.place_code})"), t_(g.district_code or "-"), f"{g.start:%H:%M:%S}",
                   f"{g.end:%H:%M:%S}", str(g.persons), str(g.unexplained), str(g.first_color_companions),
-                  "; ".join(g.authorities) or "-", "; ".join(g.operators) or "-")
+                  t_("; ".join(g.authorities) or "-"), t_("; ".join(g.operators) or "-"))
     out.print(t)

@@ -31,6 +31,7 @@ import polars as pl
 from hcode.rules.ruleset import Ruleset
 from hcode.runs.store import RunInfo, get_run, stored_ruleset
 from hcode.store.warehouse import Warehouse, one, to_polars
+from hcode.textsafe import mask_ids_in
 
 DEFAULT_WINDOW = dt.timedelta(minutes=10)
 UNKNOWN_DISTRICT = "unknown"
@@ -98,12 +99,14 @@ class CompanionsResult:
         return sum(g.unexplained for g in self.groups)
 
     def as_json(self) -> dict[str, Any]:
-        """What `hcode companions --json` prints and the nightly report keeps."""
-        return {"run_id": self.run_id, "date": self.date.isoformat(), "window_minutes": self.window_minutes,
+        """What `hcode companions --json` prints and the nightly report keeps (id-shaped values
+        masked: place names and operators are text from data)."""
+        out: dict[str, Any] = mask_ids_in({"run_id": self.run_id, "date": self.date.isoformat(), "window_minutes": self.window_minutes,
                 "published_run": self.published_run, "gatherings": self.gatherings,
                 "groups": [g.as_json() for g in self.groups],
                 "shown_vs_published": self.shown_vs_published.as_json(),
-                "unlisted_places": self.unlisted_places, "first_color": self.first_color, "note": self.note}
+                "unlisted_places": self.unlisted_places, "first_color": self.first_color, "note": self.note})
+        return out
 
 
 def published_before(con: duckdb.DuckDBPyConnection, run: RunInfo) -> int | None:
