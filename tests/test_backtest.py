@@ -26,7 +26,7 @@ from hcode.store.warehouse import Warehouse
 
 PLANTED = json.loads((sample_data_dir() / "planted.json").read_text(encoding="utf-8"))
 LOADED_AT = dt.datetime.fromisoformat(PLANTED["loaded_at"])
-KEY = "backtest-test-key"
+KEY = "backtest-test-key-of-32-characters"
 TRIAL = """province: shanghai
 version: 2022.07.01
 extends: 2022.06.28

@@ -173,7 +173,7 @@ def test_the_sample_night_yellow_jump_is_held_back(tmp_path, monkeypatch):
     from hcode.store import warehouse
     from hcode.store.warehouse import Warehouse
 
-    monkeypatch.setenv("HCODE_KEY", "guard-test-key")
+    monkeypatch.setenv("HCODE_KEY", "guard-test-key-of-thirty-two-characters")
     db = tmp_path / "w.duckdb"
     warehouse.init(db)
     inbox = tmp_path / "inbox"
