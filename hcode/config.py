@@ -27,7 +27,9 @@ from hcode.feeds import FEEDS
 CONFIG_NAME = "hcode.toml"
 
 # Expected cadence in days per feed; None = never late (sent only when something happens).
+# place feeds are judged only when the ruleset reads them (hcode.ops.freshness)
 DEFAULT_CADENCE: dict[str, int | None] = {f.name: f.cadence for f in FEEDS.values()}
+DEFAULT_RETENTION = {"place_scans_days": 28}
 
 
 class ConfigError(HcodeError):
@@ -66,6 +68,13 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long personal data with a retention limit is kept (`[retention]`)."""
+
+    place_scans_days: int = 28  # scans before the night's cut-off minus this many days are purged
+
+
+@dataclass(frozen=True)
 class Config:
     cadence: Mapping[str, int | None] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_CADENCE)))
     guard: GuardConfig = field(default_factory=GuardConfig)
@@ -74,6 +83,7 @@ class Config:
     buckets: int | None = None  # [engine] buckets; None: derived from the population and the memory limit
     memory: int | None = None  # [memory] limit in bytes; None: a share of the machine's memory
     lake: str | None = None  # [lake] path: where --engine spark's lake is written (default <db>.lake)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def memory_limit(self) -> int:
@@ -121,6 +131,15 @@ def _positive(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where} = {value!r}: give a whole number of buckets, 1 or more")
     return value
+
+
+def _retention(path: Path, table: Mapping[str, Any]) -> RetentionConfig:
+    for k, v in table.items():
+        if k not in DEFAULT_RETENTION:
+            raise ConfigError(f"{path}: [retention] {k}: unknown key (known: {', '.join(DEFAULT_RETENTION)})")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{path}: [retention] {k} = {v!r}: give a whole number of days (1 or more)")
+    return RetentionConfig(**table)
 
 
 def config_path(db: str | Path) -> Path:
@@ -193,14 +212,15 @@ def load_config(db: str | Path | None = None, path: Path | None = None) -> Confi
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    known = ("freshness", "guard", "ingest", "engine", "memory", "lake")
+    known = ("freshness", "guard", "ingest", "engine", "memory", "lake", "retention")
     unknown = set(doc) - set(known)
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     return Config(MappingProxyType(_cadence(path, doc.get("freshness", {}))),
                   _guard(path, doc.get("guard", {})), path, _ingest(path, doc.get("ingest", {})),
                   _section_value(path, doc, "engine", "buckets", lambda v, w: _positive(v, w)),
-                  _section_value(path, doc, "memory", "limit", _size), _lake(path, doc.get("lake", {})))
+                  _section_value(path, doc, "memory", "limit", _size), _lake(path, doc.get("lake", {})),
+                  _retention(path, doc.get("retention", {})))
 
 
 def _lake(path: Path, table: Mapping[str, Any]) -> str | None:

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     COLOR = "color"  # any word, lower-cased; judged against a ruleset's palette at run time
     ORIGIN = "origin"  # ISO 3166-1 alpha-2, upper-cased
     TEXT = "text"  # free text, trimmed
+    PLACE = "place"  # site code: 1-32 of A-Z, 0-9 and '-', trimmed and upper-cased
 
     @property
     def value_type(self) -> str:
@@ -67,6 +68,8 @@ class Feed:
     columns: tuple[Column, ...]
     meaning: str
     cadence: int | None = 1  # expected days between files; None: sent only when something happens
+    # (start, end) columns whose end may not lie before the start (a bad row otherwise)
+    ordered: tuple[str, str] | None = None
 
     @property
     def has_person(self) -> bool:
@@ -159,8 +162,27 @@ FEEDS: dict[str, Feed] = {
               _c("operator", Kind.TEXT), _c("reason", Kind.TEXT), _c("issued_at", Kind.TIMESTAMP),
               _c("expires_at", Kind.TIMESTAMP, nullable=True, future_ok=True)),
              "a manual change of the person's code", cadence=None),
+        Feed("places", "health-code platform (site-code registry)",
+             (_c("place_code", Kind.PLACE), _c("name", Kind.TEXT), _c("district_code", Kind.CODE6),
+              _c("registered_at", Kind.TIMESTAMP)),
+             "a site code was issued for the place; the latest row per place_code gives its name and district",
+             cadence=7),
+        Feed("place_scans", "health-code platform (scan log)",
+             (ID, _c("place_code", Kind.PLACE), _c("scanned_at", Kind.TIMESTAMP), _c("shown_color", Kind.COLOR)),
+             "the person's code was scanned at that place at that time, and the platform showed shown_color"),
+        Feed("risk_places", "CDC / health commission",
+             (_c("place_code", Kind.PLACE), _c("level", Kind.ENUM, "high", "medium", "low"),
+              _c("valid_from", Kind.TIMESTAMP), _c("valid_to", Kind.TIMESTAMP, nullable=True, future_ok=True)),
+             "the place was listed at that level from valid_from (inclusive) to valid_to (exclusive)",
+             cadence=7, ordered=("valid_from", "valid_to")),
     )
 }
+
+# Listings: feeds without persons that a rule joins by a key and a validity interval
+# (`risk_area(...)` and `risk_place(...)` in the rule language).
+LISTINGS: dict[str, tuple[str, str]] = {"risk_area": ("risk_areas", "region_code"),
+                                        "risk_place": ("risk_places", "place_code")}
+PLACE_FEEDS = ("places", "place_scans", "risk_places")
 
 # The codes: one row per person, keyed by `pid` inside the engine and by `person_key`
 # once stored or compared (`codes_schema`).

@@ -27,6 +27,7 @@ from hcode.textsafe import mask_ids_expr
 ASCII_WS = " \t\n\r\x0b\x0c"
 TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M")
 COLOR_PATTERN = r"^[a-z][a-z0-9_-]*$"
+PLACE_PATTERN = r"^[A-Z0-9-]{1,32}$"
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,8 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
         return _pattern(s, col, COLOR_PATTERN, "not a colour word", "lower")
     if k is Kind.ORIGIN:
         return _pattern(s, col, r"^[A-Z]{2}$", "not a two-letter country code", "upper")
+    if k is Kind.PLACE:
+        return _pattern(s, col, PLACE_PATTERN, "not a place code (1-32 of A-Z, 0-9 and '-')", "upper")
     if k is Kind.TEXT:  # free text is kept for people: an id number in it is masked
         val = pl.select(mask_ids_expr(pl.lit(_text(s.cast(pl.String))))).to_series().alias(col.name)
         return val, _empty_reason(val).alias(col.name)
@@ -245,6 +248,12 @@ def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Se
         if checking and id_col is not None:
             v, r, ids = checking.result()
             done[id_col.name] = (v, r)
+    if feed.ordered:
+        start, end = feed.ordered
+        (a, ra), (b, rb) = done[start], done[end]
+        before = (b < a) & ra.is_null() & rb.is_null()
+        if before.any():
+            done[end] = (b, rb.scatter(before.fill_null(False).arg_true(), f"before {start}"))
     values = [done[c.name][0].alias(c.name) for c in feed.columns]
     reasons = [done[c.name][1].cast(pl.String).alias(c.name) for c in feed.columns]
     return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids)
@@ -259,6 +268,6 @@ def parquet_type_ok(dtype: pl.DataType, col: Column) -> bool:
         return isinstance(dtype, pl.Datetime) or dtype == pl.Date
     if k is Kind.BOOL:
         return dtype == pl.Boolean or dtype.is_integer()
-    if k in (Kind.ID_NUMBER, Kind.CODE6, Kind.CODE2):
+    if k in (Kind.ID_NUMBER, Kind.CODE6, Kind.CODE2, Kind.PLACE):
         return dtype.is_integer()
     return False

@@ -24,6 +24,12 @@ GRID = sorted({CUTOFF - dt.timedelta(hours=6 * k) for k in range(-1, 4 * 22)}
               | {dt.datetime(2022, 5, 1)})
 times = st.sampled_from(GRID)
 REGIONS = ["310104", "330102"]
+PLACES = ["ZZ-STATION-SW", "ZZ-MARKET-1"]
+# scans land near grid times, a few minutes either side, so that companions at exactly the
+# window (30 minutes), just inside and just outside it are frequent
+SCAN_BASES = [CUTOFF - dt.timedelta(days=d) for d in (1, 3, 7, 14)] + [CUTOFF - dt.timedelta(hours=30)]
+scan_times = st.builds(lambda t, m: t + dt.timedelta(minutes=m), st.sampled_from(SCAN_BASES) | times,
+                       st.sampled_from([0, 10, 29, 30, 31, -30]))
 
 
 def _rows(**cols):
@@ -48,6 +54,8 @@ FEED_ROWS = {
         color=st.sampled_from(["green", "yellow", "red", "orange"]), authority=st.just("office"),
         basis=st.just("notice"), operator=st.just("op1"), reason=st.just("review"), issued_at=times,
         expires_at=st.none() | times)), max_size=2),
+    "place_scans": _rows(place_code=st.sampled_from(PLACES), scanned_at=scan_times,
+                         shown_color=st.sampled_from(["green", "yellow", "red", "blue"])),
     "registrations": st.lists(st.fixed_dictionaries(dict(
         registered_at=st.sampled_from([dt.datetime(2022, 1, 1), dt.datetime(2022, 6, 1), CUTOFF]),
         district_code=st.sampled_from(["310101", "310104"]))), min_size=1, max_size=2),
@@ -55,6 +63,9 @@ FEED_ROWS = {
 RISK_ROWS = st.lists(st.fixed_dictionaries(dict(
     region_code=st.sampled_from(REGIONS), level=st.sampled_from(["high", "medium", "low"]), valid_from=times,
     valid_to=st.none() | times)), max_size=3)
+RISK_PLACE_ROWS = st.lists(st.fixed_dictionaries(dict(
+    place_code=st.sampled_from(PLACES), level=st.sampled_from(["high", "medium", "low"]), valid_from=scan_times,
+    valid_to=st.none() | scan_times)), max_size=3)
 
 
 @st.composite
@@ -72,6 +83,11 @@ def population(draw, max_persons: int = 5) -> dict[str, pl.DataFrame]:
     risk = draw(RISK_ROWS)
     frames["risk_areas"] = (pl.DataFrame(risk, schema=feed_schema("risk_areas"), orient="row") if risk
                             else pl.DataFrame(schema=feed_schema("risk_areas")))
+    listed = draw(RISK_PLACE_ROWS)
+    frames["risk_places"] = (pl.DataFrame(listed, schema=feed_schema("risk_places"), orient="row") if listed
+                             else pl.DataFrame(schema=feed_schema("risk_places")))
+    frames["places"] = pl.DataFrame({"place_code": PLACES[:1], "name": ["郑州站西南出口"], "district_code": ["410102"],
+                                     "registered_at": [dt.datetime(2022, 1, 1)]}, schema=feed_schema("places"))
     return frames
 
 

@@ -22,7 +22,7 @@ KEY = ["pid", "district_code", "color", "rule", "matched_rules"]
 
 
 def test_all_shipped_rulesets_are_covered():
-    assert NAMES == ["shanghai@2022.05.23", "shanghai@2022.06.28", "zhejiang@2022.03.01"]
+    assert NAMES == ["henan@2022.06.01", "shanghai@2022.05.23", "shanghai@2022.06.28", "zhejiang@2022.03.01"]
 
 
 @pytest.mark.slow

@@ -93,6 +93,11 @@ def test_children_lists_every_sub_expression_of_every_node():
                Compare("=", leaf, Lit(1)), Arith("+", leaf, Duration(1, "days")), And((leaf, Name("y"))),
                Or((leaf, Name("y"))), Not(leaf), IsNull(leaf), InList(leaf, (Lit("a"),)), lang.IsTrue(leaf),
                Within(leaf, Duration(1, "days")), RiskArea(leaf, Name("t"), ("high",)),
+               RiskArea(leaf, Name("t"), ("high",), "risk_place"),
+               lang.Companion(Duration(30, "minutes"), "cases", "reported_at", Duration(-4, "days"),
+                              Duration(1, "days"), where=leaf),
+               lang.Companion(Duration(30, "minutes"), "cases", "reported_at", Duration(-4, "days"),
+                              Duration(1, "days")),
                Aggregate("exists", "contacts", where=leaf)]
     node_types = {c for c in vars(lang).values() if isinstance(c, type) and issubclass(c, lang.Node)}
     assert {type(n) for n in samples} == node_types - {lang.Node}
@@ -100,7 +105,9 @@ def test_children_lists_every_sub_expression_of_every_node():
         subs = []
         for f in dataclasses.fields(n):
             v = getattr(n, f.name)
-            if f.name in ("span", "values"):  # a Within's span and an InList's values are constants
+            # a Within's span, an InList's values and a companion's window and interval are constants
+            if (type(n).__name__, f.name) in {("Within", "span"), ("InList", "values"), ("Companion", "window"),
+                                              ("Companion", "lo"), ("Companion", "hi")}:
                 continue
             if isinstance(v, lang.Node):
                 subs.append(v)

@@ -59,7 +59,10 @@ def parent(tmp_path):
 
 def test_shipped_rulesets_load_with_the_rules_of_rules_md():
     assert [(s.province, s.version) for s in shipped()] == [
-        ("shanghai", "2022.05.23"), ("shanghai", "2022.06.28"), ("zhejiang", "2022.03.01")]
+        ("henan", "2022.06.01"), ("shanghai", "2022.05.23"), ("shanghai", "2022.06.28"), ("zhejiang", "2022.03.01")]
+    ha = find_ruleset("henan@2022.06.01")
+    assert [r.id for r in ha.rules] == ["HA-R-01", "HA-R-02", "HA-R-03", "HA-Y-01", "HA-Y-02", "NR-R-01", "NR-Y-01"]
+    assert ha.rule("HA-Y-02").window.src() == "3 days" and ha.rule("HA-R-03").window.src() == "7 days"
     sh = find_ruleset("shanghai@2022.05.23")
     assert [r.id for r in sh.rules] == ["SH-R-01", "SH-R-02", "SH-R-03", "SH-R-04", "SH-R-05", "NR-R-01", "NR-Y-01"]
     assert sh.palette == ("green", "yellow", "red")

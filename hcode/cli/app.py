@@ -11,11 +11,12 @@ import inspect
 
 import typer
 
-from hcode.cli import backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse
+from hcode.cli import backtest, companions, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample
+from hcode.cli import warehouse as warehouse_cmds
 from hcode.cli.common import VersionOption
 
 # The command groups, in registration order (`rulesdiff` attaches to the group `rules` made).
-GROUPS = (backtest, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse)
+GROUPS = (backtest, companions, demo, diff, ingest, nightly, ops, rules, rulesdiff, runs, sample, warehouse_cmds)
 
 app = typer.Typer(
     name="hcode",

@@ -90,6 +90,10 @@ def register(app: typer.Typer) -> None:
             with err.status(f"evaluating {rs.name} as of {day}", spinner="dots") if err.is_terminal else _null():
                 run = compute_run(wh, rs, day, lang=lang, store=not dry_run, operator=operator, codes_file=out_file,
                                   engine=engine, spark_master=spark_master)
+            from hcode.ops.freshness import never_arrived
+
+            for line in never_arrived(wh.con, rs):
+                err.print(f"warning: {line}", highlight=False, markup=False)
         if json_out:
             print_json(run.as_json())
             return

@@ -39,18 +39,25 @@ def register(app: typer.Typer) -> None:
         encoding: Annotated[list[str] | None, typer.Option(
             "--encoding", help="FEED=ENCODING for a CSV file: utf-8 (default), utf-8-sig (with BOM) or gbk; "
                                "repeatable.")] = None,
+        scans_per_day: Annotated[float, typer.Option(
+            "--scans-per-day", help="Place-code scans per resident per day (0: no place feeds at all).")]
+        = sample.DEFAULT_SCANS,
         json_out: JsonOption = False,
     ) -> None:
         """Write a synthetic night of department exports: one file per feed plus planted.json.
 
         Realistic rates for N random residents over the 14 days before D, plus planted persons
         with known expected codes for every rule of every shipped ruleset and a few deliberately
-        bad rows; planted.json lists both. Deterministic for (residents, seed, as-of).
+        bad rows; planted.json lists both. Place codes: a registry of a few places per hundred
+        residents, about --scans-per-day scans a resident a day, a few risk places, planted
+        persons for the Henan rules, and the article's station scene (planted.json "scene").
+        Deterministic for (residents, seed, as-of, scans-per-day).
 
         Example:
 
             hcode sample --out night/ --residents 100000 --seed 1 --as-of 2022-06-14
             hcode sample --out night/ --format parquet --json
+            hcode sample --out night/ --scans-per-day 0
         """
         day = parse_date(as_of)
         encodings = _encodings(encoding or [])
@@ -58,9 +65,10 @@ def register(app: typer.Typer) -> None:
             with Progress(console=err, transient=True) as bar:
                 task = bar.add_task("generating", total=len(FEEDS))
                 res = sample.generate_and_write(out, residents, seed, day, fmt, encodings,
-                                                progress=lambda feed: bar.advance(task))
+                                                progress=lambda feed: bar.advance(task),
+                                                scans_per_day=scans_per_day)
         else:
-            res = sample.generate_and_write(out, residents, seed, day, fmt, encodings)
+            res = sample.generate_and_write(out, residents, seed, day, fmt, encodings, scans_per_day=scans_per_day)
         if json_out:
             print_json(res.as_json())
             return

@@ -11,13 +11,13 @@ A node this module does not know raises `UnsupportedNode` by name, never a silen
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from hcode.feeds import FEEDS, TIMESTAMP, Kind
+from hcode.feeds import FEEDS, LISTINGS, TIMESTAMP, Kind
 from hcode.rules.lang import (
     AggKind,
     Aggregate,
@@ -26,6 +26,7 @@ from hcode.rules.lang import (
     ArithOp,
     CmpOp,
     Column,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -133,13 +134,17 @@ def _within(n: Within, ctx: Ctx) -> pl.Expr:
 
 
 def _risk(n: RiskArea, ctx: Ctx) -> pl.Expr:
-    raise UnsupportedNode("risk_area(...) is compiled as a join by compile_fact, not as an expression")
+    raise UnsupportedNode(f"{n.listing}(...) is compiled as a join by compile_fact, not as an expression")
+
+
+def _companion(n: Companion, ctx: Ctx) -> pl.Expr:
+    raise UnsupportedNode("companion(...) is compiled as a join by compile_fact, not as an expression")
 
 
 _COMPILERS: dict[type[Node], Callable[[Any, Ctx], pl.Expr]] = {
     Lit: _lit, Duration: _duration, Column: _column, FactRef: _fact, Cutoff: _cutoff, Compare: _compare,
     Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, IsTrue: _istrue, InList: _inlist,
-    Within: _within, RiskArea: _risk,
+    Within: _within, RiskArea: _risk, Companion: _companion,
 }
 
 
@@ -185,12 +190,17 @@ def _nullifies(node: Node, fact: str) -> bool:
 
 
 def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFrame | None,
-                 inner: bool, risk: pl.LazyFrame, evidence_template: str | None, ctx: Ctx) -> pl.LazyFrame:
+                 inner: bool, risk: pl.LazyFrame | Mapping[str, pl.LazyFrame], evidence_template: str | None,
+                 ctx: Ctx) -> pl.LazyFrame:
     """The fact as a lazy frame ``pid, <name>, __t_<name>[, __d_<name>]`` holding only persons
     with a non-null value (exists: true; count: at least one row).
 
     `rows` are the feed's rows already restricted to event time < cut-off; `deps` the frame of
-    the facts the `where` reads (`inner` when the where rejects persons without them)."""
+    the facts the `where` reads (`inner` when the where rejects persons without them). `risk`
+    holds the side frames the joins need, by name: the listings (`risk_areas`, `risk_places`),
+    `places` (names for the evidence's ``{place}``) and, under `companion_key(node)`, each
+    companion's seed scans (`companion_seeds`); a bare frame is `risk_areas`."""
+    aux: Mapping[str, pl.LazyFrame] = {"risk_areas": risk} if isinstance(risk, pl.LazyFrame) else risk
     feed = FEEDS[agg.feed]
     t = feed.event_time
     if agg.per:
@@ -198,11 +208,15 @@ def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFra
     if deps is not None:
         rows = rows.join(deps, on="pid", how="inner" if inner else "left")
     terms = list(agg.where.items if isinstance(agg.where, And) else (agg.where,)) if agg.where is not None else []
-    plain = [compile_expr(x, ctx) for x in terms if not isinstance(x, RiskArea)]
+    plain = [compile_expr(x, ctx) for x in terms if not isinstance(x, RiskArea | Companion)]
     if plain:
         rows = rows.filter(pl.all_horizontal(plain) if len(plain) > 1 else plain[0])
     for ra in (x for x in terms if isinstance(x, RiskArea)):
-        rows = _join_risk(rows, ra, risk, ctx)
+        rows = _join_risk(rows, ra, aux[LISTINGS[ra.listing][0]], ctx)
+    for comp in (x for x in terms if isinstance(x, Companion)):
+        rows = join_companion(rows, comp, aux[companion_key(comp)])
+    if evidence_template and "{place}" in evidence_template and "place_code" in rows.collect_schema().names():
+        rows = with_place_name(rows, aux.get("places"))
     value = pl.col(agg.column) if agg.column else pl.col(t)
     if agg.column:
         rows = rows.filter(value.is_not_null())
@@ -230,6 +244,13 @@ def compile_fact(name: str, agg: Aggregate, rows: pl.LazyFrame, deps: pl.LazyFra
     return out
 
 
+def template_names(feed: str) -> set[str]:
+    """The names an evidence text may hold in braces: the feed's columns, and ``place`` (the
+    place's name from `places`, else its code) for a feed with a place code."""
+    names = {c.name for c in FEEDS[feed].stored_columns}
+    return names | {"place"} if "place_code" in names else names
+
+
 def has_template(text: str, feed: str) -> bool:
     """Whether an evidence text names a column of the feed (then each person's text is built
     from the evidence row)."""
@@ -247,7 +268,7 @@ def _template(text: str, feed: str) -> tuple[str, list[str]]:
             break
         k = fmt.find("}", j)
         name = fmt[j + 1:k] if k > j else ""
-        if k < 0 or name not in {c.name for c in FEEDS[feed].stored_columns}:
+        if k < 0 or name not in template_names(feed):
             out.append(fmt[i:j + 1])
             i = j + 1
             continue
@@ -263,12 +284,85 @@ def _join_risk(rows: pl.LazyFrame, ra: RiskArea, risk: pl.LazyFrame, ctx: Ctx) -
     per match: latest/earliest/exists are unaffected and count counts distinct rows."""
     assert isinstance(ra.region, Column)  # resolve_fact guarantees a column
     region = ra.region.name
+    key = LISTINGS[ra.listing][1]
     time = compile_expr(ra.time, ctx)
     areas = (risk.filter(pl.col("level").is_in(list(ra.levels)))
-             .select(pl.col("region_code").alias(region), pl.col("valid_from").alias("__vf"),
+             .select(pl.col(key).alias(region), pl.col("valid_from").alias("__vf"),
                      pl.col("valid_to").alias("__vt")))
     cols = rows.collect_schema().names()
     hit = (rows.with_columns(time.alias("__at"))
            .join(areas, on=region, how="inner")
            .filter((pl.col("__vf") <= pl.col("__at")) & (pl.col("__vt").is_null() | (pl.col("__at") < pl.col("__vt")))))
     return hit.select(cols)
+
+
+# ---------------------------------------------------------------- places
+
+
+def companion_key(n: Companion) -> str:
+    """The name under which a companion's seed scans are handed to `compile_fact`."""
+    return "companion:" + n.src()
+
+
+def companion_seeds(n: Companion, feed_rows: pl.LazyFrame, scans: pl.LazyFrame, ctx: Ctx) -> pl.LazyFrame:
+    """The scans that make a companion: ``__q`` (the other person), ``place_code``, ``__ts``:
+    scans of persons having a row of `n.feed` (before C, satisfying `n.where`) whose time lies
+    in [column + lo, column + hi). Each row of the feed gives its own interval. `scans` may be
+    narrowed to those persons already (the seeds are few: the persons with a case)."""
+    rows = feed_rows
+    if n.where is not None:
+        rows = rows.filter(compile_expr(n.where, ctx))
+    spans = (rows.select("pid", (pl.col(n.column) + pl.lit(n.lo.delta)).alias("__lo"),
+                         (pl.col(n.column) + pl.lit(n.hi.delta)).alias("__hi"))
+             .drop_nulls().unique())
+    return (scans.join(spans.select("pid").unique(), on="pid", how="semi")
+            .join(spans, on="pid", how="inner")
+            .filter((pl.col("scanned_at") >= pl.col("__lo")) & (pl.col("scanned_at") < pl.col("__hi")))
+            .select(pl.col("pid").alias("__q"), "place_code", pl.col("scanned_at").alias("__ts"))
+            .unique())
+
+
+def _slot(col: str, width: int) -> pl.Expr:
+    return pl.col(col).dt.epoch("us").floordiv(width)
+
+
+def join_companion(rows: pl.LazyFrame, n: Companion, seeds: pl.LazyFrame) -> pl.LazyFrame:
+    """Keep the scans (rows of `place_scans`) that shared a place, at most `n.window` apart,
+    with a seed scan of another person. Vectorised and bounded: time is cut into slots of the
+    window's width; each seed is copied into its slot and both neighbours, and the rows join
+    the (few) seeds on (place, slot) — no range join, no pair of distant scans is ever built —
+    then |Δt| <= window and "another person" are checked on the candidates."""
+    width = max(n.window.micros, 1)
+    near = (seeds.with_columns(_slot("__ts", width).alias("__slot"))
+            .with_columns(pl.concat_list(pl.col("__slot") - 1, pl.col("__slot"), pl.col("__slot") + 1)
+                          .alias("__slot"))
+            .explode("__slot"))
+    w = pl.lit(n.window.delta)
+    slot = _slot("scanned_at", width)
+    # narrow first with cheap membership tests against the (few) seeds' places and slots,
+    # then join the candidates: the big side is never hashed
+    idx = rows.with_row_index("__row")
+    cand = (idx.select("__row", "pid", "place_code", "scanned_at")
+            .filter(pl.col("place_code").is_in(near.select("place_code").unique().collect().to_series().implode())
+                    & slot.is_in(near.select("__slot").unique().collect().to_series().implode()))
+            .with_columns(slot.alias("__slot"))
+            .join(near, on=["place_code", "__slot"], how="inner")
+            .filter((pl.col("pid") != pl.col("__q")) & ((pl.col("scanned_at") - pl.col("__ts")).abs() <= w))
+            .select("__row").unique())
+    return idx.join(cand, on="__row", how="semi").drop("__row")
+
+
+def place_names(places: pl.LazyFrame | None) -> pl.LazyFrame:
+    """``place_code, __place_name``: each listed place's name from its latest `places` row
+    (before the cut-off; ties: the least name)."""
+    if places is None:
+        return pl.LazyFrame(schema={"place_code": pl.String, "__place_name": pl.String})
+    return (places.sort(["place_code", "registered_at", "name"], descending=[False, True, False])
+            .unique(subset="place_code", keep="first")
+            .select("place_code", pl.col("name").alias("__place_name")))
+
+
+def with_place_name(rows: pl.LazyFrame, places: pl.LazyFrame | None) -> pl.LazyFrame:
+    """`rows` with a ``place`` column: the place's name from `places`, else its code."""
+    return (rows.join(place_names(places), on="place_code", how="left")
+            .with_columns(pl.coalesce("__place_name", "place_code").alias("place")).drop("__place_name"))

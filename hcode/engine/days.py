@@ -16,6 +16,9 @@ explanation thirty times over. A `DaysEvaluator` reads each feed once for the wh
 - each day filters the rows by its own cut-off and computes the facts with the same
   compiled plans as `evaluate` (compile.py), then the same population, overrides, touched
   persons and rule booleans;
+- the listings (risk areas, risk places) are read once for the range; a companion's seed
+  scans are read for each day as `evaluate` reads them (few rows: the scans of the persons
+  having the companion's feed rows);
 - only the colour and the deciding rule are built (no evidence, no explanation): they are
   all a backtest counts.
 
@@ -42,6 +45,7 @@ from hcode.engine.evaluate import (
     cutoff_of,
     population,
     registered,
+    side_frames,
     widen,
 )
 from hcode.engine.pushdown import Pushed, any_of, translate
@@ -170,7 +174,8 @@ class DaysEvaluator:
         level = {n: 0 for n in rs.facts}
         for n, f in rs.facts.items():  # dependency order
             level[n] = 1 + max((level[d] for d in f.deps), default=-1)
-        risk = self._before(self._whole("risk_areas"), "risk_areas", cutoff)
+        day_source = WarehouseSource(self.source.con, cutoff, self.source.max_load_id)
+        risk = side_frames(rs, day_source, ctx, lambda feed: self._before(self._whole(feed), feed, cutoff))
         for lv in sorted(set(level.values())):
             names = [n for n in rs.facts if level[n] == lv]
             groups: dict[tuple[str, bool], list[str]] = {}

@@ -13,7 +13,7 @@ the constant result of a person with no events. Overrides are applied here, not 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,7 +21,16 @@ from functools import cached_property
 import polars as pl
 
 from hcode.colors import color_label
-from hcode.engine.compile import TS, Ctx, compile_expr, compile_fact, null_rejecting, severity
+from hcode.engine.compile import (
+    TS,
+    Ctx,
+    companion_key,
+    companion_seeds,
+    compile_expr,
+    compile_fact,
+    null_rejecting,
+    severity,
+)
 from hcode.engine.pushdown import any_of, translate
 from hcode.engine.sentences import (
     WORDS,
@@ -32,10 +41,11 @@ from hcode.engine.sentences import (
     rule_fragment,
 )
 from hcode.engine.sources import FeedSource, FrameSource, feed_rows
-from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
+from hcode.feeds import EVIDENCE, LISTINGS, OVERRIDE, codes_schema
 from hcode.profiling import Stages
 from hcode.rules.check import Type
-from hcode.rules.ruleset import Fact, Ruleset
+from hcode.rules.lang import Companion, RiskArea, walk
+from hcode.rules.ruleset import PLACE_TOKEN, Fact, Ruleset
 
 CODES_SCHEMA = codes_schema("pid")
 
@@ -154,7 +164,7 @@ def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[
     level = {n: 0 for n in rs.facts}
     for n, f in rs.facts.items():  # dependency order
         level[n] = 1 + max((level[d] for d in f.deps), default=-1)
-    risk = source.rows("risk_areas")
+    risk = side_frames(rs, source, ctx)
     for lv in sorted(set(level.values())):
         names = [n for n in rs.facts if level[n] == lv]
         groups: dict[tuple[str, bool], list[str]] = {}
@@ -176,6 +186,33 @@ def compute_facts(rs: Ruleset, source: FeedSource, ctx: Ctx, lang: str) -> dict[
         for n, df in zip(names, pl.collect_all(plans, engine=source.engine), strict=True):
             done[n] = df
     return done
+
+
+def side_frames(rs: Ruleset, source: FeedSource, ctx: Ctx,
+                listing: Callable[[str], pl.LazyFrame] | None = None) -> dict[str, pl.LazyFrame]:
+    """What the facts' joins read besides their own feed: the listings they name, `places`
+    when an evidence text names ``{place}``, and each companion's seed scans (the scans of the
+    persons having the companion's feed rows: few, read for those persons only). `listing`
+    gives a listing's rows when the caller already holds them (a backtest's range)."""
+    read = listing or source.rows
+    out: dict[str, pl.LazyFrame] = {"risk_areas": read("risk_areas")}
+    for f in rs.facts.values():
+        for node in walk(f.expr):
+            if isinstance(node, RiskArea):
+                name = LISTINGS[node.listing][0]
+                if name not in out:
+                    out[name] = read(name)
+            if isinstance(node, Companion) and companion_key(node) not in out:
+                everyone = source.everyone()
+                feed = everyone.rows(node.feed, translate(node.where, node.feed, ctx.cutoff))
+                if node.where is not None:
+                    feed = feed.filter(compile_expr(node.where, ctx))
+                who = feed.select("pid").unique().collect()
+                scans = everyone.rows("place_scans", None, who)
+                out[companion_key(node)] = companion_seeds(node, feed, scans, ctx).collect().lazy()
+        if "places" not in out and any(PLACE_TOKEN in t for t in f.evidence.values()):
+            out["places"] = read("places")
+    return out
 
 
 def _inner(rs: Ruleset, f: Fact) -> bool:

@@ -8,7 +8,7 @@ province staff's documentation; `hcode rules check` runs them, and so does the t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,20 +35,27 @@ class ExampleOutcome:
 
 
 def example_frames(ex: Example, pid: int = 1) -> dict[str, pl.DataFrame]:
-    """The example's events as typed feed frames for one person `pid`."""
-    events = dict(ex.events)
+    """The example's events as typed feed frames: the example person `pid`, then each of the
+    `others` (pids pid+1, ...; registered only when they list registrations)."""
+    events: dict[str, tuple[Mapping[str, object], ...]] = dict(ex.events)
     events.setdefault("registrations", ({"registered_at": REGISTERED_AT, "district_code": "000000"},))
-    frames = {}
-    for feed, rows in events.items():
+    people = [(pid, events), *((pid + 1 + i, dict(o)) for i, o in enumerate(ex.others))]
+    data: dict[str, list[dict[str, object]]] = {}
+    for who, evs in people:
+        for feed, rows in evs.items():
+            key: dict[str, object] = {"pid": who} if FEEDS[feed].has_person else {}
+            data.setdefault(feed, []).extend(key | dict(r) for r in rows)
+    frames: dict[str, pl.DataFrame] = {}
+    for feed, frame_rows in data.items():
         schema = feed_schema(feed)
-        data = [({"pid": pid} if FEEDS[feed].has_person else {}) | dict(r) for r in rows]
-        frames[feed] = pl.DataFrame(data, schema=schema, orient="row") if data else pl.DataFrame(schema=schema)
+        frames[feed] = (pl.DataFrame(frame_rows, schema=schema, orient="row") if frame_rows
+                        else pl.DataFrame(schema=schema))
     return frames
 
 
 def run_example(rs: Ruleset, ex: Example) -> ExampleOutcome:
     ev = evaluate(rs, example_frames(ex), ex.as_of)
-    row = ev.codes.row(0, named=True)
+    row = ev.codes.filter(pl.col("pid") == 1).row(0, named=True)
     matched = tuple(row["matched_rules"])
     problems = []
     if row["color"] != ex.color:

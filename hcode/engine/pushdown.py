@@ -11,6 +11,9 @@ Kleene's, and a filter keeps only true rows (Polars' `&`, `|`, `~`, `all_horizon
 `any_horizontal` behave as SQL's AND, OR, NOT). That is what makes an exact translation
 exact, and `not` is pushed only over an exact one.
 
+`companion(...)` becomes "the scan's place and time slot are those of a seed scan or a
+neighbouring slot" (`_companion`), implied by the real test.
+
 `risk_area(region, time, levels)` becomes "the region has a risk area of one of these levels"
 (a subquery on `feed_risk_areas`): implied by the real test, which also needs the trip's time
 inside the area's validity, and it keeps the few trips to listed regions out of 10M.
@@ -21,13 +24,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.lang import (
     And,
     Arith,
     ArithOp,
     CmpOp,
     Column,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -137,8 +141,32 @@ def _push(n: Node, feed: str, cutoff: dt.datetime) -> Pushed | None:
         case Not(item=item):
             inner = _push(item, feed, cutoff)
             return Pushed(f"NOT ({inner.sql})", inner.params, True) if inner is not None and inner.exact else None
-        case RiskArea(region=Column(name=name), levels=levels) if _kind(feed, name) is Kind.CODE6:
+        case Companion() if feed == "place_scans":
+            return _companion(n, cutoff)
+        case RiskArea(region=Column(name=name), levels=levels, listing=listing) if _kind(
+                feed, name) is FEEDS[LISTINGS[listing][0]].column(LISTINGS[listing][1]).kind:
+            table, key = FEEDS[LISTINGS[listing][0]].table, LISTINGS[listing][1]
             marks = ", ".join("?" for _ in levels)
-            return Pushed(f"{_ident(name)} IN (SELECT region_code FROM {FEEDS['risk_areas'].table} "
+            return Pushed(f"{_ident(name)} IN (SELECT {key} FROM {table} "
                           f"WHERE level IN ({marks}))", tuple(levels), False)
     return None
+
+
+def _companion(n: Companion, cutoff: dt.datetime) -> Pushed:
+    """"The scan's place and time slot (the window's width) is one of a seed scan's or its
+    neighbours'": implied by the companion test (which the engine applies), and it keeps the
+    scans of places and hours no case visited out of the read. Seeds: scans of persons having
+    a row of the feed before C, inside that row's interval (the feed's `where` and "another
+    person" are left to the engine: more rows, never fewer)."""
+    width = max(n.window.micros, 1)
+    other, col = FEEDS[n.feed].table, _ident(n.column)
+    t = FEEDS[n.feed].event_time
+    scans = FEEDS["place_scans"].table
+    # one integer per (place, slot): DuckDB's hash of both (a collision only reads more rows)
+    return Pushed(
+        f"hash(place_code, epoch_us(scanned_at) // {width}) IN (SELECT hash(s.place_code, "
+        f"epoch_us(s.scanned_at) // {width} + k.k) FROM {scans} s JOIN {other} c ON c.pid = s.pid, "
+        f"(VALUES (-1), (0), (1)) k(k) WHERE c.{_ident(t)} < ? AND s.scanned_at < ? "
+        f"AND s.scanned_at >= c.{col} + to_microseconds({n.lo.micros}) "
+        f"AND s.scanned_at < c.{col} + to_microseconds({n.hi.micros}))",
+        (cutoff, cutoff), False)

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.lang import (
     AggKind,
     And,
@@ -26,6 +26,7 @@ from hcode.rules.lang import (
     ArithOp,
     CmpOp,
     Column,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -48,11 +49,14 @@ _OPS: dict[CmpOp, Callable[[Any, Any], bool]] = {
 
 
 class Interp:
-    """Evaluates one tree against a row (fact filters) or the facts (rules)."""
+    """Evaluates one tree against a row (fact filters) or the facts (rules).
 
-    def __init__(self, cutoff: dt.datetime, risk: list[dict[str, Any]], env: Mapping[str, object],
+    `world` holds every feed's rows before the cut-off, of every person (registered or not):
+    the listings (`risk_areas`, `risk_places`) and what a companion looks at."""
+
+    def __init__(self, cutoff: dt.datetime, world: Mapping[str, list[dict[str, Any]]], env: Mapping[str, object],
                  row: Mapping[str, Any] | None = None) -> None:
-        self.cutoff, self.risk, self.env = cutoff, risk, env
+        self.cutoff, self.world, self.env = cutoff, world, env
         self.row: Mapping[str, Any] = row if row is not None else {}
 
     def __call__(self, n: Node) -> Any:
@@ -93,10 +97,31 @@ class Interp:
                 v = self(n.item)
                 return None if v is None else self.cutoff - n.span.delta <= v < self.cutoff
             case RiskArea():
+                listing, key = LISTINGS[n.listing]
                 region, t = self(n.region), self(n.time)
-                return any(r["region_code"] == region and r["level"] in n.levels and r["valid_from"] <= t
-                           and (r["valid_to"] is None or t < r["valid_to"]) for r in self.risk)
+                return any(r[key] == region and r["level"] in n.levels and r["valid_from"] <= t
+                           and (r["valid_to"] is None or t < r["valid_to"]) for r in self.world.get(listing, []))
+            case Companion():
+                return self.companion(n)
         raise TypeError(f"reference engine: unknown node {type(n).__name__}")
+
+    def companion(self, n: Companion) -> bool:
+        """Straight from the definition: another person's scan at this place at most the window
+        apart, inside an interval given by one of that person's rows of the feed."""
+        me = self.row
+        for other in self.world.get("place_scans", []):
+            if other["pid"] == me["pid"] or other["place_code"] != me["place_code"]:
+                continue
+            if abs(other["scanned_at"] - me["scanned_at"]) > n.window.delta:
+                continue
+            for r in self.world.get(n.feed, []):
+                if r["pid"] != other["pid"] or r[n.column] is None:
+                    continue
+                if n.where is not None and Interp(self.cutoff, self.world, {}, r)(n.where) is not True:
+                    continue
+                if r[n.column] + n.lo.delta <= other["scanned_at"] < r[n.column] + n.hi.delta:
+                    return True
+        return False
 
 
 def _sev(color: str, palette: tuple[str, ...]) -> int:
@@ -120,7 +145,8 @@ def _current(rows: list[dict[str, Any]], feed: str, per: str, palette: tuple[str
     return out
 
 
-def person_facts(rs: Ruleset, rows: Mapping[str, list[dict[str, Any]]], risk: list[dict[str, Any]], cutoff: dt.datetime) -> dict[str, Any]:
+def person_facts(rs: Ruleset, rows: Mapping[str, list[dict[str, Any]]], risk: Mapping[str, list[dict[str, Any]]],
+                 cutoff: dt.datetime) -> dict[str, Any]:
     env: dict[str, object] = {}
     for name, fact in rs.facts.items():
         agg = fact.expr
@@ -145,14 +171,14 @@ def reference_codes(rs: Ruleset, frames: Mapping[str, pl.DataFrame], as_of: dt.d
     """pid, district_code, color, rule, matched_rules — as `evaluate` computes them."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     by_feed: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    risk: list[dict[str, Any]] = []
+    risk: dict[str, list[dict[str, Any]]] = {}  # every feed's rows before C, of everyone
     for name, feed in FEEDS.items():
         df = frames.get(name)
         empty: dict[str, Any] = dict.fromkeys(c.name for c in feed.stored_columns)  # an optional column may be absent
         rows = [] if df is None else [empty | r for r in df.to_dicts()]
         rows = [r for r in rows if r[feed.event_time] is not None and r[feed.event_time] < cutoff]
+        risk[name] = rows
         if not feed.has_person:
-            risk = rows
             continue
         per: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:

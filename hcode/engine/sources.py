@@ -51,6 +51,11 @@ class FeedSource(Protocol):
         """The same source for use on another thread, while this one is used."""
         ...
 
+    def everyone(self) -> FeedSource:
+        """The same source for every person (a companion is another person, even when this
+        source reads one person's rows for `explain`)."""
+        ...
+
 
 def dtype_of(kind: Kind) -> pl.DataType:
     return POLARS_TYPES[kind.value_type]
@@ -96,6 +101,9 @@ class FrameSource:
     @contextmanager
     def concurrent(self) -> Iterator[FrameSource]:
         yield self  # frames are read-only
+
+    def everyone(self) -> FrameSource:
+        return self
 
 
 class WarehouseSource:
@@ -143,6 +151,9 @@ class WarehouseSource:
                     conds.append(f"pid IN (SELECT pid FROM {name})")
             return to_polars(self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
                                           params=params))
+
+    def everyone(self) -> WarehouseSource:
+        return self if self.persons is None else WarehouseSource(self.con, self.cutoff, self.max_load_id)
 
     @contextmanager
     def concurrent(self) -> Iterator[WarehouseSource]:

@@ -30,8 +30,8 @@ import duckdb
 import polars as pl
 
 from hcode.config import DEFAULT_CADENCE, Config
-from hcode.feeds import FEEDS
-from hcode.rules.lang import FactRef, RiskArea, walk
+from hcode.feeds import FEEDS, LISTINGS, PLACE_FEEDS
+from hcode.rules.lang import Companion, FactRef, RiskArea, walk
 from hcode.rules.ruleset import Ruleset
 from hcode.store.warehouse import to_polars
 
@@ -63,8 +63,13 @@ def rule_feeds(ruleset: Ruleset) -> dict[str, set[str]]:
         seen.add(name)
         fact = ruleset.facts[name]
         out = {fact.feed}
-        if any(isinstance(n, RiskArea) for n in walk(fact.expr)):
-            out.add("risk_areas")
+        for n in walk(fact.expr):
+            if isinstance(n, RiskArea):
+                out.add(LISTINGS[n.listing][0])
+            if isinstance(n, Companion):
+                out |= {n.feed, "place_scans"}
+        if any("{place}" in t for t in fact.evidence.values()):
+            out.add("places")
         for dep in fact.deps:
             out |= fact_feeds(dep, seen)
         return out
@@ -155,6 +160,8 @@ def check(con: duckdb.DuckDBPyConnection, as_of: dt.date, config: Config | None 
         every = cadence.get(feed)
         seen = last.get(feed)
         readers = tuple(r for r, fs in feeds_of.items() if feed in fs)
+        if feed in PLACE_FEEDS and not readers:
+            every = None  # place feeds matter only to rulesets reading them (most nights have none)
         if every is None:
             out.append(FeedFreshness(feed, None, seen, 0, False, None, readers))
             continue
@@ -181,3 +188,17 @@ def report_json(as_of: dt.date, report: tuple[FeedFreshness, ...]) -> dict[str, 
 
 def late_feeds(report: tuple[FeedFreshness, ...]) -> tuple[FeedFreshness, ...]:
     return tuple(f for f in report if f.late)
+
+
+def never_arrived(con: duckdb.DuckDBPyConnection, ruleset: Ruleset) -> tuple[str, ...]:
+    """One sentence per place feed the ruleset's rules read that no live load ever brought
+    (the rules reading it match nobody through it): "place_scans: no file loaded yet; …"."""
+    feeds_of = rule_feeds(ruleset)
+    loaded = {f for (f,) in con.execute("SELECT DISTINCT feed FROM loads WHERE retracted_at IS NULL").fetchall()}
+    out: list[str] = []
+    for feed in PLACE_FEEDS:
+        readers = [r for r, fs in feeds_of.items() if feed in fs]
+        if readers and feed not in loaded:
+            out.append(f"{feed}: no file loaded yet; {', '.join(readers)} read{'s' if len(readers) == 1 else ''} "
+                       "it and can match nobody through it")
+    return tuple(out)

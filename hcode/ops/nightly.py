@@ -46,8 +46,10 @@ from hcode.diff.changes import CODES_SCHEMA, Side, diff
 from hcode.diff.sides import load_side
 from hcode.ingest import load as ingest
 from hcode.ops import freshness, guard
+from hcode.ops.companions import CompanionsResult, companions
 from hcode.ops.freshness import FeedFreshness
 from hcode.ops.overrides import overrides_report
+from hcode.ops.retention import retain_scans, retention_state
 from hcode.report.files import summary_dict, write_diff
 from hcode.report.nightly import append_sections, write_json
 from hcode.rules.load import find_ruleset
@@ -59,6 +61,7 @@ from hcode.store.lock import warehouse_lock
 from hcode.store.warehouse import Warehouse, db_path, one, scalar, to_polars
 from hcode.textsafe import mask_ids, mask_ids_in
 
+MEMBERS_FILE = "companions-members.parquet"  # person keys of flagged gatherings: files only, never reports
 QUARANTINE_WARN_SHARE = 0.001  # warn when more than 0.1 % of the night's rows were quarantined
 
 
@@ -88,6 +91,7 @@ class NightlyResult:
     # "override_guard" (the guard refused); `as_json` words it with the caller's `advice`
     next_step: str | None = None
     audit_head: audit.Head | None = None  # the chain's last entry after the publish (audit-head.json)
+    companions: dict[str, Any] | None = None  # {"flagged_groups", "unexplained", "note", "shown_vs_published"}
 
     @property
     def ingested(self) -> ingest.IngestResult:
@@ -118,6 +122,7 @@ class NightlyResult:
             "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "audit_head": ({"seq": self.audit_head.seq, "digest": self.audit_head.digest}
                            if self.audit_head else None),
+            "companions": self.companions,
         })
         return out
 
@@ -155,6 +160,17 @@ class NightState:
     sections: dict[str, Any]
     freshness: tuple[freshness.FeedFreshness, ...]
     warnings: tuple[str, ...]
+    companions: CompanionsResult
+
+    @property
+    def files(self) -> dict[str, pl.DataFrame]:
+        """Files of the report folder besides the report: the flagged gatherings' members."""
+        return {MEMBERS_FILE: self.companions.members}
+
+    def companions_json(self) -> dict[str, Any]:
+        comp = self.companions
+        return {"flagged_groups": len(comp.groups), "unexplained": comp.unexplained, "note": comp.note,
+                "shown_vs_published": comp.shown_vs_published.as_json()}
 
 
 def stored_loads(con: duckdb.DuckDBPyConnection, date: dt.date) -> list[dict[str, Any]]:
@@ -196,6 +212,9 @@ def night_state(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, config: 
         "quarantine": [{"file": f, "column": c, "reason": r, "rows": n} for f, c, r, n in q],
         "overrides": ov.as_json(),
     }
+    comp = companions(wh, run_id)
+    sections["companions"] = comp.as_json()
+    sections["retention"] = retention_state(wh, date, config.retention.place_scans_days).as_json()
     out = [f.impact or f"{f.feed} is late" for f in freshness.late_feeds(fresh)]
     read = sum(r["rows_read"] for r in loads)
     bad = sum(r["rows_quarantined"] for r in loads)
@@ -209,7 +228,10 @@ def night_state(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, config: 
     out += [f"override for a person who is not registered: {e.person_key[:12]}… {e.color} by {e.authority} "
             f"({e.operator}): not applied" for e in ov.unregistered]
     out += [w for w in [not_in_force(rs, date)] if w]
-    return NightState(sections, fresh, tuple(mask_ids(w) for w in out))
+    out += [f"companions test: {g.unexplained} unexplained person(s) among {g.persons} at {g.place_name} "
+            f"({g.place_code}) {g.start:%H:%M}-{g.end:%H:%M}, with {g.first_color_companions} companion(s) "
+            f"showing {comp.first_color}" for g in comp.groups]
+    return NightState(sections, fresh, tuple(mask_ids(w) for w in out), comp)
 
 
 def publish_report(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, report_dir: Path, lang: str,
@@ -220,7 +242,8 @@ def publish_report(wh: Warehouse, rs: Ruleset, run_id: int, date: dt.date, repor
     state = night_state(wh, rs, run_id, date, config)
     prev = guard.previous_published(wh.con, rs.province, date, exclude_run=run_id)
     try:
-        summary = write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections, head)
+        summary = write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections, head,
+                               state.files)
     except Exception as exc:  # noqa: BLE001 - the run is published: say so, and how to write the report again
         return state, None, mask_ids(f"report not written ({type(exc).__name__}: {exc}); the run is published: "
                                      f"write it with `hcode report {run_id} --reports {report_dir.parent}`")
@@ -241,14 +264,16 @@ def report_run(db: str | Path | None, run_id: int, reports: Path = Path("reports
         state = night_state(wh, rs, run_id, run.as_of, config)
         prev = guard.previous_published(wh.con, rs.province, run.as_of, exclude_run=run_id)
         write_report(wh, run_id, prev[0] if prev else None, report_dir, lang, state.sections,
-                     audit.head(wh.con, run_id))
+                     audit.head(wh.con, run_id), state.files)
     return report_dir, state
 
 
 def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path, lang: str,
-                 sections: dict[str, Any], head: audit.Head | None) -> dict[str, Any]:
+                 sections: dict[str, Any], head: audit.Head | None,
+                 files: Mapping[str, pl.DataFrame] | None = None) -> dict[str, Any]:
     """Diff the run against the previous published one and write the report folder atomically,
-    with `audit-head.json` (the audit chain's head, `head`, when the chain has an entry)."""
+    with `audit-head.json` (the audit chain's head, `head`, when the chain has an entry) and
+    the night's data `files` (Parquet, by name)."""
     after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
     before = load_side(wh, previous) if previous is not None else _empty_side(runs.stored_ruleset(wh.con, run),
@@ -259,6 +284,8 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     write_diff(d, tmp, lang)
     crash_point("mid-report")
     append_sections(tmp, sections, lang)
+    for name, frame in (files or {}).items():
+        frame.write_parquet(tmp / name)
     write_json(tmp, sections)
     if head is not None:
         head.write(tmp / "audit-head.json")
@@ -292,7 +319,7 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
                                      "missing and was written again" + (f" with {len(warnings)} warning(s)"
                                                                         if warnings else ""),
                                      freshness=state.freshness, warnings=warnings, report_dir=report_dir,
-                                     summary=summary, audit_head=head)
+                                     summary=summary, audit_head=head, companions=state.companions_json())
             return NightlyResult(date, rs.name, done, True, 0,
                                  f"{date} already has published run {done} of {rs.name}: nothing to do",
                                  report_dir=report_dir, next_step="recompute", audit_head=head)
@@ -347,10 +374,13 @@ def run_nightly(db: str | Path | None, inbox: Path, ruleset: str, date: dt.date 
             head = audit.head(wh.con, run_id)
         crash_point("after-publish")
         lap("publish")
+        not_purged = retain_scans(wh, date, config.retention.place_scans_days, operator)
+        lap("retention")
         state, summary, failed = publish_report(wh, rs, run_id, date, report_dir, lang, config, head)
-        warnings = state.warnings + ((failed,) if failed else ())
+        warnings = state.warnings + tuple(w for w in (not_purged, failed) if w)
         fresh = state.freshness
         lap("report")
     msg = f"published run {run_id} of {rs.name} for {date}" + (f" with {len(warnings)} warning(s)" if warnings else "")
     return NightlyResult(date, rs.name, run_id, True, 3 if warnings else 0, msg, tuple(loads), fresh, verdict,
-                         warnings, report_dir, previous, summary, stages, audit_head=head)
+                         warnings, report_dir, previous, summary, stages, audit_head=head,
+                         companions=state.companions_json())

@@ -31,6 +31,7 @@ import polars as pl
 from hcode.engine.evaluate import cutoff_of, evaluate
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
+from hcode.rules.lang import Companion, walk
 from hcode.runs.store import get_run, load_frames, stored_ruleset
 from hcode.store import audit, digest
 from hcode.store.warehouse import Warehouse, scalar, view
@@ -111,15 +112,23 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
                              "never checked against a published code; purge before "
                              f"{run.as_of + dt.timedelta(days=1)} at the latest", option="before")
     ts = dt.datetime.combine(before, dt.time())
-    keep = pl.concat([needed_persons(wh, r, ts, feeds) for r in refs]).unique().sort()
+    # a run whose ruleset reads none of the feeds cannot change: it is not re-evaluated
+    rulesets = {r: stored_ruleset(con, get_run(con, r)) for r in refs}
+    reading = [r for r in refs if set(rulesets[r].reads()) & set(feeds)]
+    keep = pl.concat([needed_persons(wh, r, ts, feeds) for r in reading]
+                     + [pl.Series("pid", [], pl.Int32)]).unique().sort()
     keep_df = pl.DataFrame({"pid": keep.cast(pl.Int32)})
+    # a companion makes one person's code depend on others' scans: keeping the scans of the
+    # persons whose code would change is then not enough, so every old scan is kept
+    shared = {feed for r in reading for f in rulesets[r].facts.values() for n in walk(f.expr)
+              if isinstance(n, Companion) for feed in ("place_scans", n.feed)} if keep.len() else set()
     operator = operator or getpass.getuser()
     with view(con, "_hcode_keep", keep_df), wh.transaction() as tx:
         removed, kept, touched = {}, {}, set()
         for name in feeds:
             f = FEEDS[name]
             old = f"{f.event_time} < ?"
-            mine = "pid IN (SELECT pid FROM _hcode_keep)"
+            mine = "TRUE" if name in shared else "pid IN (SELECT pid FROM _hcode_keep)"
             kept[name] = scalar(tx, f"SELECT count(*) FROM {f.table} WHERE {old} AND {mine}", [ts])
             rows = tx.execute(f"SELECT load_id, count(*) FROM {f.table} WHERE {old} AND NOT {mine} "
                               "GROUP BY load_id", [ts]).fetchall()

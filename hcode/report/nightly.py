@@ -21,12 +21,18 @@ TITLES = {
            "unsupported": "Overrides unsupported by any rule", "expiring": "Overrides expiring in the next 3 days",
            "applied": "Overrides applied", "not_applied": "Overrides not applied (colour outside the palette)",
            "unregistered": "Overrides for persons not registered (not applied)",
-           "none": "none"},
+           "none": "none", "companions": "Companions test: flagged gatherings",
+           "none_flagged": "No gathering flagged.", "svp": "Shown vs published (scans)",
+           "svp_district": "Shown vs published per district (of the place)",
+           "svp_pair": "Shown vs published per colour pair (compared scans)"},
     "zh": {"batch": "夜间批处理", "loads": "已加载文件", "fresh": "数据时效", "late": "迟到的数据",
            "none_late": "所有数据均按时到达。", "quarantine": "隔离的数据行", "none_q": "今晚没有被隔离的数据行。",
            "overrides": "人工转码", "unsupported": "无任何规则支持的人工转码", "expiring": "三天内到期的人工转码",
            "applied": "已生效的人工转码", "not_applied": "未生效的人工转码（颜色不在色板中）",
-           "unregistered": "对象未登记的人工转码（未生效）", "none": "无"},
+           "unregistered": "对象未登记的人工转码（未生效）", "none": "无",
+           "companions": "同行者检验：被标记的聚集", "none_flagged": "没有被标记的聚集。",
+           "svp": "扫码显示与发布结果对比（扫码次数）", "svp_district": "按场所所在区县对比",
+           "svp_pair": "按颜色组合对比（可比的扫码）"},
 }
 
 
@@ -51,7 +57,7 @@ def _rows(sections: dict[str, Any], lang: str) -> list[tuple[str, list[str], lis
                  e["reason"], e["expires_at"] or "-", e["note"] or ""] for e in ov.get(key, [])]
 
     ov_head = ["person", "override", "rules give", "authority", "basis", "operator", "reason", "expires", "note"]
-    return [
+    return [*_companion_rows(sections, t),
         (t["loads"], ["file", "feed", "read", "loaded", "quarantined", "status"], loads, None),
         (t["late"], ["feed", "last file", "days late", "impact"], late, t["none_late"]),
         (t["quarantine"], ["file", "column", "reason", "rows"], quarantine, t["none_q"]),
@@ -60,6 +66,38 @@ def _rows(sections: dict[str, Any], lang: str) -> list[tuple[str, list[str], lis
         (t["applied"], ov_head, ov_rows("applied"), t["none"]),
         (t["not_applied"], ov_head, ov_rows("not_applied"), t["none"]),
         (t["unregistered"], ov_head, ov_rows("unregistered"), t["none"]),
+    ]
+
+
+SVP_HEAD = ["scans", "compared", "more severe", "less severe", "not compared", "not comparable"]
+SVP_KEYS = ["scans", "compared", "more_severe", "less_severe", "not_compared", "not_comparable"]
+
+
+def _companion_rows(sections: dict[str, Any], t: dict[str, str]
+                    ) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+    """The companions test (flagged gatherings, counts only) and shown vs published. Place
+    names come from data: the renderers escape every cell for their target."""
+    comp = sections.get("companions")
+    if comp is None:
+        return []
+    groups = [[g["place_name"], g["place_code"], g["district_code"] or "-", g["from"], g["to"], str(g["persons"]),
+               str(g["unexplained"]), str(g["first_color_companions"]),
+               ", ".join(f"{c} {n}" for c, n in g["shown"].items()), "; ".join(g["authorities"]) or "-",
+               "; ".join(g["operators"]) or "-"] for g in comp["groups"]]
+    empty = comp["note"] or t["none_flagged"]
+    if comp["note"] is None:
+        empty += f" ({comp['gatherings']:,} gatherings, window {comp['window_minutes']:g} minutes)"
+    svp = comp["shown_vs_published"]
+    totals = [[f"{svp[k]:,}" for k in SVP_KEYS]] if svp["scans"] else []
+    district = [[d["district_code"], *(f"{d[k]:,}" for k in SVP_KEYS)] for d in svp["by_district"]]
+    pairs = [[p["published"], p["shown"], f"{p['scans']:,}"] for p in svp["by_pair"]]
+    return [
+        (t["companions"], ["place", "code", "district", "from", "to", "persons", "unexplained",
+                           f"{comp.get('first_color', 'first colour')} companions", "shown", "authorities",
+                           "operators"], groups, empty),
+        (t["svp"], SVP_HEAD, totals, comp["note"] or t["none"]),
+        (t["svp_district"], ["district", *SVP_HEAD], district, t["none"]),
+        (t["svp_pair"], ["published", "shown", "scans"], pairs, t["none"]),
     ]
 
 
@@ -81,7 +119,8 @@ def render_html(sections: dict[str, Any], lang: str = "en") -> str:
     out = [f'<section id="nightly"><h2>{e(_t(lang)["batch"])} {e(sections["date"])} '
            f'(run {e(str(sections["run_id"]))})</h2>']
     for title, head, rows, empty in _rows(sections, lang):
-        late_or_flag = title in (_t(lang)["late"], _t(lang)["unsupported"], _t(lang)["unregistered"]) and rows
+        late_or_flag = title in (_t(lang)["late"], _t(lang)["unsupported"], _t(lang)["unregistered"],
+                                 _t(lang)["companions"]) and rows
         cls = ' class="alarm"' if late_or_flag else ""
         out.append(f"<h3{cls}>{e(title)}</h3>")
         if not rows:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.lang import (
     AggKind,
     Aggregate,
@@ -23,6 +23,7 @@ from hcode.rules.lang import (
     ArithOp,
     CmpOp,
     Column,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -105,15 +106,20 @@ def resolve_fact(agg: Aggregate, facts: Mapping[str, Type], palette: tuple[str, 
         terms = agg.where.items if isinstance(agg.where, And) else (agg.where,)
         for t in terms:  # risk_area() is legal here, and only here
             if isinstance(t, RiskArea) and not isinstance(t.region, Name):
-                raise CheckError("risk_area's first argument must be a column (the region code)")
+                raise CheckError(f"{t.listing}'s first argument must be a column (the "
+                                 f"{LISTINGS[t.listing][1].replace('_', ' ')})")
         where, typ = resolve(agg.where, scope)
         if typ != Type.BOOL:
             raise CheckError(f"'where' must be a condition (bool), not {typ}")
         inner = where.items if isinstance(where, And) else (where,)
         for t in inner:
+            if isinstance(t, Companion):
+                continue
             for n in children(t):
-                if any(isinstance(m, RiskArea) for m in walk(n)):
-                    raise CheckError("risk_area(...) may only be used as an 'and' term of a fact's where")
+                joined = next((m for m in walk(n) if isinstance(m, RiskArea | Companion)), None)
+                if joined is not None:
+                    name = joined.listing if isinstance(joined, RiskArea) else "companion"
+                    raise CheckError(f"{name}(...) may only be used as an 'and' term of a fact's where")
     return replace(agg, where=where)
 
 
@@ -234,21 +240,51 @@ def _within(n: Within, s: Scope) -> Resolved:
 
 def _risk(n: RiskArea, s: Scope) -> Resolved:
     if not s.in_where:
-        raise CheckError("risk_area(...) may only be used in a fact's where")
+        raise CheckError(f"{n.listing}(...) may only be used in a fact's where")
+    listing, key = LISTINGS[n.listing]
     region, rt = resolve(n.region, s)
     time, tt = resolve(n.time, s)
     if rt != Type.TEXT or tt != Type.TIMESTAMP:
-        raise CheckError("risk_area(region, time, level...) needs a text region and a timestamp")
-    levels = FEEDS["risk_areas"].column("level").values
+        raise CheckError(f"{n.listing}({key}, time, level...) needs a text {key.replace('_', ' ')} and a timestamp")
+    if isinstance(region, Column) and FEEDS[region.feed].column(region.name).kind is not FEEDS[listing].column(
+            key).kind:
+        raise CheckError(f"{n.listing}'s first argument must be a {key.replace('_', ' ')} column, "
+                         f"not {region.feed}.{region.name}")
+    levels = FEEDS[listing].column("level").values
     for lv in n.levels:
         if lv not in levels:
             raise CheckError(f"{lv!r} is not a risk level ({', '.join(levels)})")
-    return RiskArea(region, time, n.levels), Type.BOOL
+    return RiskArea(region, time, n.levels, n.listing), Type.BOOL
+
+
+COMPANION_FEED = "place_scans"
+
+
+def _companion(n: Companion, s: Scope) -> Resolved:
+    if not s.in_where or s.feed != COMPANION_FEED:
+        raise CheckError("companion(...) may only be used in the where of a place_scans fact")
+    feed = FEEDS.get(n.feed)
+    if feed is None or not feed.has_person or n.feed in ("registrations", "overrides"):
+        raise CheckError(f"companion(...): unknown feed {n.feed!r} (one of: {', '.join(person_feeds())})")
+    names = {c.name for c in feed.stored_columns}
+    if n.column not in names or feed.column(n.column).kind is not Kind.TIMESTAMP:
+        raise CheckError(f"companion(...) needs a timestamp column of {n.feed}, not {n.column!r}")
+    if n.window.amount <= 0:
+        raise CheckError("companion(...)'s window must be longer than zero")
+    if n.hi.delta <= n.lo.delta:
+        raise CheckError(f"companion(...)'s interval is empty: {n.lo.src()} is not before {n.hi.src()}")
+    where: Node | None = None
+    if n.where is not None:
+        # the other person's rows: only their feed's columns, never this person's facts
+        where, typ = resolve(n.where, Scope(n.feed, {}, s.palette))
+        if typ != Type.BOOL:
+            raise CheckError(f"companion(...)'s where must be a condition (bool), not {typ}")
+    return Companion(n.window, n.feed, n.column, n.lo, n.hi, where), Type.BOOL
 
 
 _RESOLVERS: dict[type[Node], Callable[[Any, Scope], Resolved]] = {Name: _name, Lit: _lit, Duration: _duration, Cutoff: _cutoff, Compare: _compare,
               Arith: _arith, And: _and, Or: _or, Not: _not, IsNull: _isnull, InList: _inlist,
-              Within: _within, RiskArea: _risk}
+              Within: _within, RiskArea: _risk, Companion: _companion}
 
 
 def fact_refs(n: Node) -> set[str]:

@@ -14,7 +14,7 @@ from hcode.feeds import FEEDS
 from hcode.rules.check import AGG_TYPES, CheckError, Scope, Type, resolve, resolve_fact
 from hcode.rules.lang import Aggregate, And, FactRef, IsNull, IsTrue, Node, Not, Or, Within, walk
 from hcode.rules.parse import ParseError, parse_duration, parse_expr, parse_fact
-from hcode.rules.ruleset import Fact, Rule
+from hcode.rules.ruleset import PLACE_TOKEN, Fact, Rule
 from hcode.rules.yaml_lines import Located
 
 RULE_KEYS = {"id", "color", "title", "basis", "trigger", "window", "release", "when", "notes"}
@@ -45,6 +45,8 @@ class LoadErrors:
 def _evidence_ok(text: str, feed: str) -> bool:
     """Braces in an evidence text only as `{column}` naming a stored column of the feed."""
     names = {c.name for c in FEEDS[feed].stored_columns} if feed in FEEDS else set()
+    if "place_code" in names:  # {place}: the registered name of the row's place (PLACE_TOKEN)
+        names.add(PLACE_TOKEN.strip("{}"))
     rest = re.sub(r"\{([a-z_][a-z0-9_]*)\}", lambda m: "" if m.group(1) in names else "{}", text)
     return "{" not in rest and "}" not in rest
 

@@ -26,7 +26,7 @@ from hcode.rules.yaml_lines import Located
 from hcode.textsafe import mask_ids
 from hcode.validate import validate_column
 
-EXAMPLE_KEYS = {"name", "as_of", "events", "expect", "notes"}
+EXAMPLE_KEYS = {"name", "as_of", "events", "others", "expect", "notes"}
 EXPECT_KEYS = {"color", "rules", "rule"}
 CST = ZoneInfo("Asia/Shanghai")
 
@@ -160,24 +160,14 @@ def check_example(e: object, file: str, line: int, palette: tuple[str, ...], rul
     if as_of is None:
         bad(f"as_of {e.get('as_of')!r} is not a date (YYYY-MM-DD)", e.line_of("as_of"))
     cutoff = dt.datetime.combine(as_of or dt.date.max - dt.timedelta(days=2), dt.time()) + dt.timedelta(days=1)
-    events: dict[str, tuple[Mapping[str, object], ...]] = {}
-    given = e.get("events")
-    if given is None:
-        given = Located.Map(line)
-    elif not isinstance(given, Located.Map):
-        bad("events maps feed names to lists of rows", e.line_of("events"))
-        given = Located.Map(line)
-    for feed_name, rows in given.items():
-        ln = given.line_of(feed_name)
-        if feed_name not in FEEDS:
-            bad(f"unknown feed {feed_name!r}", ln)
-            continue
-        if rows is None:
-            rows = Located.List(ln)
-        if not isinstance(rows, Located.List):
-            bad(f"{feed_name}: a list of rows, like [{{...}}, {{...}}]", ln)
-            continue
-        events[feed_name] = check_rows(FEEDS[feed_name], rows, cutoff, bad)
+    events = _events(e.get("events"), e.line_of("events") or line, "events", cutoff, bad)
+    others: list[dict[str, tuple[Mapping[str, object], ...]]] = []
+    given_others = e.get("others")
+    if given_others is not None and not isinstance(given_others, Located.List):
+        bad("others is a list of persons, each a mapping of feed names to lists of rows", e.line_of("others"))
+    persons = given_others if isinstance(given_others, Located.List) else Located.List(line)
+    for i, other in enumerate(persons):
+        others.append(_events(other, persons.line_at(i), f"others[{i}]", cutoff, bad))
     expect = e.get("expect")
     if not isinstance(expect, Located.Map):
         bad("expect is a mapping: {color: ..., rules: [...], rule: ...}", e.line_of("expect"))
@@ -196,4 +186,27 @@ def check_example(e: object, file: str, line: int, palette: tuple[str, ...], rul
     if failed or as_of is None:
         return None
     return Example(name, as_of, events, color, tuple(exp_rules) if exp_rules is not None else None,
-                   expect.get("rule"), file, line)
+                   expect.get("rule"), file, line, tuple(others))
+
+
+def _events(given: object, line: int, what: str, cutoff: dt.datetime,
+            bad: Callable[[str, int | None], None]) -> dict[str, tuple[Mapping[str, object], ...]]:
+    """One person's events (`events`, or one of `others`): feed name -> checked rows."""
+    events: dict[str, tuple[Mapping[str, object], ...]] = {}
+    if given is None:
+        return events
+    if not isinstance(given, Located.Map):
+        bad(f"{what} maps feed names to lists of rows", line)
+        return events
+    for feed_name, rows in given.items():
+        ln = given.line_of(feed_name)
+        if feed_name not in FEEDS:
+            bad(f"unknown feed {feed_name!r}", ln)
+            continue
+        if rows is None:
+            rows = Located.List(ln)
+        if not isinstance(rows, Located.List):
+            bad(f"{feed_name}: a list of rows, like [{{...}}, {{...}}]", ln)
+            continue
+        events[feed_name] = check_rows(FEEDS[feed_name], rows, cutoff, bad)
+    return events

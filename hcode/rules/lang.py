@@ -102,6 +102,10 @@ class Duration(Node):
         n = int(self.amount) if float(self.amount).is_integer() else self.amount
         return f"{n} {self.unit}"
 
+    @property
+    def micros(self) -> int:
+        return int(self.delta / dt.timedelta(microseconds=1))
+
 
 @dataclass(frozen=True)
 class Name(Node):
@@ -233,16 +237,42 @@ class Within(Node):
 @dataclass(frozen=True)
 class RiskArea(Node):
     """``risk_area(region, time, 'high', ...)``: a `risk_areas` row of one of these levels for the
-    region is valid at the time (valid_from inclusive, valid_to exclusive)."""
+    region is valid at the time (valid_from inclusive, valid_to exclusive).
+
+    ``risk_place(place_code, time, ...)`` is the same join against the `risk_places` listing
+    (`listing` names the function; `hcode.feeds.LISTINGS` maps it to the feed and its key)."""
 
     region: Node
     time: Node
     levels: tuple[str, ...]
+    listing: str = "risk_area"
 
     def src(self) -> str:
         lv = ", ".join(Lit(v).src() for v in self.levels)
-        return f"risk_area({self.region.src()}, {self.time.src()}, {lv})"
+        return f"{self.listing}({self.region.src()}, {self.time.src()}, {lv})"
 
+
+@dataclass(frozen=True)
+class Companion(Node):
+    """``companion(30 minutes, cases.reported_at [where ...], -4 days, 1 day)``, a term of a
+    `place_scans` fact's where: the row's scan shares its place with a scan by **another**
+    person, at most `window` apart (either order), and that person has a row of `feed`
+    (before the cut-off, satisfying `where`) whose `column` + `lo` <= the other scan's time <
+    `column` + `hi`. One hop only: the other person's scans are all their scans.
+
+    Its sub-expression is the `where` over the other person's rows; the durations are constants."""
+
+    window: Duration
+    feed: str
+    column: str
+    lo: Duration
+    hi: Duration
+    where: Node | None = None
+
+    def src(self) -> str:
+        cond = f" where {self.where.src()}" if self.where is not None else ""
+        return (f"companion({self.window.src()}, {self.feed}.{self.column}{cond}, "
+                f"{self.lo.src()}, {self.hi.src()})")
 
 
 @dataclass(frozen=True)
@@ -292,6 +322,8 @@ def children(n: Node) -> tuple[Node, ...]:
             return (n.item,)
         case RiskArea():
             return (n.region, n.time)
+        case Companion():
+            return (n.where,) if n.where is not None else ()
         case Aggregate():
             return (n.where,) if n.where is not None else ()
     return ()

@@ -21,6 +21,7 @@ from hcode.rules.lang import (
     Arith,
     ArithOp,
     CmpOp,
+    Companion,
     Compare,
     Cutoff,
     Duration,
@@ -58,7 +59,7 @@ KEYWORDS = {
 MAX_DURATION = {Unit.DAYS: 36_500, Unit.HOURS: 36_500 * 24, Unit.MINUTES: 36_500 * 24 * 60}  # a hundred years
 UNITS = {"day": Unit.DAYS, "days": Unit.DAYS, "hour": Unit.HOURS, "hours": Unit.HOURS,
          "minute": Unit.MINUTES, "minutes": Unit.MINUTES}
-FUNCTIONS = {"risk_area"}
+FUNCTIONS = {"risk_area", "risk_place", "companion"}
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -262,7 +263,10 @@ class _Parser:
 
     def call(self, t: Tok) -> Node:
         if t.text not in FUNCTIONS:
-            raise ParseError(f"unknown function {t.text!r} (the only function is risk_area)", t.pos, self.text)
+            raise ParseError(f"unknown function {t.text!r} (functions: {', '.join(sorted(FUNCTIONS))})",
+                             t.pos, self.text)
+        if t.text == "companion":
+            return self.companion()
         region = self.sum()
         self.expect(",")
         time = self.sum()
@@ -270,12 +274,34 @@ class _Parser:
         while self.accept(","):
             lit = self.literal()
             if not isinstance(lit.value, str):
-                self.fail("risk_area levels are quoted words")
+                self.fail(f"{t.text} levels are quoted words")
             levels.append(lit.value)
         self.expect(")")
         if not levels:
-            self.fail("risk_area needs at least one level")
-        return RiskArea(region, time, tuple(levels))
+            self.fail(f"{t.text} needs at least one level")
+        return RiskArea(region, time, tuple(levels), t.text)
+
+    def signed_duration(self) -> Duration:
+        neg = bool(self.accept("-"))
+        if not neg:
+            self.accept("+")
+        d = self.duration()
+        return Duration(-d.amount, d.unit) if neg else d
+
+    # companion '(' duration ',' feed '.' column [where expr] ',' [-]duration ',' [-]duration ')'
+    def companion(self) -> Companion:
+        window = self.duration()
+        self.expect(",")
+        feed = self.ident("a feed name")
+        self.expect(".")
+        column = self.ident("a column name")
+        where = self.expr() if self.accept("where") else None
+        self.expect(",")
+        lo = self.signed_duration()
+        self.expect(",")
+        hi = self.signed_duration()
+        self.expect(")")
+        return Companion(window, feed, column, lo, hi, where)
 
 
 def parse_expr(text: str) -> Node:

@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hcode.feeds import FEEDS, Kind
+from hcode.feeds import FEEDS, LISTINGS, Kind
 from hcode.rules.check import Type
-from hcode.rules.lang import Aggregate, Column, Duration, Node, RiskArea, walk
+from hcode.rules.lang import Aggregate, Column, Companion, Duration, Node, RiskArea, walk
+
+# In an evidence text, "{place}" names the place of the row's place_code (from the `places`
+# registry), for feeds with a place_code column.
+PLACE_TOKEN = "{place}"
 
 ENGINE_READS = {  # read by the engine itself, whatever the rules say
     "registrations": ("district_code", "registered_at"),
@@ -78,6 +82,9 @@ class Example:
     rule: str | None  # deciding rule, when given
     file: str
     line: int
+    # other persons' events (companions, cases), each its own person: not registered unless
+    # it lists registrations
+    others: tuple[Mapping[str, tuple[Mapping[str, object], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,12 +128,22 @@ class Ruleset:
             if fact.expr.per:
                 cols.update(c.name for c in feed.stored_columns if c.kind is Kind.COLOR)
             for node in walk(fact.expr):
-                if isinstance(node, Column):
+                if isinstance(node, Column) and node.feed == fact.feed:
                     cols.add(node.name)
                 if isinstance(node, RiskArea):
-                    out.setdefault("risk_areas", set()).update({"region_code", "level", "valid_from", "valid_to"})
+                    listing, key = LISTINGS[node.listing]
+                    out.setdefault(listing, set()).update({key, "level", "valid_from", "valid_to"})
+                if isinstance(node, Companion):  # the other persons' rows
+                    other = out.setdefault(node.feed, set())
+                    other.update({FEEDS[node.feed].event_time, node.column})
+                    if node.where is not None:
+                        other.update(n.name for n in walk(node.where) if isinstance(n, Column))
+                    out.setdefault("place_scans", set()).update({"place_code", "scanned_at"})
             for text in fact.evidence.values():
                 cols.update(c.name for c in feed.stored_columns if "{" + c.name + "}" in text)
+                if PLACE_TOKEN in text and "place_code" in cols | {c.name for c in feed.stored_columns}:
+                    cols.add("place_code")
+                    out.setdefault("places", set()).update({"place_code", "name", "registered_at"})
         return {f: sorted(c) for f, c in sorted(out.items())}
 
     def canonical(self) -> dict[str, Any]:

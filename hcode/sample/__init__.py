@@ -1,6 +1,7 @@
 """sample: synthetic nights of department exports with planted persons.
 
 `night` (writing a night), `random_events` (the background population), `planted`
-(persons planted for every rule), `scenarios` (their stories), `defects` (bad rows).
+(persons planted for every rule), `scenarios` (their stories), `places` (place codes:
+registry, scans, risk places, Henan persons and the station scene), `defects` (bad rows).
 May import only the root vocabulary.
 """

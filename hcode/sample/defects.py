@@ -142,6 +142,10 @@ def template(ctx: Context, feed: str, rng: np.random.Generator, k: int) -> pl.Da
             s = pl.Series(["green"] * k)
         elif c.kind is Kind.ORIGIN:
             s = pl.Series(np.asarray(OTHER_ORIGINS)[rng.integers(0, len(OTHER_ORIGINS), k)])
+        elif c.kind is Kind.PLACE:
+            s = pl.Series([f"P{i:07d}" for i in rng.integers(0, 20, k)])
+        elif c.name == "name":
+            s = pl.Series([f"超市{i:05d}" for i in rng.integers(0, 20, k)])
         else:
             i = ("authority", "basis", "operator", "reason").index(c.name)
             s = pl.Series(np.asarray(TEXTS)[rng.integers(0, len(TEXTS), k), i])

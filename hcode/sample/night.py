@@ -25,13 +25,16 @@ from typing import Any
 import polars as pl
 
 from hcode.errors import UsageError
-from hcode.feeds import FEEDS
+from hcode.feeds import FEEDS, PLACE_FEEDS
 from hcode.sample import defects
 from hcode.sample.defects import BadRow
+from hcode.sample.places import GENERATORS as PLACE_GENERATORS
+from hcode.sample.places import place_ids, place_persons, scene
 from hcode.sample.planted import RULESETS, manifest_persons, planted_ids, planted_rows
 from hcode.sample.random_events import GENERATORS, Context
 
 DEFAULT_AS_OF = dt.date(2022, 6, 14)
+DEFAULT_SCANS = 3.0  # place scans a resident a day
 FORMATS = ("csv", "parquet")
 ENCODINGS = ("utf-8", "utf-8-sig", "gbk")
 MANIFEST = "planted.json"
@@ -48,10 +51,12 @@ class SampleNight:
     persons: tuple[dict[str, Any], ...]
     bad_rows: tuple[BadRow, ...]
     messy_values: Mapping[str, int]
+    places: bool = True  # whether the night has place feeds (and the place persons)
 
     def manifest(self, fmt: str = "csv", encodings: Mapping[str, str] | None = None) -> dict[str, Any]:
         return _manifest(self.residents, self.seed, self.as_of, fmt, encodings, self.persons,
-                         self.bad_rows, {f: df.height for f, df in self.feeds.items()}, self.messy_values)
+                         self.bad_rows, {f: df.height for f, df in self.feeds.items()}, self.messy_values,
+                         self.places)
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,26 @@ class WrittenNight:
                 "files": [{"feed": f.feed, "file": str(f.path), "rows": f.rows} for f in self.files]}
 
 
-def _context(residents: int, seed: int, as_of: dt.date) -> Context:
+def _context(residents: int, seed: int, as_of: dt.date, scans_per_day: float = DEFAULT_SCANS) -> Context:
     if residents < 0:
         raise UsageError("must be 0 or more", option="residents")
-    return Context(residents, seed, as_of, tuple(planted_ids()))
+    if scans_per_day < 0:
+        raise UsageError("must be 0 or more", option="scans_per_day")
+    return Context(residents, seed, as_of, tuple(planted_ids() + (place_ids() if scans_per_day else [])),
+                   scans_per_day)
+
+
+def night_feeds(ctx: Context) -> list[str]:
+    """The feeds a night has: every feed, the place feeds only when residents scan."""
+    return [f for f in FEEDS if ctx.scans_per_day or f not in PLACE_FEEDS]
 
 
 def build_feed(ctx: Context, feed: str) -> tuple[pl.DataFrame, list[BadRow], int]:
     """One feed's frame (random rows, planted rows and bad rows), its bad rows, its messy values."""
     stream = list(FEEDS).index(feed) + 1
-    body = GENERATORS[feed](ctx, ctx.rng(stream, 0))
+    body = (GENERATORS | PLACE_GENERATORS)[feed](ctx, ctx.rng(stream, 0))
     body, messy = defects.messy(feed, body, ctx.rng(stream, 1))
-    planted = planted_rows(feed, ctx.cutoff)
+    planted = planted_rows(feed, ctx.cutoff, places=bool(ctx.scans_per_day))
     bad_df, bad_meta = defects.bad_rows(ctx, feed, body.height, ctx.rng(stream, 2))
     frame, final = defects.insert(body, pl.concat([planted, bad_df]), ctx.rng(stream, 3))
     bad = [BadRow(feed, int(final[planted.height + k]), col, kind, reason, value)
@@ -103,14 +116,16 @@ def build_feed(ctx: Context, feed: str) -> tuple[pl.DataFrame, list[BadRow], int
     return frame, bad, messy
 
 
-def generate(residents: int = 10_000, seed: int = 1, as_of: dt.date = DEFAULT_AS_OF) -> SampleNight:
+def generate(residents: int = 10_000, seed: int = 1, as_of: dt.date = DEFAULT_AS_OF,
+             scans_per_day: float = DEFAULT_SCANS) -> SampleNight:
     """The whole night in memory (fine up to a few million residents; see `generate_and_write`)."""
-    ctx = _context(residents, seed, as_of)
+    ctx = _context(residents, seed, as_of, scans_per_day)
     frames, bad, messy = {}, [], {}
-    for feed in FEEDS:
+    for feed in night_feeds(ctx):
         frames[feed], feed_bad, messy[feed] = build_feed(ctx, feed)
         bad.extend(feed_bad)
-    return SampleNight(residents, seed, as_of, frames, tuple(manifest_persons()), tuple(bad), messy)
+    return SampleNight(residents, seed, as_of, frames, tuple(manifest_persons()), tuple(bad), messy,
+                       bool(scans_per_day))
 
 
 def _check(fmt: str, encodings: Mapping[str, str] | None) -> dict[str, str]:
@@ -155,15 +170,16 @@ def write(night: SampleNight, out_dir: str | Path, fmt: str = "csv",
 def generate_and_write(out_dir: str | Path, residents: int = 10_000, seed: int = 1,
                        as_of: dt.date = DEFAULT_AS_OF, fmt: str = "csv",
                        encodings: Mapping[str, str] | None = None,
-                       progress: Callable[[str], None] | None = None) -> WrittenNight:
+                       progress: Callable[[str], None] | None = None,
+                       scans_per_day: float = DEFAULT_SCANS) -> WrittenNight:
     """Generate and write feed by feed (memory bounded by the largest feed); same bytes as
     `write(generate(...))`."""
     enc = _check(fmt, encodings)
-    ctx = _context(residents, seed, as_of)
+    ctx = _context(residents, seed, as_of, scans_per_day)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files, bad, messy, rows = [], [], {}, {}
-    for feed in FEEDS:
+    for feed in night_feeds(ctx):
         frame, feed_bad, messy[feed] = build_feed(ctx, feed)
         rows[feed] = frame.height
         files.append(WrittenFile(feed, write_feed(frame, out, feed, fmt, enc.get(feed, "utf-8")), frame.height))
@@ -171,13 +187,14 @@ def generate_and_write(out_dir: str | Path, residents: int = 10_000, seed: int =
         del frame
         if progress is not None:
             progress(feed)
-    manifest = _manifest(residents, seed, as_of, fmt, enc, tuple(manifest_persons()), tuple(bad), rows, messy)
+    manifest = _manifest(residents, seed, as_of, fmt, enc, tuple(manifest_persons()), tuple(bad), rows, messy,
+                         bool(scans_per_day))
     return WrittenNight(out, residents, seed, as_of, fmt, tuple(files), _write_manifest(out, manifest))
 
 
 def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Mapping[str, str] | None,
               persons: tuple[dict[str, Any], ...], bad: tuple[BadRow, ...], rows: Mapping[str, int],
-              messy: Mapping[str, int]) -> dict[str, Any]:
+              messy: Mapping[str, int], places: bool = False) -> dict[str, Any]:
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     return {
         "generator": "hcode.sample",
@@ -196,7 +213,7 @@ def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Ma
         "rulesets": {rs: list(order) for rs, order in RULESETS.items()},
         "persons": list(persons),
         "bad_rows": [b.as_json(fmt) for b in bad],
-    }
+    } | ({"place_persons": place_persons(), "scene": scene()} if places else {})
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> Path:

@@ -53,8 +53,11 @@ def _row(feed: str, values: dict[str, Any], cutoff: dt.datetime) -> dict[str, st
     return out
 
 
-def planted_rows(feed: str, cutoff: dt.datetime) -> pl.DataFrame:
-    """Every planted row of `feed`, as raw export text in contract column order."""
+def planted_rows(feed: str, cutoff: dt.datetime, places: bool = False) -> pl.DataFrame:
+    """Every planted row of `feed`, as raw export text in contract column order (with
+    `places`, the place scenarios' persons, registry and risk places too)."""
+    from hcode.sample import places as pl_scenes
+
     columns = [c.name for c in FEEDS[feed].required_columns]
     rows: list[dict[str, str | None]] = []
     if feed == "risk_areas":
@@ -64,6 +67,17 @@ def planted_rows(feed: str, cutoff: dt.datetime) -> pl.DataFrame:
     else:
         for number, sc in enumerate(SCENARIOS, start=1):
             pid = planted_id(number)
+            for f, values in sc.registrations + sc.events:
+                if f == feed:
+                    rows.append({"id_number": pid, **_row(feed, values, cutoff)})
+    if places:
+        if feed == "places":
+            rows += [{"place_code": c, "name": n, "district_code": dist, "registered_at": format_ts(t, cutoff)}
+                     for c, n, dist, t in pl_scenes.PLANTED_PLACES]
+        if feed == "risk_places":
+            rows += [{"place_code": c, "level": lv, "valid_from": format_ts(a, cutoff),
+                      "valid_to": format_ts(b, cutoff)} for c, lv, a, b in pl_scenes.PLANTED_RISK_PLACES]
+        for pid, (sc, _) in zip(pl_scenes.place_ids(), pl_scenes.PLACE_SCENARIOS, strict=True):
             for f, values in sc.registrations + sc.events:
                 if f == feed:
                     rows.append({"id_number": pid, **_row(feed, values, cutoff)})

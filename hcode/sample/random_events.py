@@ -46,6 +46,7 @@ class Context:
     seed: int
     as_of: dt.date
     excluded_ids: tuple[str, ...] = ()  # planted ids: never drawn for the random population
+    scans_per_day: float = 3.0  # place scans a resident a day (0: no place feeds at all)
 
     @property
     def cutoff(self) -> dt.datetime:
