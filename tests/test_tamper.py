@@ -15,8 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hcode.cli.app import app
-from hcode.feeds import FEEDS
+from hcode.feeds import FEEDS, PLACE_FEEDS
 from hcode.paths import sample_data_dir
+from hcode.sample.night import generate, write_feed
 from hcode.store import warehouse
 from hcode.store.warehouse import Warehouse
 
@@ -34,6 +35,9 @@ def built(tmp_path_factory) -> Path:
     inbox.mkdir()
     for f in sample_data_dir().glob("*.csv"):
         shutil.copy(f, inbox / f.name)
+    scans = generate(300, 1, DATE)  # the checked-in night has no place feeds: add a small one's
+    for feed in PLACE_FEEDS:
+        write_feed(scans.feeds[feed], inbox, feed, "csv")
     os.environ["HCODE_KEY"] = KEY
     try:
         warehouse.init(tmp / "w.duckdb")

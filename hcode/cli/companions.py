@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
         Example:
 
-            hcode companions --run 12 --window 10m --json
+            hcode companions --run 2 --window 10m --json
         """
         from hcode.ops.companions import companions
 

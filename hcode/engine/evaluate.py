@@ -203,16 +203,31 @@ def side_frames(rs: Ruleset, source: FeedSource, ctx: Ctx,
                 if name not in out:
                     out[name] = read(name)
             if isinstance(node, Companion) and companion_key(node) not in out:
-                everyone = source.everyone()
-                feed = everyone.rows(node.feed, translate(node.where, node.feed, ctx.cutoff))
-                if node.where is not None:
-                    feed = feed.filter(compile_expr(node.where, ctx))
-                who = feed.select("pid").unique().collect()
-                scans = everyone.rows("place_scans", None, who)
-                out[companion_key(node)] = companion_seeds(node, feed, scans, ctx).collect().lazy()
+                given = source.seeds.get(companion_key(node))
+                out[companion_key(node)] = (given.lazy() if given is not None
+                                            else seeds_of(node, source.everyone(), ctx).lazy())
         if "places" not in out and any(PLACE_TOKEN in t for t in f.evidence.values()):
             out["places"] = read("places")
     return out
+
+
+def seeds_of(node: Companion, everyone: FeedSource, ctx: Ctx) -> pl.DataFrame:
+    """A companion's seed scans: the scans of every person having the companion's feed rows."""
+    feed = everyone.rows(node.feed, translate(node.where, node.feed, ctx.cutoff))
+    if node.where is not None:
+        feed = feed.filter(compile_expr(node.where, ctx))
+    who = feed.select("pid").unique().collect()
+    scans = everyone.rows("place_scans", None, who)
+    return companion_seeds(node, feed, scans, ctx).collect()
+
+
+def all_seeds(rs: Ruleset, everyone: FeedSource, as_of: dt.date) -> dict[str, pl.DataFrame]:
+    """Every companion's seed scans, by `companion_key`, read from a source of every person:
+    what an engine evaluating one bucket of persons at a time on other machines (Spark) is
+    given, since a companion's seeds are other persons, in any bucket."""
+    ctx = Ctx(cutoff_of(as_of), rs.palette)
+    return {companion_key(n): seeds_of(n, everyone, ctx) for f in rs.facts.values() for n in walk(f.expr)
+            if isinstance(n, Companion)}
 
 
 def _inner(rs: Ruleset, f: Fact) -> bool:

@@ -36,6 +36,10 @@ class FeedSource(Protocol):
     # memory (bounded memory), "in-memory" for rows a database already narrowed (faster)
     engine: Engine
 
+    # each companion's seed scans by `companion_key`, when given (evaluate.all_seeds): a source
+    # holding one bucket of persons cannot find them; empty: read from `everyone()`
+    seeds: Mapping[str, pl.DataFrame]
+
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         """The feed's rows with an event time before the cut-off (at least those satisfying
         `where`, of the persons in `pids` when given), with exactly the contract's columns."""
@@ -84,9 +88,11 @@ class FrameSource:
 
     engine: Engine = STREAMING
 
-    def __init__(self, frames: Mapping[str, pl.LazyFrame | pl.DataFrame], cutoff: dt.datetime):
+    def __init__(self, frames: Mapping[str, pl.LazyFrame | pl.DataFrame], cutoff: dt.datetime,
+                 seeds: Mapping[str, pl.DataFrame] | None = None):
         self.frames = frames
         self.cutoff = cutoff
+        self.seeds = seeds or {}
 
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         lf = feed_rows(self.frames, feed, self.cutoff)
@@ -121,6 +127,7 @@ class WarehouseSource:
         self.max_load_id = max_load_id
         self.persons = persons
         self.bucket = bucket
+        self.seeds: Mapping[str, pl.DataFrame] = {}
 
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
         return feed_rows({feed: self._read(feed, list(feed_schema(feed)), where, pids)}, feed, self.cutoff)
@@ -153,7 +160,9 @@ class WarehouseSource:
                                           params=params))
 
     def everyone(self) -> WarehouseSource:
-        return self if self.persons is None else WarehouseSource(self.con, self.cutoff, self.max_load_id)
+        if self.persons is None and self.bucket is None:
+            return self
+        return WarehouseSource(self.con, self.cutoff, self.max_load_id)
 
     @contextmanager
     def concurrent(self) -> Iterator[WarehouseSource]:

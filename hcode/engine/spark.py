@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import polars as pl
 
 from hcode.engine.compile import TS
 from hcode.engine.evaluate import CODES_SCHEMA, Evaluation, cutoff_of, evaluate
-from hcode.engine.sources import feed_schema
+from hcode.engine.sources import FrameSource, feed_schema
 from hcode.errors import HcodeError
 from hcode.feeds import EVIDENCE, FEEDS, OVERRIDE
 from hcode.rules.ruleset import Ruleset
@@ -107,9 +107,11 @@ def _feeds(rs: Ruleset) -> list[str]:
     return list(dict.fromkeys(["registrations", "overrides", *(f.feed for f in rs.facts.values()), *global_tables]))
 
 
-def evaluate_arrow(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str]) -> Callable[[Any, Any], Any]:
+def evaluate_arrow(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str],
+                   seeds: Mapping[str, pl.DataFrame] | None = None) -> Callable[[Any, Any], Any]:
     """The function Spark runs per bucket: Arrow rows of the bucket (every feed, prefixed)
-    in, Arrow rows of its evaluation (OUT_SCHEMA) out."""
+    in, Arrow rows of its evaluation (OUT_SCHEMA) out. `seeds` are the companions' seed scans
+    (evaluate.all_seeds, read by the driver from every person's rows), shipped with the function."""
 
     def run(key: Any, table: Any) -> Any:
         import pyarrow as pa
@@ -125,7 +127,7 @@ def evaluate_arrow(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str]) -> 
             part = df.filter(pl.col("__feed") == feed).select([pl.col(f"{feed}__{c}").alias(c) for c in cols])
             frames[feed] = part.with_columns([pl.col(c).dt.replace_time_zone(None) for c, t in part.schema.items()
                                               if isinstance(t, pl.Datetime) and t.time_zone is not None])
-        ev = evaluate(rs, frames, as_of, lang=lang)
+        ev = evaluate(rs, FrameSource(frames, cutoff_of(as_of), seeds), as_of, lang=lang)
         return pack(ev, bucket).to_arrow().cast(_arrow_schema(pa))
 
     return run
@@ -174,7 +176,7 @@ def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
 
 
 def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
-                      ) -> Iterator[Evaluation]:
+                      seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
     """Run the evaluation of every bucket of the lake on Spark, then yield the buckets'
     Evaluations one at a time (read back from the job's Parquet output). The job finishes
     (or fails, raising SparkFailed) before the first is yielded."""
@@ -203,7 +205,7 @@ def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lan
     out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
     try:
         try:
-            (rows.groupBy("bucket").applyInArrow(evaluate_arrow(rs, as_of, lang, feeds), OUT_SCHEMA)
+            (rows.groupBy("bucket").applyInArrow(evaluate_arrow(rs, as_of, lang, feeds, seeds), OUT_SCHEMA)
              .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
         except Exception as exc:  # py4j and pyspark errors: no run is stored
             raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc

@@ -23,7 +23,7 @@ import polars as pl
 from hcode.config import load_config
 from hcode.engine import spark
 from hcode.engine.buckets import bucket_count, bucket_pids, persons_in_warehouse
-from hcode.engine.evaluate import Evaluation, cutoff_of, evaluate
+from hcode.engine.evaluate import Evaluation, all_seeds, cutoff_of, evaluate
 from hcode.engine.lake import export_lake, lake_path
 from hcode.engine.sources import WarehouseSource
 from hcode.errors import HcodeError
@@ -193,7 +193,8 @@ def evaluations_on(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str, e
         n = buckets or config.bucket_setting or max(buckets_for(wh), spark.SPARK_BUCKETS)
         max_load_id, loads = current_loads(wh.con)
         folder = export_lake(wh.con, lake_path(wh.path, config.lake), n, max_load_id)
-        return n, spark.evaluate_on_spark(folder, ruleset, as_of, n, lang, spark_master), max_load_id, loads
+        seeds = all_seeds(ruleset, WarehouseSource(wh.con, cutoff_of(as_of), max_load_id), as_of)
+        return n, spark.evaluate_on_spark(folder, ruleset, as_of, n, lang, spark_master, seeds), max_load_id, loads
     if engine == "embedded":
         n = buckets or buckets_for(wh)
         evaluations, max_load_id, loads = evaluate_buckets(wh, ruleset, as_of, n, lang)
