@@ -83,9 +83,11 @@ def test_spark_gives_exactly_the_embedded_codes_and_a_run_like_any_other(spark_s
         codes_a, codes_b = runs.run_codes(wh.con, a), runs.run_codes(wh.con, b)
         assert codes_b.select(CODE_COLUMNS).equals(codes_a.select(CODE_COLUMNS))
         assert codes_b.equals(codes_a)  # evidence and overrides too
-        contents = [json.loads(d)["content"].rsplit("/", 1)[0] for (d,) in wh.con.execute(
-            "SELECT detail FROM audit WHERE action = 'run' ORDER BY seq").fetchall()]
-        assert contents[0] == contents[1]  # population, details and default digests (not the run id)
+        # the digests of the population, details and default (keyed by run id; not the runs row, which
+        # holds the moment it was computed)
+        contents = [{t: sorted(v.values()) for t, v in json.loads(d)["content"].items() if t != "runs"}
+                    for (d,) in wh.con.execute("SELECT detail FROM audit WHERE action = 'run' ORDER BY seq").fetchall()]
+        assert contents[0] == contents[1]
         assert audit.verify(wh.con).ok
         # the lake: person-bucketed, pseudonymised, with the contract's columns
         lake = tmp_path / "w.duckdb.lake"
@@ -114,7 +116,7 @@ def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monke
         assert _counts(wh) == before
 
 
-@pytest.mark.parametrize("missing", ["java", "pyspark"])
+@pytest.mark.parametrize("missing", ["java", "pyspark", "pandas"])
 def test_without_java_or_pyspark_one_sentence_and_nothing_stored(loaded, tmp_path, monkeypatch, missing):
     monkeypatch.setenv("HCODE_KEY", KEY)
     db = _copy(loaded, tmp_path)
@@ -123,12 +125,12 @@ def test_without_java_or_pyspark_one_sentence_and_nothing_stored(loaded, tmp_pat
     else:
         real = spark_mod.importlib.util.find_spec
         monkeypatch.setattr(spark_mod.importlib.util, "find_spec",
-                            lambda name, *a: None if name == "pyspark" else real(name, *a))
+                            lambda name, *a: None if name == missing else real(name, *a))
     res = CliRunner().invoke(app, ["evaluate", "--ruleset", RULESET, "--as-of", AS_OF.isoformat(), "--db", str(db),
                                    "--engine", "spark"])
     assert res.exit_code == 1
     text = " ".join(res.output.split())
-    assert ("Java 17" if missing == "java" else "pip install -e '.[spark]'") in text
+    assert ("Java 17" if missing == "java" else f"needs {missing}: install with `pip install -e '.[spark]'`") in text
     assert "Traceback" not in res.output
     with Warehouse.open(db) as wh:
         assert _counts(wh)[0] == 0

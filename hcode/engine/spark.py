@@ -58,9 +58,10 @@ class SparkFailed(HcodeError):
 
 def check_spark() -> None:
     """One clear sentence naming what to install, when pyspark or Java is missing."""
-    if importlib.util.find_spec("pyspark") is None:
-        raise SparkUnavailable("--engine spark needs pyspark: install it with `pip install -e '.[spark]'` "
-                               "(pyspark[sql] 4.0 or later)")
+    missing = [m for m in ("pyspark", "pandas") if importlib.util.find_spec(m) is None]
+    if missing:  # (applyInArrow needs pyspark[sql]'s pandas too)
+        raise SparkUnavailable(f"--engine spark needs {' and '.join(missing)}: install with "
+                               "`pip install -e '.[spark]'` (pyspark[sql] 4.0 or later)")
     if java() is None:
         raise SparkUnavailable("--engine spark needs Java 17: install it (for example "
                                "`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME")
