@@ -98,11 +98,13 @@ def schema() -> dict[str, Any]:
         "required": ["id", "color", "title"], "anyOf": [{"required": ["trigger"]}, {"required": ["when"]}],
         "additionalProperties": False}
     assert set(rule["properties"]) == RULE_KEYS
+    events = {"type": "object", "properties": {f: {"type": "array", "items": _row(f)} for f in FEEDS},
+              "additionalProperties": False}
     example: dict[str, Any] = {"type": "object", "properties": {
         "name": {"type": "string"}, "as_of": {"type": "string", "pattern": DATE}, "notes": {"type": "string"},
-        "events": {"type": "object", "properties": {
-            f: {"type": "array", "items": _row(f)} for f in FEEDS},
-            "additionalProperties": False},
+        "events": {"$ref": "#/$defs/events"},
+        "others": {"type": "array", "items": {"$ref": "#/$defs/events"},
+                   "description": "other persons' events (a case whose scans make the example person a companion)"},
         "expect": {"type": "object", "properties": {
             "color": {"type": "string"}, "rules": {"type": "array", "items": {"type": "string"}},
             "rule": {"type": "string"}}, "required": ["color"], "additionalProperties": False}},
@@ -134,7 +136,7 @@ def schema() -> dict[str, Any]:
         "if": {"not": {"required": ["extends"]}},
         "then": {"required": ["palette", "rules"]},
         "additionalProperties": False,
-        "$defs": {"text": text},
+        "$defs": {"text": text, "events": events},
     }
 
 
