@@ -56,12 +56,13 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(res.as_json())
         else:
-            _render(res)
+            render_companions(res)
         if res.flagged:
             raise typer.Exit(FLAGGED_EXIT)
 
 
-def _render(res: CompanionsResult) -> None:
+def render_companions(res: CompanionsResult) -> None:
+    """The companions test on the terminal: its counts, then the flagged gatherings."""
     svp = res.shown_vs_published
     head = (f"companions test, run {res.run_id} ({res.date}), window {res.window_minutes:g} min, compared with "
             + (f"published run {res.published_run}" if res.published_run is not None else "no published run"))
@@ -76,11 +77,10 @@ def _render(res: CompanionsResult) -> None:
         out.print("no gathering flagged", highlight=False, markup=False)
         return
     t = Table(title=f"{len(res.groups)} flagged gathering(s)")
-    for c in ("place", "district", "from", "to", "persons", "unexplained", f"{res.first_color} companions",
-              "authorities", "operators"):
-        t.add_column(t_(c))
+    for c in ("place", "time", "persons", "unexplained", f"{res.first_color} companions", "overrides by"):
+        t.add_column(t_(c), no_wrap=c == "time", overflow="fold")
     for g in res.groups:  # place names, authorities and operators come from data: escaped
-        t.add_row(t_(f"{g.place_name} ({g.place_code})"), t_(g.district_code or "-"), f"{g.start:%H:%M:%S}",
-                  f"{g.end:%H:%M:%S}", str(g.persons), str(g.unexplained), str(g.first_color_companions),
-                  t_("; ".join(g.authorities) or "-"), t_("; ".join(g.operators) or "-"))
+        by = "; ".join(f"{a}" for a in g.authorities) + (f" ({'; '.join(g.operators)})" if g.operators else "")
+        t.add_row(t_(g.place_name) + "\n" + t_(f"{g.place_code}, {g.district_code or '-'}"), f"{g.start:%H:%M}–{g.end:%H:%M}",
+                  str(g.persons), str(g.unexplained), str(g.first_color_companions), t_(by or "-"))
     out.print(t)

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import LangOption, err, handle_errors, out, t_
+from hcode.cli.companions import render_companions
 from hcode.cli.nightly import ADVICE
 from hcode.colors import check_lang
-from hcode.ops.demo import run_demo
+from hcode.ops.demo import StationScene, run_demo
 from hcode.report.terminal import print_diff
 
 
@@ -28,7 +29,11 @@ def register(app: typer.Typer) -> None:
         """The whole job on sample data: load a night, evaluate, publish, diff two ruleset versions, report.
 
         Uses the bundled night in sample_data/ (about 3,000 residents with planted cases for
-        every rule), or --residents N generated on the spot. Everything lands in --dir.
+        every rule), or --residents N generated on the spot. Then the article's scene, in a
+        Henan warehouse of its own (DIR/henan): two generated nights with place scans run
+        with henan@2022.06.01, where the companions test flags the depositors at the station
+        exit whose scans showed red while hcode had published green, and not a control
+        gathering whose red person the rules explain. Everything lands in --dir.
 
         Example:
 
@@ -53,7 +58,21 @@ def register(app: typer.Typer) -> None:
             e = res.explained
             out.rule("3. one person explained")
             out.print(t_(f"{e.source}: {e.color} — {e.explanation}"), highlight=False)
+        if res.scene:
+            _scene(res.scene)
         out.rule()
         db = res.dir / "hcode.duckdb"
         out.print(f"next: hcode runs --db {db}  ·  hcode quarantine --db {db}  ·  "
                   f"hcode audit verify --db {db}")
+
+
+def _scene(s: StationScene) -> None:
+    out.rule("4. the station scene: henan@2022.06.01 and the companions test")
+    for n in s.nights:
+        out.print(t_(n.full_message(ADVICE)), highlight=False)
+    render_companions(s.found)
+    verdict = "flagged" if s.control_flagged else "not flagged: its red person is red by the rules"
+    out.print(t_(f"control gathering at {s.control_name} ({s.control_place}): {verdict}"), highlight=False)
+    last = s.nights[-1]
+    out.print(f"report: {last.report_dir}/report.html  ·  members: hcode companions --db {s.dir / 'hcode.duckdb'} "
+              f"--run {last.run_id}", highlight=False)
