@@ -159,7 +159,7 @@ def build(db: Path, n: int, per_day: float, seed: int = 1) -> None:
             con.register("_bench", df.to_arrow())
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _bench")
             con.unregister("_bench")
-        con.execute("INSERT INTO persons SELECT pid, printf('%064x', pid) FROM range(?) t(pid)", [n])
+        con.execute("INSERT INTO persons BY NAME SELECT pid, printf('%064x', pid) AS person_key, 1 AS load_id FROM range(?) t(pid)", [n])
         con.execute("INSERT INTO loads VALUES (1, 'place_scans', 'bench', 'bench', 0, 0, 0, 0, now(), now(), "
                     "NULL, 'bench', NULL, NULL)")
     print(f"{n:,} residents, {k:,} scans at {places:,} places, {len(case_pid):,} cases, {m:,} NAT results",

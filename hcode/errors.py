@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 
@@ -41,6 +42,27 @@ class WarehouseVersion(HcodeError):
 
 class WarehouseBusy(HcodeError):
     pass
+
+
+class OutOfSpace(HcodeError):
+    """A write failed because the disk is full, the user's quota is spent or the file would
+    grow past its size limit. What the failing step was writing was rolled back."""
+
+
+OUT_OF_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+OUT_OF_SPACE_TEXTS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def out_of_space(exc: BaseException) -> OutOfSpace | None:
+    """`exc` as an `OutOfSpace` when it says a write found no room (an `OSError`, or DuckDB's
+    IO and commit errors, which carry the system's message), else None."""
+    if not (isinstance(exc, OSError) and exc.errno in OUT_OF_SPACE_ERRNOS) \
+            and not any(t in str(exc) for t in OUT_OF_SPACE_TEXTS):
+        return None
+    return OutOfSpace(f"no room to write: {str(exc).splitlines()[0][:300]}. The step that was writing was rolled "
+                      "back (a load, a run and its publication are each one transaction): the warehouse holds "
+                      "what it held before, and the published run is unchanged. Free space, then run the "
+                      "command again")
 
 
 class FileRejected(HcodeError):

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from hcode import __version__
-from hcode.errors import HcodeError, UsageError
+from hcode.errors import HcodeError, UsageError, out_of_space
 from hcode.report.escape import terminal as t_
 
 __all__ = ["t_"]  # the terminal escape every command module prints data text with
@@ -66,7 +66,8 @@ R = TypeVar("R")
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn an `HcodeError` into its message on stderr and its exit code."""
+    """Turn an `HcodeError` into its message on stderr and its exit code; so too a write that
+    found no room (a full disk: `hcode.errors.out_of_space`)."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -75,6 +76,12 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except HcodeError as exc:
             err.print("[bold red]error:[/] " + t_(error_text(exc)), markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:
+            full = out_of_space(exc)
+            if full is None:
+                raise
+            err.print("[bold red]error:[/] " + t_(error_text(full)), markup=True, highlight=False)
+            raise typer.Exit(full.exit_code) from None
 
     return wrapper
 

@@ -15,9 +15,10 @@ import datetime as dt
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from hcode.config import load_config
@@ -39,7 +40,7 @@ from hcode.runs.store import (
     write_codes,
 )
 from hcode.store import audit
-from hcode.store.warehouse import ArrowStream, Warehouse, to_polars, view
+from hcode.store.warehouse import ArrowStream, Warehouse, private_files, to_polars, view
 
 
 def evaluate_buckets(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, buckets: int, lang: str = "en",
@@ -81,6 +82,7 @@ class RunWriter:
         self.totals: Totals | None = None
         self._single: Evaluation | None = None
         self._run_id: int | None = None
+        self._private = ExitStack()  # from BEGIN to the end: the write-ahead log DuckDB creates is private
 
     def __enter__(self) -> RunWriter:
         return self
@@ -88,8 +90,12 @@ class RunWriter:
     def __exit__(self, *exc: object) -> None:
         if self._run_id is not None:  # not finished: nothing is stored
             self._run_id = None
-            self.wh.con.execute("ROLLBACK")
-            self.wh.con.execute("RESET preserve_insertion_order")
+            # (a COMMIT that failed, e.g. on a full disk, has ended the transaction already)
+            with suppress(duckdb.TransactionException):
+                self.wh.con.execute("ROLLBACK")
+            with suppress(duckdb.Error):
+                self.wh.con.execute("RESET preserve_insertion_order")
+        self._private.close()
 
     def add(self, ev: Evaluation) -> None:
         self.totals = Totals.of(ev) if self.totals is None else self.totals.plus(ev)
@@ -100,6 +106,7 @@ class RunWriter:
             return
         con = self.wh.con
         if self._run_id is None:
+            self._private.enter_context(private_files())
             con.execute("BEGIN TRANSACTION")
             self._run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchall()[0][0])
             con.execute("CREATE TEMP TABLE _hcode_new_population (pid INTEGER NOT NULL, district INTEGER)")
@@ -123,6 +130,7 @@ class RunWriter:
         store_run_row(con, run_id, self.totals, population_id, digest, max_load_id, loads, operator, publish, batch)
         con.execute("COMMIT")
         self._run_id = None
+        self._private.close()
         return run_id
 
 

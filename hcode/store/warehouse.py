@@ -33,7 +33,7 @@ def db_path(db: str | os.PathLike[str] | None = None) -> Path:
 
 
 @contextmanager
-def _private_files() -> Iterator[None]:
+def private_files() -> Iterator[None]:
     """Files created in the block (the warehouse, its write-ahead log) are private to the
     owner (umask 077; the process's own umask is restored afterwards)."""
     old = os.umask(0o077)
@@ -148,7 +148,7 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
 
 def _connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     try:
-        with _private_files():
+        with private_files():
             con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         msg = str(exc)
@@ -230,7 +230,7 @@ class Warehouse:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """All or nothing: commit when the block ends, roll back when it raises. The files
         DuckDB creates meanwhile (write-ahead log, spill files) are private to the owner."""
-        with _private_files():
+        with private_files():
             self.con.execute("BEGIN TRANSACTION")
             try:
                 yield self.con
