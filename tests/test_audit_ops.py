@@ -155,6 +155,26 @@ def test_purge_keeps_what_a_code_needs_and_audit_still_verifies(db, tmp_path):
         assert not audit.verify(wh.con).ok
 
 
+def test_purge_takes_the_repeats_of_the_purged_rows_along(db, tmp_path):
+    with Warehouse.open(db) as wh:
+        _purge_warehouse(wh, tmp_path)
+        old, recent = f"{IDS[4]},2022-05-01 10:00:00,negative,false", f"{IDS[5]},2022-06-10 10:00:00,positive,true"
+        again = load(wh, csv(tmp_path, "nat_results.csv", "id_number,sampled_at,result,pooled", [old, recent]), D)
+        assert again.rows_new == 0
+        assert wh.con.execute("SELECT load_id, count(*) FROM repeats GROUP BY ALL").fetchall() == [(again.load_id, 2)]
+        res = purge(wh, dt.date(2022, 6, 1), "op")
+        assert res.removed["nat_results"] == 1
+        # the purged row's repeat went with it; the recent row's stays (retracting its load keeps it)
+        assert wh.con.execute("SELECT load_id, count(*) FROM repeats GROUP BY ALL").fetchall() == [(again.load_id, 1)]
+        detail = json.loads(wh.con.execute("SELECT detail FROM audit WHERE seq = ?", [res.audit_seq]).fetchall()[0][0])
+        assert list(detail["content"]["repeats"]) == [str(again.load_id)]
+        v = audit.verify(wh.con)
+        assert v.ok, v.problem
+        wh.con.execute("DELETE FROM repeats")
+        v = audit.verify(wh.con)
+        assert not v.ok and (v.first_bad_seq, v.table) == (res.audit_seq, "repeats"), v.problem
+
+
 def test_purge_command(db, tmp_path):
     with Warehouse.open(db) as wh:
         _purge_warehouse(wh, tmp_path)

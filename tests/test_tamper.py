@@ -237,3 +237,53 @@ def test_replacing_the_codes_view_is_caught(db):
     assert sql(db, f"SELECT color FROM codes WHERE run_id = {run_id} ORDER BY pid LIMIT 1") == [("red",)]
     code, v = verify(db)
     assert code == 1 and v["table"] == "codes" and "view codes" in v["problem"], v
+
+
+def _resend_nat_rows(db: Path, n: int) -> int:
+    """Load a new file repeating the first `n` rows of the night's NAT file (other bytes):
+    its rows are stored under the night's load, the new load holds `n` repeats rows."""
+    from hcode.ingest.load import ingest
+
+    lines = (sample_data_dir() / "nat_results.csv").read_text(encoding="utf-8").splitlines()
+    resent = db.parent / "resent" / "nat_results.csv"
+    resent.parent.mkdir()
+    resent.write_text("\n".join(lines[:n + 1]) + "\n", encoding="utf-8")
+    with Warehouse.open(db) as wh:
+        [r] = ingest(wh, [resent], now=dt.datetime(2022, 6, 15, 7), batch_date=DATE, operator="night")
+    assert not r.rejected and r.rows_new == 0, r
+    assert sql(db, f"SELECT count(*) FROM repeats WHERE load_id = {r.load_id}") == [(n,)]
+    return r.load_id
+
+
+def test_deleting_a_repeats_row_is_caught(db):
+    resent = _resend_nat_rows(db, 3)
+    assert verify(db)[0] == 0
+    sql(db, f"DELETE FROM repeats WHERE rowid = (SELECT min(rowid) FROM repeats WHERE load_id = {resent})")
+    caught(db, entry(db, "load", "load_id", resent), "load", "repeats")
+
+
+@pytest.mark.parametrize("whose", ["resent", "night"])
+def test_inserting_a_repeats_row_is_caught(db, whose):
+    """A planted repeats row would keep a row alive through the retraction of its load."""
+    resent = _resend_nat_rows(db, 3)
+    load_id = resent if whose == "resent" else load_of(db, "nat_results")
+    sql(db, f"INSERT INTO repeats SELECT {load_id}, feed, sha256('planted') FROM repeats LIMIT 1")
+    caught(db, entry(db, "load", "load_id", load_id), "load", "repeats")
+
+
+def test_after_a_retraction_that_keeps_rows_verify_passes_and_a_repeats_edit_names_it(db):
+    from hcode.ops.retract import retract
+
+    resent = _resend_nat_rows(db, 3)
+    night = load_of(db, "nat_results")
+    table = FEEDS["nat_results"].table
+    rows = sql(db, f"SELECT count(*) FROM {table} WHERE load_id = {night}")[0][0]
+    with Warehouse.open(db) as wh:
+        res = retract(wh, night, "the lab's file was wrong", "op")
+    assert (res.rows_kept, res.rows_removed, res.kept_by) == (3, rows - 3, (resent,))
+    assert sql(db, f"SELECT count(*) FROM {table} WHERE load_id = {resent}") == [(3,)]
+    assert sql(db, "SELECT count(*) FROM repeats") == [(0,)]
+    code, v = verify(db)
+    assert code == 0, v
+    sql(db, f"INSERT INTO repeats SELECT {resent}, 'nat_results', sha256('planted')")
+    caught(db, res.audit_seq, "retract", "repeats")

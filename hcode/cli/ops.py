@@ -54,7 +54,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Take back one load: remove its rows and quarantine rows, mark it retracted, audit it.
 
-        Published runs are untouched and keep verifying; the same file can be loaded again.
+        A row that a later load sent too is kept, under that load. Published runs are
+        untouched and keep verifying; the same file can be loaded again.
 
         Example:
 
@@ -69,8 +70,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(res.as_json())
             return
+        kept = ""
+        if res.rows_kept:
+            by = ", ".join(map(str, res.kept_by))
+            kept = (f", {res.rows_kept:,} rows kept (load{'s' if len(res.kept_by) > 1 else ''} {by} sent them "
+                    "too)")
         out.print(f"load {res.load_id} ({res.feed}, {t_(res.file_name)}) retracted: {res.rows_removed:,} rows and "
-                  f"{res.quarantine_removed:,} quarantine rows removed (audit entry {res.audit_seq})", highlight=False)
+                  f"{res.quarantine_removed:,} quarantine rows removed{kept} (audit entry {res.audit_seq})",
+                  highlight=False)
 
     @app.command("export")
     @handle_errors

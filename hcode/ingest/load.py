@@ -2,8 +2,9 @@
 
 One file = one transaction: either its good rows, its quarantine rows and its `loads`
 record are all written, or nothing is. Rows read = rows loaded + rows quarantined, always.
-A row identical (in every kept column) to a stored one is the same event and stored once;
-the same bytes loaded twice are a no-op reported as a duplicate.
+A row identical (in every kept column) to a stored one is the same event and stored once
+(a later load that sends it again has a `repeats` row for it: `hcode.ingest.write`); the
+same bytes loaded twice are a no-op reported as a duplicate.
 """
 
 from __future__ import annotations

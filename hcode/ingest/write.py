@@ -1,7 +1,9 @@
 """Writing a file's checked rows into the warehouse: its quarantine rows (ids masked), and
 its good rows with `id_number` replaced by `pid` inside DuckDB, each event stored once (a
 row identical to a stored one, or to an earlier row of the same file, is not written again).
-Called by `hcode.ingest.load` inside the file's transaction.
+A row identical to one an earlier load stored is recorded in `repeats` instead (so that
+retracting the earlier load keeps it: `hcode.ops.retract`). Called by `hcode.ingest.load`
+inside the file's transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import polars as pl
 from hcode.feeds import Feed
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
+from hcode.store.schema import row_sha_sql
 from hcode.store.warehouse import arrow, one, scalar, view
 from hcode.textsafe import mask_ids_expr
 from hcode.validate import Validated
@@ -89,7 +92,8 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     its own repeats and rows that repeat an earlier batch of this file (found by row hash,
     then compared exactly). Otherwise the batch is compared, by EXCEPT, with the stored rows
     of its persons within its range: a night's increment is checked against the few rows it
-    could repeat, not against the whole history. `written` collects the row hashes of the
+    could repeat, not against the whole history, and the rows it drops because an earlier
+    load stored them are recorded in `repeats`. `written` collects the row hashes of the
     file's batches."""
     if good.is_empty():
         return 0
@@ -100,7 +104,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
     if earlier:
-        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi))
+        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi), others=True)
     else:
         keep = _first_of_each(good, hashes, h)
         again = None
@@ -115,16 +119,18 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
             n = _insert(con, people, good.filter(keep), feed, load_id)
             rest = good.filter(again)
             r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
-            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))
+            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))  # (no other load's rows there)
     written.append(h)
     return n
 
 
 def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
-            dedupe: tuple[Any, ...] | None = None) -> int:
+            dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
     """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
     only those not already stored among the rows of the same persons with event times in
-    [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`)."""
+    [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`). `others`:
+    other loads have rows in [lo, hi], so when some rows were dropped, those that repeat
+    another load's (INTERSECT, a set operation too: nulls match) go into `repeats`."""
     if rows.is_empty():
         return 0
     cols = ", ".join(c.name for c in feed.stored_columns)
@@ -150,4 +156,10 @@ def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFr
         if feed.has_person:
             views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
-        return int(scalar(con, sql, params))
+        n = int(scalar(con, sql, params))
+        if dedupe is not None and others and n < rows.height:  # (nothing dropped: nothing repeated)
+            con.execute(f"INSERT INTO repeats SELECT {load_id}, '{feed.name}', {row_sha_sql(feed)} "
+                        f"FROM ({source} INTERSECT SELECT {keycols} FROM {feed.table} WHERE {feed.event_time} "
+                        f"BETWEEN ? AND ? AND load_id <> {load_id} {same_persons}) "
+                        f"EXCEPT SELECT load_id, feed, row_sha FROM repeats WHERE load_id = {load_id}", params)
+        return n

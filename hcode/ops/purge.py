@@ -15,7 +15,9 @@ on registrations and risk areas, which are never purged), so one pass is exact.
 
 The deletion, and a `purge` audit entry carrying the counts and the recomputed content
 digest of the rows of every load it touched (its `content`), are one transaction: `audit verify` keeps
-passing, and published runs are not touched. Quarantine rows are not purged here.
+passing, and published runs are not touched. The `repeats` rows of the purged events (a later
+load sent them again) go with them, and the entry records the new digest of those loads'
+repeats. Quarantine rows are not purged here.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from hcode.feeds import FEEDS
 from hcode.rules.lang import Companion, walk
 from hcode.runs.store import get_run, load_frames, stored_ruleset
 from hcode.store import audit, digest
-from hcode.store.warehouse import Warehouse, scalar, view
+from hcode.store.schema import row_sha_sql
+from hcode.store.warehouse import Warehouse, one, scalar, view
 
 PURGEABLE = tuple(n for n, f in FEEDS.items() if f.has_person and f.event_time and n != "registrations")
 
@@ -84,13 +87,30 @@ def needed_persons(wh: Warehouse, run_id: int, before: dt.datetime, feeds: tuple
     return diff["pid"]
 
 
-def _content(con: duckdb.DuckDBPyConnection, touched: set[tuple[str, int]]) -> dict[str, dict[str, str]]:
-    """The new digests of the rows of every load the purge touched, per feed table."""
+def _content(con: duckdb.DuckDBPyConnection, touched: set[tuple[str, int]], repeated: set[int]
+             ) -> dict[str, dict[str, str]]:
+    """The new digests of the rows of every load the purge touched, per feed table, and of
+    the `repeats` of the loads whose repeats went with the rows."""
     out: dict[str, dict[str, str]] = {}
     for feed, lid in sorted(touched):
         table = FEEDS[feed].table
         out.setdefault(table, {})[str(lid)] = digest.digest(con, table, "load_id", lid)
+    for lid in sorted(repeated):
+        out.setdefault("repeats", {})[str(lid)] = digest.digest(con, "repeats", "load_id", lid)
     return out
+
+
+def _forget_repeats(con: duckdb.DuckDBPyConnection, feed: str, where: str, ts: dt.datetime) -> set[int]:
+    """Delete the `repeats` rows of the feed's rows `where` (about to be purged: no trace of
+    a purged event stays); the loads whose repeats went."""
+    if not one(con, "SELECT 1 FROM repeats WHERE feed = ? LIMIT 1", [feed]):
+        return set()
+    f = FEEDS[feed]
+    gone = f"feed = ? AND row_sha IN (SELECT {row_sha_sql(f)} FROM {f.table} WHERE {where})"
+    loads = {lid for (lid,) in con.execute(f"SELECT DISTINCT load_id FROM repeats WHERE {gone}", [feed, ts]).fetchall()}
+    if loads:
+        con.execute(f"DELETE FROM repeats WHERE {gone}", [feed, ts])
+    return loads
 
 
 def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_run: bool = False,
@@ -124,7 +144,7 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
               if isinstance(n, Companion) for feed in ("place_scans", n.feed)} if keep.len() else set()
     operator = operator or getpass.getuser()
     with view(con, "_hcode_keep", keep_df), wh.transaction() as tx:
-        removed, kept, touched = {}, {}, set()
+        removed, kept, touched, repeated = {}, {}, set(), set()
         for name in feeds:
             f = FEEDS[name]
             old = f"{f.event_time} < ?"
@@ -135,6 +155,7 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
             removed[name] = sum(n for _, n in rows)
             touched |= {(name, lid) for lid, _ in rows}
             if not dry_run and rows:
+                repeated |= _forget_repeats(tx, name, f"{old} AND NOT {mine}", ts)
                 tx.execute(f"DELETE FROM {f.table} WHERE {old} AND NOT {mine}", [ts])
         keys = tuple(k for (k,) in tx.execute(
             "SELECT person_key FROM persons WHERE pid IN (SELECT pid FROM _hcode_keep) ORDER BY person_key"
@@ -144,6 +165,6 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
             seq = audit.record(tx, "purge", operator, {
                 "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
                 "kept_persons": len(keys), "loads_touched": sorted(lid for _, lid in touched),
-            }, _content(tx, touched))
+            }, _content(tx, touched, repeated))
     return PurgeResult(before, tuple(refs), removed, kept, keys, tuple(sorted(lid for _, lid in touched)), seq,
                        dry_run)

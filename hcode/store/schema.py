@@ -13,6 +13,11 @@ Tables (all created by `hcode.store.warehouse.init`, idempotently):
   retraction).
 - `quarantine`: one row per bad input row: load, file, line, the failing columns with
   reasons, and the raw contract values (id masked).
+- `repeats(load_id, feed, row_sha)`: the rows a load sent that an earlier load had already
+  stored (each event is stored once, under the first load that sent it): one row per such
+  row, `row_sha` being `row_sha_sql` of it. A retraction moves a row it would delete to the
+  earliest live load that repeated it (`hcode.ops.retract`); a table added after schema 5
+  first shipped, so an older warehouse gets it when opened for writing (`add_missing`).
 - `feed_<name>`: one table per feed of `hcode.feeds.FEEDS`: `pid` (for person feeds),
   the contract columns except the id number, and `load_id`.
 - `runs`, `populations`, `population_rows`, `code_details`, `code_defaults` and the view
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import duckdb
 
-from hcode.feeds import FEEDS
+from hcode.feeds import FEEDS, Feed
 
 SCHEMA_VERSION = "5"
 
@@ -53,6 +58,37 @@ def add_optional_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     return added
 
 
+def add_missing(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Bring a warehouse made by an earlier hcode of this schema up to date: the `repeats`
+    table, then `add_optional_columns` (what was added, as `table` or `table.column`)."""
+    had = has_table(con, "repeats")
+    con.execute(REPEATS_DDL)
+    return ([] if had else ["repeats"]) + add_optional_columns(con)
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [name]).fetchall()[0][0])
+
+
+def row_sha_sql(feed: Feed, prefix: str = "") -> str:
+    """The SQL expression of a stored row's `row_sha` (`repeats`): SHA-256 of its pid (person
+    feeds) and stored columns, `load_id` excluded, in the order of `Feed.stored_columns`, each
+    cast to its warehouse type then to text and written as `<bytes>:<text>`, or as nothing
+    when null, joined by commas: an injective text (a comma or colon inside a value cannot
+    make two rows alike, nor can a null and an empty text). `prefix`: a table alias and dot.
+    Ingest (which records repeats) and retract (which looks them up) both use this one."""
+    cols = ([("pid", "INTEGER")] if feed.has_person else []) + [(c.name, c.sql_type) for c in feed.stored_columns]
+    parts = []
+    for name, sql_type in cols:
+        text = f"CAST(CAST({prefix}{name} AS {sql_type}) AS VARCHAR)"
+        parts.append(f"coalesce(CAST(strlen({text}) AS VARCHAR) || ':' || {text}, '')")
+    return f"sha256(concat_ws(',', {', '.join(parts)}))"
+
+
+REPEATS_DDL = ("CREATE TABLE IF NOT EXISTS repeats (load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, "
+               "row_sha VARCHAR NOT NULL)")
+
 EVIDENCE_SQL = 'STRUCT(rule VARCHAR, feed VARCHAR, "time" TIMESTAMP, detail VARCHAR)'
 OVERRIDE_SQL = ("STRUCT(color VARCHAR, authority VARCHAR, basis VARCHAR, operator VARCHAR, reason VARCHAR, "
                 "issued_at TIMESTAMP, expires_at TIMESTAMP, applied BOOLEAN)")
@@ -70,6 +106,7 @@ DDL = [
         load_id INTEGER NOT NULL, feed VARCHAR NOT NULL, file_name VARCHAR NOT NULL,
         line BIGINT NOT NULL, errors STRUCT("column" VARCHAR, reason VARCHAR)[] NOT NULL,
         raw VARCHAR NOT NULL)""",
+    REPEATS_DDL,
     """CREATE TABLE IF NOT EXISTS runs (
         run_id INTEGER NOT NULL, province VARCHAR NOT NULL, version VARCHAR NOT NULL,
         ruleset_hash VARCHAR NOT NULL, as_of DATE NOT NULL, cutoff TIMESTAMP NOT NULL,

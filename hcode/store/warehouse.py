@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 from hcode.config import load_config
 from hcode.errors import KeyRefused, WarehouseBusy, WarehouseMissing, WarehouseVersion, WrongKey
 from hcode.store.keys import fingerprint, key_path, read_key, strong_key
-from hcode.store.schema import DDL, SCHEMA_VERSION, add_optional_columns
+from hcode.store.schema import DDL, SCHEMA_VERSION, add_missing
 
 DEFAULT_DB = "hcode.duckdb"
 DUCKDB_SHARE = 0.5  # of hcode's memory limit (config.py) for DuckDB's buffer pool; the rest is Polars'
@@ -136,7 +136,7 @@ def init(db: str | os.PathLike[str] | None = None) -> InitResult:
         con.execute("BEGIN")
         for stmt in DDL:
             con.execute(stmt)
-        add_optional_columns(con)
+        add_missing(con)
         con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
         con.execute("INSERT OR IGNORE INTO meta VALUES ('key_fingerprint', ?)", [fingerprint(key)])
         con.execute("COMMIT")
@@ -211,7 +211,7 @@ class Warehouse:
             _check_version(con, path)
             _check_key(con, path, key)
             if not read_only:
-                add_optional_columns(con)
+                add_missing(con)
         except BaseException:
             con.close()
             raise
