@@ -28,11 +28,12 @@ import polars as pl
 KEY = "benchmark-key-of-at-least-32-characters"
 
 
-def make_inbox(inbox: Path, residents: int, seed: int, as_of: dt.date, increment: bool) -> int:
+def make_inbox(inbox: Path, residents: int, seed: int, as_of: dt.date, increment: bool,
+               scans_per_day: float = 3.0) -> int:
     from hcode.feeds import FEEDS
     from hcode.sample.night import generate, write
 
-    night = generate(residents, seed, as_of)
+    night = generate(residents, seed, as_of, scans_per_day=scans_per_day)
     if increment:
         day = as_of.isoformat()
         feeds = {name: frame.filter(pl.col(FEEDS[name].event_time).str.slice(0, 10) == day)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-KEY = "benchmark-key"
+KEY = "benchmark-key-0123456789abcdef0123456789"  # (32 characters at least)
 AS_OF = "2022-06-14"
 RULESET = "shanghai@2022.05.23"
 HCODE = [sys.executable, "-c", "from hcode.cli import app; app()"]
@@ -75,7 +75,9 @@ def main() -> None:
         (inbox / "README.md").unlink(missing_ok=True)
         print(f"{'sample':28} {wall:>8.1f} {rss:>9,.0f}")
         db.unlink(missing_ok=True)
-        subprocess.run([*HCODE, "init"], env=env, check=True, capture_output=True)
+        init = subprocess.run([*HCODE, "init"], env=env, capture_output=True, text=True)
+        if init.returncode:
+            raise SystemExit(f"hcode init failed: {init.stderr}")
         wall, rss, stdout = timed(["nightly", "--inbox", str(inbox), "--ruleset", RULESET, "--date", AS_OF,
                                    "--now", "2022-06-15T06:00:00", "--reports", str(work / "reports"), "--json"], env)
         stages = json.loads(stdout).get("stages", {})
