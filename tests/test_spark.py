@@ -102,12 +102,12 @@ def test_spark_gives_exactly_the_embedded_codes_and_a_run_like_any_other(spark_s
 def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
 
-    def failing(rs, as_of, lang, feeds):
-        def run(key, table):
+    def failing(rs, as_of, lang, feeds, lake, seeds=None):
+        def run(batches):
             raise RuntimeError("an executor died")
         return run
 
-    monkeypatch.setattr(spark_mod, "evaluate_arrow", failing)
+    monkeypatch.setattr(spark_mod, "evaluate_buckets", failing)
     with Warehouse.open(_copy(loaded, tmp_path)) as wh:
         before = _counts(wh)
         with pytest.raises(spark_mod.SparkFailed, match="nothing stored"):

@@ -1,15 +1,23 @@
 """The Spark engine: the same compiled Polars evaluation, one person bucket per Spark task.
 
 The driver (this process) exports the lake (lake.py: the warehouse's rows as Parquet, one
-folder per feed and bucket), then Spark reads it, unions the feeds into one sparse frame
-(each feed's columns prefixed `<feed>__`, plus `__feed`), adds the small global table (risk
-areas) to every bucket, and `groupBy("bucket").applyInArrow(...)` hands each bucket's rows,
-as one Arrow table, to `evaluate_arrow`: it splits the table back into feeds and runs
-`engine.evaluate.evaluate` on them, exactly as the embedded engine does (one implementation
-of the rule semantics). Each bucket's result comes back as rows of one Arrow schema (its
-details, its population and one row of totals), written by Spark as Parquet partitioned by
-bucket; the driver reads it back bucket by bucket as `Evaluation`s, which become a run like
-any other (runs/bucketed.py).
+folder per feed and bucket), then runs one Spark task per bucket: `mapInArrow` over the
+bucket numbers (`spark.range(buckets)`, one per partition) hands each to `evaluate_buckets`,
+which reads that bucket's files of the lake with Polars (the global tables whole: the
+broadcast) and runs `engine.evaluate.evaluate` on them, exactly as the embedded engine does
+(one implementation of the rule semantics). Each bucket's result comes back as rows of one
+Arrow schema (its details, its population and one row of totals), written by Spark as
+Parquet partitioned by bucket; the driver reads it back bucket by bucket as `Evaluation`s,
+which become a run like any other (runs/bucketed.py).
+
+Why `mapInArrow` over buckets rather than `groupBy("bucket").applyInArrow` on the lake read
+by Spark: the lake is bucketed already, so a shuffle would only move rows to where they
+are; and `applyInArrow` needs one frame, so the feeds had to be unioned into one sparse row
+of every feed's columns, sorted by bucket in the JVM and converted to Arrow. At 1M
+residents that took 35 s of a 45 s evaluate on `local[2]`; reading the bucket's files
+directly takes a fraction of it (benchmarks/RESULTS.md). The price: executors read the
+lake's path themselves, so on a cluster it must be on storage every node mounts (as the
+driver's export already required).
 
 The driver sets what executors need: `PYSPARK_PYTHON` (this interpreter) and `PYTHONPATH`
 (where `hcode` is imported from), so that `--engine spark` needs nothing else from a user.
@@ -59,7 +67,7 @@ class SparkFailed(HcodeError):
 def check_spark() -> None:
     """One clear sentence naming what to install, when pyspark or Java is missing."""
     missing = [m for m in ("pyspark", "pandas") if importlib.util.find_spec(m) is None]
-    if missing:  # (applyInArrow needs pyspark[sql]'s pandas too)
+    if missing:  # (Spark's Arrow functions need pyspark[sql]'s pandas too)
         raise SparkUnavailable(f"--engine spark needs {' and '.join(missing)}: install with "
                                "`pip install -e '.[spark]'` (pyspark[sql] 4.0 or later)")
     if java() is None:
@@ -108,28 +116,36 @@ def _feeds(rs: Ruleset) -> list[str]:
     return list(dict.fromkeys(["registrations", "overrides", *(f.feed for f in rs.facts.values()), *global_tables]))
 
 
-def evaluate_arrow(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str],
-                   seeds: Mapping[str, pl.DataFrame] | None = None) -> Callable[[Any, Any], Any]:
-    """The function Spark runs per bucket: Arrow rows of the bucket (every feed, prefixed)
-    in, Arrow rows of its evaluation (OUT_SCHEMA) out. `seeds` are the companions' seed scans
-    (evaluate.all_seeds, read by the driver from every person's rows), shipped with the function."""
+def bucket_frames(lake: str, feeds: list[str], bucket: int) -> dict[str, pl.LazyFrame]:
+    """One bucket's rows of the lake, per feed, as Polars scans (a feed with no file for the
+    bucket is left out: `feed_rows` makes it empty with the contract's columns), and the
+    global tables whole (every bucket reads them: the broadcast)."""
+    frames = {}
+    for feed in feeds:
+        folder = Path(lake) / f"feed={feed}"
+        files = sorted((folder / f"bucket={bucket}" if FEEDS[feed].has_person else folder).glob("*.parquet"))
+        if files:
+            schema = feed_schema(feed)
+            lf = pl.scan_parquet(files, hive_partitioning=False)
+            frames[feed] = lf.select([pl.col(c) for c in schema if c in lf.collect_schema()])
+    return frames
 
-    def run(key: Any, table: Any) -> Any:
+
+def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], lake: str,
+                     seeds: Mapping[str, pl.DataFrame] | None = None) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The function Spark runs per task (`mapInArrow` over the bucket numbers): for each
+    bucket, its rows read from the lake by Polars, `evaluate` on them, the evaluation out as
+    Arrow rows of OUT_SCHEMA. `seeds` are the companions' seed scans (evaluate.all_seeds, read
+    by the driver from every person's rows), shipped with the function."""
+
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
-        bucket = int(key[0].as_py())
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
-        frames = {}
-        for feed in feeds:
-            cols = [c for c in feed_schema(feed) if f"{feed}__{c}" in df.columns]
-            if not cols:
-                continue
-            part = df.filter(pl.col("__feed") == feed).select([pl.col(f"{feed}__{c}").alias(c) for c in cols])
-            frames[feed] = part.with_columns([pl.col(c).dt.replace_time_zone(None) for c, t in part.schema.items()
-                                              if isinstance(t, pl.Datetime) and t.time_zone is not None])
-        ev = evaluate(rs, FrameSource(frames, cutoff_of(as_of), seeds), as_of, lang=lang)
-        return pack(ev, bucket).to_arrow().cast(_arrow_schema(pa))
+        for batch in batches:
+            for b in batch.column(0).to_pylist():
+                source = FrameSource(bucket_frames(lake, feeds, int(b)), cutoff_of(as_of), seeds)
+                ev = evaluate(rs, source, as_of, lang=lang)
+                yield from pack(ev, int(b)).to_arrow().cast(_arrow_schema(pa)).to_batches()
 
     return run
 
@@ -182,31 +198,14 @@ def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lan
     Evaluations one at a time (read back from the job's Parquet output). The job finishes
     (or fails, raising SparkFailed) before the first is yielded."""
     spark = session(master)
-    spark.conf.set("spark.sql.shuffle.partitions", str(buckets))  # one task per bucket (default: 200)
-    from pyspark.sql import functions as F
-
-    feeds = _feeds(rs)
-    frames = []
-    for feed in feeds:
-        folder = lake / f"feed={feed}"
-        if not any(folder.rglob("*.parquet")):
-            continue
-        df = spark.read.parquet(str(folder))
-        df = df.select(*[F.col(c).alias(f"{feed}__{c}") for c in feed_schema(feed) if c in df.columns],
-                       *([F.col("bucket").cast("int").alias("bucket")] if FEEDS[feed].has_person else []),
-                       F.lit(feed).alias("__feed"))
-        if not FEEDS[feed].has_person:  # broadcast to every bucket
-            df = df.crossJoin(F.broadcast(spark.range(buckets).select(F.col("id").cast("int").alias("bucket"))))
-        frames.append(df)
-    if not frames:
+    feeds = [f for f in _feeds(rs) if any((lake / f"feed={f}").rglob("*.parquet"))]
+    if not feeds:
         raise SparkFailed(f"the lake {lake} holds no rows")
-    rows = frames[0]
-    for df in frames[1:]:
-        rows = rows.unionByName(df, allowMissingColumns=True)
+    tasks = spark.range(0, buckets, 1, numPartitions=buckets)  # one task per bucket
     out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
     try:
         try:
-            (rows.groupBy("bucket").applyInArrow(evaluate_arrow(rs, as_of, lang, feeds, seeds), OUT_SCHEMA)
+            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, str(lake.resolve()), seeds), OUT_SCHEMA)
              .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
         except Exception as exc:  # py4j and pyspark errors: no run is stored
             raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc
