@@ -64,6 +64,26 @@ def test_bucket_count_is_the_setting_or_what_the_memory_needs(monkeypatch):
     assert Config().memory_limit == 2 * 10**9
 
 
+def test_the_memory_limit_sets_ingest_batches(db, tmp_path, monkeypatch):
+    from hcode.ingest import load as load_mod
+
+    for limit, rows in (("1GiB", 357_913), ("12GiB", 4_294_967), ("100MB", 100_000), ("64GiB", 5_000_000)):
+        monkeypatch.setenv("HCODE_MEMORY", limit)
+        assert Config().ingest_batch_rows == rows
+    seen = []
+    real = load_mod.read_export
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["batch_rows"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load_mod, "read_export", spy)
+    monkeypatch.setenv("HCODE_MEMORY", "1GiB")
+    with Warehouse.open(db) as wh:
+        ingest(wh, [sample_data_dir() / "cases.csv"], now=LOADED_AT)
+    assert seen == [357_913]
+
+
 def test_engine_and_memory_settings_are_read_and_checked(tmp_path, monkeypatch):
     monkeypatch.delenv("HCODE_BUCKETS", raising=False)
     monkeypatch.delenv("HCODE_MEMORY", raising=False)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hcode.config import DEFAULT_MAX_FILE_BYTES
+from hcode.config import DEFAULT_MAX_FILE_BYTES, load_config
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, feed_for_file
 from hcode.ingest.read import read_export, scan_file
@@ -191,7 +191,8 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
     )
     if prior:
         return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
-    batches = read_export(path, scanned, contract, max_bytes=max_bytes)
+    batches = read_export(path, scanned, contract, max_bytes=max_bytes,
+                          batch_rows=load_config(wh.path).ingest_batch_rows)  # the memory knob
     try:
         first = next(batches)  # the header/schema check happens here, before any write
     except FileRejected as exc:

@@ -175,7 +175,7 @@ def read_export(path: Path, scanned: Scanned, feed: Feed, batch_rows: int | None
     Parquet schema) is checked before the first batch is yielded, so a file missing columns is
     rejected before anything is written. `scanned` is `scan_file`'s: the path must still name
     that file (regular, within `max_bytes`)."""
-    batch_rows = batch_rows or BATCH_ROWS
+    batch_rows = min(batch_rows or BATCH_ROWS, BATCH_ROWS)  # (the memory knob's rows, at most BATCH_ROWS)
     limit = max_bytes if max_bytes is not None else 1 << 62
     encoding = scanned.encoding
     kind = "Parquet" if encoding == "parquet" else "CSV"
