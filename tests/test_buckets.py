@@ -215,6 +215,30 @@ def test_diff_reports_do_not_depend_on_the_bucket_count(per_count):
             assert report[k].read_bytes() == path.read_bytes(), k
 
 
+def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path, monkeypatch):
+    """diff_runs with 3 and 16 buckets writes exactly the files of one diff of the whole runs,
+    between two runs and for a first night (no run before: everyone newly registered)."""
+    from hcode.diff.buckets import diff_runs
+    from hcode.ops.nightly import _empty_side
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        run = runs.get_run(wh.con, 2)
+
+        def empty():
+            return _empty_side(runs.stored_ruleset(wh.con, run), run.as_of)
+
+        for name, before, base in (("runs", 1, diff(load_side(wh, 1), load_side(wh, 2))),
+                                   ("first", None, diff(empty(), load_side(wh, 2)))):
+            assert base.n_changes > 0 and base.rules["started"].sum() > 0
+            want = write_diff(base, tmp_path / f"{name}-whole", "en")
+            for n in (3, 16):
+                got = write_diff(diff_runs(wh, before, 2, "en", buckets=n, empty_before=empty),
+                                 tmp_path / f"{name}-{n}", "en")
+                for k, path in want.items():
+                    assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
+
+
 def test_the_nightly_report_does_not_depend_on_the_bucket_count(tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
     folders = {}

@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
         """
         from hcode.cli.runs import pick_ruleset
         from hcode.colors import check_lang
-        from hcode.diff.sides import evaluate_side, load_side
+        from hcode.diff.buckets import diff_runs
+        from hcode.diff.sides import evaluate_side
         from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
 
         check_lang(lang)
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         with Warehouse.open(db) as wh:
             if by_runs:
                 assert run_a is not None and run_b is not None  # checked above
-                before, after = load_side(wh, run_a), load_side(wh, run_b)
+                result = diff_runs(wh, run_a, run_b, lang)  # bucket by bucket
             else:
                 assert ruleset is not None and against is not None and as_of is not None  # checked above
                 day = parse_date(as_of)
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
                     if err.is_terminal else contextlib.nullcontext()
                 with status:
                     before, after = evaluate_side(wh, rs_a, day, lang), evaluate_side(wh, rs_b, day, lang)
-        result = diff(before, after, lang=lang)
+                result = diff(before, after, lang=lang)
         if out_dir is not None:
             write_diff(result, out_dir, lang, warnings)
             err.print(f"report written to {out_dir}", highlight=False)

@@ -216,7 +216,7 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
         before=before.meta(), after=after.meta(), lang=lang, palette=palette,
         persons_compared=sum(sum(r.values()) for r in matrix.values()), changes=changes,
         rule_changes=rule_changes, matrix=matrix, rules=rules,
-        districts=_district_counts(changes, palette),
+        districts=district_counts(changes, palette),
         only_before=sum(matrix[c][ABSENT] for c in palette),
         only_after=sum(matrix[ABSENT][c] for c in palette),
     )
@@ -266,11 +266,17 @@ def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Dat
 def _rule_counts(before: SideMeta, after: SideMeta, started: pl.DataFrame, stopped: pl.DataFrame,
                  lang: str) -> pl.DataFrame:
     """Per rule, persons that started and stopped matching it (absent side = no rules)."""
-    order = _rule_order(before, after)
     counts = (
         started.group_by("rule").agg(started=pl.len())
         .join(stopped.group_by("rule").agg(stopped=pl.len()), on="rule", how="full", coalesce=True)
     )
+    return rule_table(before, after, counts, lang)
+
+
+def rule_table(before: SideMeta, after: SideMeta, counts: pl.DataFrame, lang: str) -> pl.DataFrame:
+    """`Diff.rules` from per-rule `started` and `stopped` counts: every rule of both rulesets
+    in their order, then any other rule counted (sorted), with its title."""
+    order = _rule_order(before, after)
     extra = sorted(set(counts["rule"]) - set(order))
     order += extra
     frame = pl.DataFrame(
@@ -289,7 +295,7 @@ def _rule_counts(before: SideMeta, after: SideMeta, started: pl.DataFrame, stopp
     )
 
 
-def _district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
+def district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
     """Colour changes per district, split by direction (more or less severe, appeared, gone)."""
     rank = {c: i for i, c in enumerate(palette)}
     rb = pl.col("before").replace_strict(rank, default=None, return_dtype=pl.Int32)

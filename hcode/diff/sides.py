@@ -25,11 +25,12 @@ def side_from_evaluation(wh: Warehouse, ev: Evaluation, run_id: int | None = Non
     return Side(label, run_id, rs.province, rs.version, ev.as_of, tuple(rs.palette), _titles(rs), codes)
 
 
-def load_side(wh: Warehouse, run_id: int) -> Side:
-    """A stored run as a diff side (its ruleset as stored with it)."""
+def load_side(wh: Warehouse, run_id: int, bucket: tuple[int, int] | None = None) -> Side:
+    """A stored run as a diff side (its ruleset as stored with it); with `bucket` = (b, n),
+    only the persons of bucket b of n (`hcode.diff.buckets`)."""
     run = get_run(wh.con, run_id)
     rs = stored_ruleset(wh.con, run)
-    codes = run_codes(wh.con, run_id, ordered=False).drop("pid")
+    codes = run_codes(wh.con, run_id, ordered=False, bucket=bucket).drop("pid")
     return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
                 codes)
 

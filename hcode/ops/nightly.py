@@ -42,8 +42,8 @@ import duckdb
 import polars as pl
 
 from hcode.config import Config, load_config
-from hcode.diff.changes import CODES_SCHEMA, Side, diff
-from hcode.diff.sides import load_side
+from hcode.diff.buckets import diff_runs
+from hcode.diff.changes import CODES_SCHEMA, Side
 from hcode.ingest import load as ingest
 from hcode.ops import freshness, guard
 from hcode.ops.companions import CompanionsResult, companions
@@ -274,11 +274,9 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
     """Diff the run against the previous published one and write the report folder atomically,
     with `audit-head.json` (the audit chain's head, `head`, when the chain has an entry) and
     the night's data `files` (Parquet, by name)."""
-    after = load_side(wh, run_id)
     run = runs.get_run(wh.con, run_id)
-    before = load_side(wh, previous) if previous is not None else _empty_side(runs.stored_ruleset(wh.con, run),
-                                                                               run.as_of)
-    d = diff(before, after, lang=lang)
+    d = diff_runs(wh, previous, run_id, lang,  # bucket by bucket: memory bounded by a bucket
+                  empty_before=lambda: _empty_side(runs.stored_ruleset(wh.con, run), run.as_of))
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     write_diff(d, tmp, lang)

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from hcode.engine.buckets import bucket_sql
 from hcode.engine.evaluate import Evaluation, cutoff_of, evaluate
 from hcode.engine.sources import WarehouseSource
 from hcode.errors import HcodeError, UnknownRun
@@ -264,14 +265,19 @@ def stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
         return find_ruleset(Path(d) / run.province / f"{run.version}.yaml")
 
 
-def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True) -> pl.DataFrame:
+def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True,
+              bucket: tuple[int, int] | None = None) -> pl.DataFrame:
     """A stored run's codes with each person's `person_key`, sorted by person_key unless
-    `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly)."""
+    `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly);
+    `pids`: only these persons; `bucket` = (b, n): only the persons of bucket b of n."""
     where = "c.run_id = ?"
     params: list[Any] = [run_id]
     if pids is not None:
         where += " AND list_contains(?, c.pid)"
         params.append(pids)
+    if bucket is not None:
+        where += f" AND {bucket_sql(bucket[1], 'p.person_key')} = ?"
+        params.append(bucket[0])
     return to_polars(con.sql(
         "SELECT p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
         f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where}"

@@ -1,0 +1,109 @@
+"""The diff of two stored runs, computed person bucket by person bucket.
+
+A person's diff row depends on nothing but that person's codes on both sides, so the diff
+of two runs is the diff of each bucket's persons (`hcode.engine.buckets`: a person's bucket
+comes from their key alone), put together: the transition matrices, the counts and the
+one-sided totals are sums; the listed changes are the buckets' rows in the order one diff
+gives them (district, then person key, both unique per person); the per-rule table and the
+per-district counts are made again from the sums and the listed rows. The result, and every
+report written from it, is the same whatever the number of buckets
+(tests/test_buckets.py compares the nightly reports byte for byte).
+
+Why: comparing two whole runs held both sides and the diff's working frames at once, about
+1.75 kB a person at the diff's peak (3.5 GiB for a first night of 2M persons, 17 GiB for the
+10M nightly). A bucket bounds that by the bucket. What is left proportional to the
+population is the listed rows themselves: a few per cent of persons on an ordinary night,
+everyone on a province's first night.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+
+from hcode.colors import ABSENT
+from hcode.config import load_config
+from hcode.diff.changes import Diff, Side, diff, district_counts, merged_palette, rule_table
+from hcode.diff.sides import load_side
+from hcode.engine.buckets import persons_in_warehouse
+from hcode.store.warehouse import Warehouse
+
+DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)
+DIFF_SHARE = 0.25  # of the memory limit for one bucket's diff
+LISTED_ORDER = ["district_code", "person_key"]
+LISTED = ("changes", "rule_changes")
+
+
+def diff_bucket_count(wh: Warehouse) -> int:
+    """The setting (`HCODE_BUCKETS` / `[engine] buckets`) when there is one, else enough
+    buckets for one bucket's diff to stay within `DIFF_SHARE` of the memory limit."""
+    config = load_config(wh.path)
+    asked = config.bucket_setting
+    if asked is not None:
+        return asked
+    need = persons_in_warehouse(wh.con) * DIFF_BYTES_PER_PERSON / (config.memory_limit * DIFF_SHARE)
+    return max(1, math.ceil(need))
+
+
+def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
+              empty_before: Callable[[], Side] | None = None) -> Diff:
+    """The diff of stored run `before` (None: `empty_before()`, a side without codes) and
+    stored run `after`, bucket by bucket (`buckets`, default `diff_bucket_count`)."""
+    n = buckets or diff_bucket_count(wh)
+
+    def side(run_id: int | None, bucket: tuple[int, int] | None) -> Side:
+        if run_id is not None:
+            return load_side(wh, run_id, bucket=bucket)
+        if empty_before is None:
+            raise ValueError("a diff without a before run needs empty_before")
+        return empty_before()
+
+    if n == 1:
+        return diff(side(before, None), side(after, None), lang=lang)
+    # Each bucket's listed rows go to a file at once: held in memory, they would keep alive
+    # the buffers of the bucket's sides that their texts were gathered from.
+    with tempfile.TemporaryDirectory(prefix="hcode-diff-") as tmp:
+        light = []
+        for b in range(n):
+            d = diff(side(before, (b, n)), side(after, (b, n)), lang=lang)
+            for name in LISTED:
+                getattr(d, name).write_parquet(Path(tmp) / f"{name}.{b:05d}.parquet", compression="lz4")
+            light.append(replace(d, changes=d.changes.clear(), rule_changes=d.rule_changes.clear()))
+            del d
+        listed = {name: pl.scan_parquet(sorted(Path(tmp).glob(f"{name}.*.parquet")))
+                  .sort(LISTED_ORDER, nulls_last=True).collect() for name in LISTED}
+    return merge_diffs(light, listed["changes"], listed["rule_changes"])
+
+
+def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame | None = None,
+                rule_changes: pl.DataFrame | None = None) -> Diff:
+    """The diffs of disjoint sets of persons (same two sides otherwise) as one diff; their
+    listed rows, when given apart (`changes`, `rule_changes`), in the order a diff lists them."""
+    parts = list(diffs)
+    first = parts[0]
+    base = merged_palette(tuple(first.before.palette), tuple(first.after.palette))
+    strays = sorted({c for p in parts for c in p.palette} - set(base))
+    palette = (*base, *strays)
+    axis = [*palette, ABSENT]
+    matrix = {r: dict.fromkeys(axis, 0) for r in axis}
+    for p in parts:
+        for r, row in p.matrix.items():
+            for c, persons in row.items():
+                matrix[r][c] += persons
+    if changes is None:
+        changes = pl.concat([p.changes for p in parts]).sort(LISTED_ORDER, nulls_last=True)
+    if rule_changes is None:
+        rule_changes = pl.concat([p.rule_changes for p in parts]).sort(LISTED_ORDER, nulls_last=True)
+    counts = pl.concat([p.rules.select("rule", "started", "stopped") for p in parts]).group_by("rule").sum()
+    return Diff(
+        before=first.before, after=first.after, lang=first.lang, palette=palette,
+        persons_compared=sum(p.persons_compared for p in parts), changes=changes, rule_changes=rule_changes,
+        matrix=matrix, rules=rule_table(first.before, first.after, counts, first.lang),
+        districts=district_counts(changes, palette),
+        only_before=sum(p.only_before for p in parts), only_after=sum(p.only_after for p in parts),
+    )
