@@ -116,6 +116,26 @@ def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monke
         assert _counts(wh) == before
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_auditors_dry_run_on_spark_is_the_embedded_one(spark_session, loaded, tmp_path, monkeypatch):
+    """hcode diff --ruleset A --against B --engine spark writes exactly the embedded files."""
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    db = _copy(loaded, tmp_path)
+    args = ["diff", "--ruleset", RULESET, "--against", "shanghai@2022.06.28", "--as-of", str(AS_OF), "--db", str(db)]
+    outs = {}
+    for engine in ("embedded", "spark"):
+        res = CliRunner().invoke(app, [*args, "--engine", engine, "--spark-master", "local[2]", "--out",
+                                       str(tmp_path / engine), "--json"])
+        assert res.exit_code == 0, res.output
+        outs[engine] = json.loads(res.stdout)
+    assert outs["spark"] == outs["embedded"] and outs["embedded"]["changes"] > 0
+    for name in ("changes.parquet", "changes.csv", "report.md", "report.html", "summary.json"):
+        assert (tmp_path / "spark" / name).read_bytes() == (tmp_path / "embedded" / name).read_bytes(), name
+    refused = CliRunner().invoke(app, ["diff", "1", "2", "--engine", "spark", "--db", str(db)])
+    assert refused.exit_code == 2 and "two stored runs are read from the warehouse" in refused.output
+
+
 @pytest.mark.parametrize("missing", ["java", "pyspark", "pandas"])
 def test_without_java_or_pyspark_one_sentence_and_nothing_stored(loaded, tmp_path, monkeypatch, missing):
     monkeypatch.setenv("HCODE_KEY", KEY)

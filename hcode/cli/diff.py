@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
+from hcode.cli.common import (
+    DbOption,
+    EngineOption,
+    JsonOption,
+    LangOption,
+    SparkMasterOption,
+    err,
+    handle_errors,
+    out,
+    parse_date,
+    print_json,
+)
 from hcode.diff.changes import diff
 from hcode.errors import UsageError
 from hcode.report.files import summary_dict, write_diff
@@ -32,6 +43,8 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         lang: LangOption = "en",
         json_out: JsonOption = False,
+        engine: EngineOption = "embedded",
+        spark_master: SparkMasterOption = "local[*]",
     ) -> None:
         """What changed from A (before) to B (after): every colour change, explained.
 
@@ -43,6 +56,7 @@ def register(app: typer.Typer) -> None:
 
             hcode diff 1 2 --out reports/2022-06-15
             hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --out audit
+            hcode diff --ruleset shanghai@2022.05.23 --against shanghai@2022.06.28 --as-of 2022-06-14 --engine spark
         """
         from hcode.cli.runs import pick_ruleset
         from hcode.colors import check_lang
@@ -56,6 +70,8 @@ def register(app: typer.Typer) -> None:
         if by_runs == by_rules or (by_runs and (run_a is None or run_b is None)) or (
                 by_rules and None in (ruleset, against, as_of)):
             raise UsageError("give two run ids (hcode diff RUN_A RUN_B), or --ruleset A --against B --as-of D")
+        if by_runs and engine != "embedded":
+            raise UsageError("--engine evaluates --ruleset and --against; two stored runs are read from the warehouse")
         warnings: list[str] = []
         with Warehouse.open(db) as wh:
             if by_runs:
@@ -69,7 +85,8 @@ def register(app: typer.Typer) -> None:
                 status = err.status(f"evaluating {rs_a.name} and {rs_b.name} as of {day}", spinner="dots") \
                     if err.is_terminal else contextlib.nullcontext()
                 with status:
-                    before, after = evaluate_side(wh, rs_a, day, lang), evaluate_side(wh, rs_b, day, lang)
+                    before = evaluate_side(wh, rs_a, day, lang, engine=engine, spark_master=spark_master)
+                    after = evaluate_side(wh, rs_b, day, lang, engine=engine, spark_master=spark_master)
                 result = diff(before, after, lang=lang)
         if out_dir is not None:
             write_diff(result, out_dir, lang, warnings)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import polars as pl
+
 from hcode.diff.changes import Side
 from hcode.engine.evaluate import Evaluation
 from hcode.rules.ruleset import Ruleset
@@ -35,7 +37,16 @@ def load_side(wh: Warehouse, run_id: int, bucket: tuple[int, int] | None = None)
                 codes)
 
 
-def evaluate_side(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en") -> Side:
-    """A ruleset evaluated on the warehouse's current data, nothing stored."""
-    ev, _, _ = evaluate_warehouse(wh, ruleset, as_of, lang=lang)
-    return side_from_evaluation(wh, ev)
+def evaluate_side(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "en", *, engine: str = "embedded",
+                  spark_master: str = "local[*]") -> Side:
+    """A ruleset evaluated on the warehouse's current data, nothing stored: here, or bucket by
+    bucket on Spark (`engine="spark"`, as `hcode evaluate --engine spark`)."""
+    if engine == "embedded":
+        ev, _, _ = evaluate_warehouse(wh, ruleset, as_of, lang=lang)
+        return side_from_evaluation(wh, ev)
+    from hcode.runs.bucketed import evaluations_on
+
+    _, evaluations, _, _ = evaluations_on(wh, ruleset, as_of, lang, engine, spark_master)
+    codes = pl.concat([ev.codes for ev in evaluations]).sort("pid")
+    return Side(ruleset.name, None, ruleset.province, ruleset.version, as_of, tuple(ruleset.palette),
+                _titles(ruleset), with_person_keys(wh.con, codes).drop("pid"))
