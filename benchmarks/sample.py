@@ -1,7 +1,8 @@
 """How long `hcode sample` takes and how much memory it needs, for N residents.
 
-Generates a night feed by feed and writes it (Parquet by default) into a temporary folder,
-then prints the wall time, the rows written and the peak resident memory of this process.
+Generates a night block by block (`--block` residents at a time, feed by feed) and writes it
+(Parquet by default) into a temporary folder, then prints the wall time, the rows written and
+the peak resident memory of this process.
 
     python benchmarks/sample.py                      # 1M residents, Parquet
     python benchmarks/sample.py --residents 10000000 --format csv
@@ -29,18 +30,21 @@ def main() -> None:
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--format", default="parquet", choices=sample.FORMATS)
+    ap.add_argument("--scans-per-day", type=float, default=sample.DEFAULT_SCANS)
+    ap.add_argument("--block", type=int, default=sample.BLOCK, help="residents generated at a time")
     ap.add_argument("--keep", type=Path, help="write here instead of a temporary folder")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp)
         t0 = time.perf_counter()
-        res = sample.generate_and_write(out, residents=args.residents, seed=args.seed, fmt=args.format)
+        res = sample.generate_and_write(out, residents=args.residents, seed=args.seed, fmt=args.format,
+                                        scans_per_day=args.scans_per_day, block=args.block)
         seconds = time.perf_counter() - t0
         size = sum(f.path.stat().st_size for f in res.files)
         rows = sum(f.rows for f in res.files)
     print(f"residents        {args.residents:,}")
-    print(f"format           {args.format}")
+    print(f"format           {args.format}, {args.scans_per_day:g} scans a day, blocks of {args.block:,}")
     print(f"rows written     {rows:,} in {len(res.files)} files ({size / 1e6:,.0f} MB)")
     for f in res.files:
         print(f"  {f.feed:<15} {f.rows:>12,}")

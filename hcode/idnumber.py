@@ -143,6 +143,13 @@ def check_char(first17: str) -> str:
     return CHECK_CHARS[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
+def lasting_counties(born_from: int = 1940) -> list[str]:
+    """County codes in use from `born_from` (or before) to this day: `make_ids`' regions."""
+    return (divisions().filter((pl.col("first_year") <= born_from) & (pl.col("last_year") == 9999)
+                               & ~pl.col("code").str.ends_with("00"))
+            .get_column("code").unique().sort().to_list())
+
+
 def make_ids(n: int, rng: np.random.Generator, *, born_from: int = 1940, born_to: int = 2015,
              regions: list[str] | None = None) -> pl.Series:
     """`n` valid id numbers (not necessarily distinct), vectorised.
@@ -151,12 +158,7 @@ def make_ids(n: int, rng: np.random.Generator, *, born_from: int = 1940, born_to
     they are valid for any birth year in range); `regions` restricts the choice.
     """
     if regions is None:
-        div = divisions()
-        regions = (
-            div.filter((pl.col("first_year") <= born_from) & (pl.col("last_year") == 9999)
-                       & ~pl.col("code").str.ends_with("00"))
-            .get_column("code").unique().sort().to_list()
-        )
+        regions = lasting_counties(born_from)
     region = np.asarray(regions)[rng.integers(0, len(regions), n)]
     start = np.datetime64(f"{born_from}-01-01")
     days = (np.datetime64(f"{born_to}-12-31") - start).astype(int)
@@ -171,3 +173,68 @@ def make_ids(n: int, rng: np.random.Generator, *, born_from: int = 1940, born_to
     return df.select(
         (pl.col("body") + pl.lit(CHECK_CHARS).str.slice(weighted % 11, 1)).alias("id_number")
     ).get_column("id_number")
+
+
+BIRTH_DAYS = 365  # indexed ids are born on one of the first 365 days of a year
+SEQUENCES = 1000
+
+
+@lru_cache(maxsize=4)
+def _indexed_space(born_from: int, born_to: int, excluded: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(county code, birth year) pairs, sorted: every year in [born_from, born_to] in which a
+    county not lasting since 1940 (see `lasting_counties`) nor `excluded` was in use."""
+    skip = set(lasting_counties(1940)) | excluded
+    pairs = (
+        divisions().filter(~pl.col("code").str.ends_with("00") & ~pl.col("code").is_in(sorted(skip)))
+        .with_columns(pl.max_horizontal("first_year", pl.lit(born_from)).alias("lo"),
+                      pl.min_horizontal("last_year", pl.lit(born_to)).alias("hi"))
+        .filter(pl.col("lo") <= pl.col("hi"))
+        .select(pl.col("code").cast(pl.Int64), pl.int_ranges("lo", pl.col("hi") + 1).alias("year"))
+        .explode("year").unique().sort("code", "year")
+    )
+    return pairs.get_column("code").to_numpy(), pairs.get_column("year").cast(pl.Int64).to_numpy()
+
+
+def indexed_space(born_from: int = 1930, born_to: int = 2015, excluded: frozenset[str] = frozenset()) -> int:
+    """How many distinct ids `indexed_ids` can make."""
+    return len(_indexed_space(born_from, born_to, excluded)[0]) * BIRTH_DAYS * SEQUENCES
+
+
+def _mulmod(a: int, x: np.ndarray, m: int) -> np.ndarray:
+    """(a * x) % m without overflow, for x < 2**40 and m < 2**40 (int64 throughout)."""
+    hi, lo = divmod(a, 1 << 20)
+    out: np.ndarray = ((hi * x) % m * (1 << 20) % m + lo * x % m) % m
+    return out
+
+
+def indexed_ids(index: np.ndarray, key: int, *, born_from: int = 1930, born_to: int = 2015,
+                excluded: frozenset[str] = frozenset()) -> pl.Series:
+    """One valid id number per index in [0, `indexed_space()`): distinct indices give distinct ids.
+
+    A bijection, so millions of ids need no check for duplicates: the index is permuted by an
+    affine map modulo the space's size (`key` shifts it), and the result is read as a county
+    and birth year pair, a day of that year and a sequence number; the check character is
+    computed. The counties are those `make_ids` never draws from by default (not in use since
+    1940, or not any more) and not `excluded`, each only in years it was in use, so no id made
+    here equals one `make_ids` makes with its default regions.
+    """
+    codes, years = _indexed_space(born_from, born_to, excluded)
+    size = len(codes) * BIRTH_DAYS * SEQUENCES
+    i = np.asarray(index, dtype=np.int64)
+    if len(i) and (i.min() < 0 or i.max() >= size):
+        raise ValueError(f"indexed_ids: index out of [0, {size})")
+    a = int(size * 0.6180339887) | 1
+    while np.gcd(a, size) != 1:
+        a += 2
+    k = (_mulmod(a, i, size) + key % size) % size
+    pair, rest = np.divmod(k, BIRTH_DAYS * SEQUENCES)
+    day, seq = np.divmod(rest, SEQUENCES)
+    year = years[pair]
+    birth = (year - 1970).astype("datetime64[Y]").astype("datetime64[D]") + day.astype("timedelta64[D]")
+    dates = pl.Series(birth)
+    ymd = dates.dt.year().cast(pl.Int64) * 10_000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day()
+    body = codes[pair] * 10**11 + ymd.to_numpy() * SEQUENCES + seq
+    weighted = sum((body // 10 ** (16 - p)) % 10 * w for p, w in enumerate(WEIGHTS))
+    check = np.frombuffer(CHECK_CHARS.encode("ascii"), dtype="S1")[weighted % 11].astype(str)
+    return pl.DataFrame({"b": body, "c": check}).select(
+        (pl.col("b").cast(pl.String) + pl.col("c")).alias("id_number")).get_column("id_number")

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
@@ -65,3 +66,27 @@ def test_region_must_exist_in_the_birth_year():
     old, new = "11010320050101001", "11010320120101001"
     assert ours([old + check_char(old), new + check_char(new)]) == [True, False]
     assert reference_valid(old + check_char(old)) and not reference_valid(new + check_char(new))
+
+
+def test_indexed_ids_are_a_bijection_of_valid_ids_apart_from_make_ids():
+    """`indexed_ids` (the sample's ids beyond its first block): distinct indices give distinct
+    ids, every one valid (stdnum and ours), none in a county `make_ids` draws from, none in an
+    excluded county; the same (index, key) gives the same id."""
+    from hcode.idnumber import indexed_ids, indexed_space, lasting_counties
+
+    size = indexed_space(excluded=frozenset({"310101"}))
+    assert size > 10**10  # far more than a country's residents
+    index = np.concatenate([np.arange(0, 50_000), np.arange(size - 50_000, size),
+                            np.random.default_rng(1).choice(size, 50_000, replace=False)])
+    index = np.unique(index)
+    ids = indexed_ids(index, 987654321, excluded=frozenset({"310101"}))
+    assert ids.n_unique() == len(index)
+    assert invalid_reason(ids, NOW).null_count() == len(index)
+    sample = ids.gather(np.random.default_rng(2).integers(0, ids.len(), 300)).to_list()
+    assert all(reference_valid(i) for i in sample)
+    regions = ids.str.slice(0, 6)
+    assert not regions.is_in(lasting_counties() + ["310101"]).any()
+    assert indexed_ids(index[:10], 987654321, excluded=frozenset({"310101"})).equals(ids.head(10))
+    assert not indexed_ids(index[:10], 5, excluded=frozenset({"310101"})).equals(ids.head(10))
+    with pytest.raises(ValueError):
+        indexed_ids(np.array([size]), 1, excluded=frozenset({"310101"}))

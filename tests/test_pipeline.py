@@ -9,6 +9,7 @@ import json
 
 import polars as pl
 import pytest
+from planted_checks import planted_mismatches
 
 from hcode.ingest.load import ingest
 from hcode.paths import sample_data_dir
@@ -16,7 +17,6 @@ from hcode.rules.load import find_ruleset
 from hcode.runs import store as runs
 from hcode.runs.explain import explain
 from hcode.store import warehouse
-from hcode.store.pseudonym import person_key
 from hcode.store.warehouse import Warehouse
 
 PLANTED = json.loads((sample_data_dir() / "planted.json").read_text(encoding="utf-8"))
@@ -53,25 +53,8 @@ def test_sample_night_loads_with_every_bad_row_quarantined(loaded):
 @pytest.mark.parametrize("name", RULESETS)
 def test_planted_persons_get_the_codes_rules_md_gives_them(loaded, name):
     db, _ = loaded
-    rs = find_ruleset(name)
     with Warehouse.open(db, read_only=True) as wh:
-        ev, _, _ = runs.evaluate_warehouse(wh, rs, AS_OF)
-        codes = {r["person_key"]: r for r in runs.with_person_keys(wh.con, ev.codes).iter_rows(named=True)}
-        key = wh.key
-    assert ev.persons == len(codes)
-    mismatches = []
-    for person in PLANTED["persons"]:
-        want = person["expected"][name]
-        got = codes.get(person_key(person["id_number"], key))
-        if want["color"] == "absent":
-            if got is not None:
-                mismatches.append((person["key"], "absent", got["color"]))
-            continue
-        have = (got["color"], list(got["matched_rules"]), got["rule"]) if got else None
-        if have != (want["color"], want["rules"], want.get("rule")):
-            mismatches.append((person["key"], want, have))
-        assert got is None or got["explanation"]
-    assert not mismatches
+        assert not planted_mismatches(wh, PLANTED["persons"], name, AS_OF)
 
 
 def test_stored_run_explain_and_codes_file(loaded, tmp_path):

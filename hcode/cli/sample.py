@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
         bad rows; planted.json lists both. Place codes: a registry of a few places per hundred
         residents, about --scans-per-day scans a resident a day, a few risk places, planted
         persons for the Henan rules, and the article's station scene (planted.json "scene").
-        Deterministic for (residents, seed, as-of, scans-per-day).
+        Deterministic for (residents, seed, as-of, scans-per-day). Written a million residents
+        at a time, so memory does not grow with --residents.
 
         Example:
 
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         encodings = _encodings(encoding or [])
         if err.is_terminal and not json_out:
             with Progress(console=err, transient=True) as bar:
-                task = bar.add_task("generating", total=len(FEEDS))
+                task = bar.add_task("generating", total=len(FEEDS) * len(sample.block_sizes(residents)))
                 res = sample.generate_and_write(out, residents, seed, day, fmt, encodings,
                                                 progress=lambda feed: bar.advance(task),
                                                 scans_per_day=scans_per_day)

@@ -3,7 +3,8 @@
 Bad rows (quarantine material) are *extra* rows, built from a clean random row with exactly
 one column spoiled, for random (never planted) persons: whatever ingest does with them,
 no planted person's code can change. At least one of each kind is planted in a fixed
-feed and column (`GUARANTEED`); on top of that about 0.01 % of each feed's rows.
+feed and column (`GUARANTEED`, in a night's first block); on top of that about 0.01 % of
+each feed's rows (in every block).
 
 Messiness is not bad: a few random rows get enum values in other case or with spaces, a
 lower-case `x` check character, ids and codes with surrounding white space, colors in title
@@ -153,10 +154,11 @@ def template(ctx: Context, feed: str, rng: np.random.Generator, k: int) -> pl.Da
     return pl.DataFrame(list(cols.values()))
 
 
-def bad_rows(ctx: Context, feed: str, n_body: int, rng: np.random.Generator
+def bad_rows(ctx: Context, feed: str, n_body: int, rng: np.random.Generator, guaranteed: bool = True
              ) -> tuple[pl.DataFrame, list[tuple[str, str, str, str]]]:
-    """Bad rows for `feed` and, for each, (column, kind, reason, value)."""
-    plan = [(kind, col) for kind, (f, col) in GUARANTEED.items() if f == feed]
+    """Bad rows for `feed` and, for each, (column, kind, reason, value); the `GUARANTEED` ones
+    only when `guaranteed` (a night's first block)."""
+    plan = [(kind, col) for kind, (f, col) in GUARANTEED.items() if f == feed and guaranteed]
     n_guaranteed = len(plan)
     applicable = [kind for kind in KINDS if _columns_for(kind, feed)]
     for _ in range(int(rng.binomial(n_body, BAD_RATE))):

@@ -7,10 +7,17 @@ of every shipped ruleset (`sample_scenarios`, `sample_planted`), plus a few deli
 rows and some harmless messiness (`sample_defects`). `planted.json` beside the files lists
 the planted persons with their expected codes, and every bad row with its place.
 
-Deterministic: the same (residents, seed, as_of) gives byte-identical files. Each feed has
-its own random stream, so `generate_and_write` can build, write and drop one feed at a time
-(bounded memory for millions of residents) and still write exactly what `write(generate())`
-writes.
+Deterministic: the same (residents, seed, as_of, scans_per_day) gives byte-identical files.
+`generate` makes the whole night in memory (fine up to a few million residents).
+`generate_and_write`, what `hcode sample` runs, is the one for large nights: it generates
+and writes `BLOCK` residents at a time, feed by feed, so memory is bounded by a block, not
+by the population (benchmarks/RESULTS.md, "Sample"). Each feed has its own random
+stream per block, block 0's being the night's own, so a night of at most `BLOCK` residents
+is byte for byte what `write(generate())` writes. In a larger night, blocks >= 1 have their
+own streams, ids (`Context.ids`), messiness and random bad rows at the same rates; planted
+persons, guaranteed bad rows and the night-wide tables (risk areas, place registry, risk
+places) are in block 0 only, and the manifest's row counts and bad rows' lines cover every
+block. The files then depend on the block size too.
 """
 
 from __future__ import annotations
@@ -18,26 +25,28 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from hcode.errors import UsageError
-from hcode.feeds import FEEDS, PLACE_FEEDS
+from hcode.feeds import FEEDS, PLACE_FEEDS, Kind
 from hcode.sample import defects
 from hcode.sample.defects import BadRow
 from hcode.sample.places import GENERATORS as PLACE_GENERATORS
 from hcode.sample.places import place_ids, place_persons, scene
 from hcode.sample.planted import RULESETS, manifest_persons, planted_ids, planted_rows
 from hcode.sample.random_events import GENERATORS, Context
+from hcode.sample.writers import FeedWriter
 
 DEFAULT_AS_OF = dt.date(2022, 6, 14)
 DEFAULT_SCANS = 3.0  # place scans a resident a day
 FORMATS = ("csv", "parquet")
 ENCODINGS = ("utf-8", "utf-8-sig", "gbk")
 MANIFEST = "planted.json"
+BLOCK = 1_000_000  # residents generated and written at a time by `generate_and_write`
 
 
 @dataclass(frozen=True)
@@ -89,13 +98,27 @@ class WrittenNight:
                 "files": [{"feed": f.feed, "file": str(f.path), "rows": f.rows} for f in self.files]}
 
 
-def _context(residents: int, seed: int, as_of: dt.date, scans_per_day: float = DEFAULT_SCANS) -> Context:
+def _context(residents: int, seed: int, as_of: dt.date, scans_per_day: float = DEFAULT_SCANS,
+             block: int = 0, first: int = 0, population: int = -1) -> Context:
     if residents < 0:
         raise UsageError("must be 0 or more", option="residents")
     if scans_per_day < 0:
         raise UsageError("must be 0 or more", option="scans_per_day")
     return Context(residents, seed, as_of, tuple(planted_ids() + (place_ids() if scans_per_day else [])),
-                   scans_per_day)
+                   scans_per_day, block, first, population)
+
+
+def block_sizes(residents: int, block: int = BLOCK) -> list[int]:
+    """The residents of each block of a night (at least one block, maybe of 0 residents)."""
+    if block < 1:
+        raise UsageError("must be 1 or more", option="block")
+    return [min(block, residents - start) for start in range(0, residents, block)] or [0]
+
+
+def per_person(feed: str) -> bool:
+    """Whether a feed has a row per event of a person (generated block by block); the others
+    (risk areas, places, risk places) are night-wide tables, generated once in block 0."""
+    return any(c.kind is Kind.ID_NUMBER for c in FEEDS[feed].columns)
 
 
 def night_feeds(ctx: Context) -> list[str]:
@@ -104,12 +127,18 @@ def night_feeds(ctx: Context) -> list[str]:
 
 
 def build_feed(ctx: Context, feed: str) -> tuple[pl.DataFrame, list[BadRow], int]:
-    """One feed's frame (random rows, planted rows and bad rows), its bad rows, its messy values."""
+    """One feed's frame (random rows, planted rows and bad rows), its bad rows, its messy values.
+
+    For the block of `ctx`: planted rows and guaranteed bad rows only in block 0; bad rows'
+    `row` counts from the block's first row.
+    """
     stream = list(FEEDS).index(feed) + 1
     body = (GENERATORS | PLACE_GENERATORS)[feed](ctx, ctx.rng(stream, 0))
     body, messy = defects.messy(feed, body, ctx.rng(stream, 1))
     planted = planted_rows(feed, ctx.cutoff, places=bool(ctx.scans_per_day))
-    bad_df, bad_meta = defects.bad_rows(ctx, feed, body.height, ctx.rng(stream, 2))
+    if ctx.block:
+        planted = planted.clear()
+    bad_df, bad_meta = defects.bad_rows(ctx, feed, body.height, ctx.rng(stream, 2), guaranteed=not ctx.block)
     frame, final = defects.insert(body, pl.concat([planted, bad_df]), ctx.rng(stream, 3))
     bad = [BadRow(feed, int(final[planted.height + k]), col, kind, reason, value)
            for k, (col, kind, reason, value) in enumerate(bad_meta)]
@@ -118,7 +147,9 @@ def build_feed(ctx: Context, feed: str) -> tuple[pl.DataFrame, list[BadRow], int
 
 def generate(residents: int = 10_000, seed: int = 1, as_of: dt.date = DEFAULT_AS_OF,
              scans_per_day: float = DEFAULT_SCANS) -> SampleNight:
-    """The whole night in memory (fine up to a few million residents; see `generate_and_write`)."""
+    """The whole night in memory (fine up to a few million residents). For large nights use
+    `generate_and_write`, which writes the same bytes as `write(generate(...))` for nights of
+    at most `BLOCK` residents."""
     ctx = _context(residents, seed, as_of, scans_per_day)
     frames, bad, messy = {}, [], {}
     for feed in night_feeds(ctx):
@@ -145,14 +176,8 @@ def _check(fmt: str, encodings: Mapping[str, str] | None) -> dict[str, str]:
 def write_feed(frame: pl.DataFrame, out_dir: Path, feed: str, fmt: str, encoding: str = "utf-8") -> Path:
     """Write one feed's frame as `<feed>.csv` (in `encoding`) or `<feed>.parquet`."""
     path = out_dir / f"{feed}.{fmt}"
-    if fmt == "parquet":
-        frame.write_parquet(path, compression="zstd", compression_level=1, statistics=False)
-    elif encoding == "utf-8":
-        frame.write_csv(path)
-    elif encoding == "utf-8-sig":
-        frame.write_csv(path, include_bom=True)
-    else:
-        path.write_bytes(frame.write_csv().encode(encoding))
+    with FeedWriter(path, fmt, encoding, one_block=True) as w:
+        w.write(frame)
     return path
 
 
@@ -171,25 +196,43 @@ def generate_and_write(out_dir: str | Path, residents: int = 10_000, seed: int =
                        as_of: dt.date = DEFAULT_AS_OF, fmt: str = "csv",
                        encodings: Mapping[str, str] | None = None,
                        progress: Callable[[str], None] | None = None,
-                       scans_per_day: float = DEFAULT_SCANS) -> WrittenNight:
-    """Generate and write feed by feed (memory bounded by the largest feed); same bytes as
-    `write(generate(...))`."""
+                       scans_per_day: float = DEFAULT_SCANS, *, block: int = BLOCK) -> WrittenNight:
+    """Generate and write `block` residents at a time, feed by feed, each feed's file appended
+    block by block: memory is bounded by a block, not by the night. For a night of at most
+    `block` residents, the same bytes as `write(generate(...))`. `progress(feed)` is called
+    after each feed of each block (`len(night_feeds) * len(block_sizes)` calls)."""
     enc = _check(fmt, encodings)
-    ctx = _context(residents, seed, as_of, scans_per_day)
+    sizes = block_sizes(residents, block)
+    feeds = night_feeds(_context(residents, seed, as_of, scans_per_day))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files, bad, messy, rows = [], [], {}, {}
-    for feed in night_feeds(ctx):
-        frame, feed_bad, messy[feed] = build_feed(ctx, feed)
-        rows[feed] = frame.height
-        files.append(WrittenFile(feed, write_feed(frame, out, feed, fmt, enc.get(feed, "utf-8")), frame.height))
-        bad.extend(feed_bad)
-        del frame
-        if progress is not None:
-            progress(feed)
+    writers = {f: FeedWriter(out / f"{f}.{fmt}", fmt, enc.get(f, "utf-8"), one_block=len(sizes) == 1)
+               for f in feeds}
+    bad: list[BadRow] = []
+    rows, messy = dict.fromkeys(feeds, 0), dict.fromkeys(feeds, 0)
+    try:
+        for b, n in enumerate(sizes):
+            ctx = _context(n, seed, as_of, scans_per_day, b, b * block, residents)
+            for feed in feeds:
+                if b == 0 or per_person(feed):
+                    frame, feed_bad, feed_messy = build_feed(ctx, feed)
+                    bad.extend(replace(x, row=x.row + rows[feed]) for x in feed_bad)
+                    rows[feed] += frame.height
+                    messy[feed] += feed_messy
+                    writers[feed].write(frame)
+                    del frame
+                if progress is not None:
+                    progress(feed)
+    finally:
+        for w in writers.values():
+            w.close()
+    bad.sort(key=lambda x: feeds.index(x.feed))  # stable: by feed, then block
+    files = tuple(WrittenFile(f, w.path, rows[f]) for f, w in writers.items())
     manifest = _manifest(residents, seed, as_of, fmt, enc, tuple(manifest_persons()), tuple(bad), rows, messy,
                          bool(scans_per_day))
-    return WrittenNight(out, residents, seed, as_of, fmt, tuple(files), _write_manifest(out, manifest))
+    if len(sizes) > 1:
+        manifest["block"] = block
+    return WrittenNight(out, residents, seed, as_of, fmt, files, _write_manifest(out, manifest))
 
 
 def _manifest(residents: int, seed: int, as_of: dt.date, fmt: str, encodings: Mapping[str, str] | None,

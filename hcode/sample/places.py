@@ -149,7 +149,7 @@ def _codes(n: int) -> list[str]:
 
 
 def random_places(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
-    n = place_count(ctx.residents)
+    n = place_count(ctx.night_residents)
     kind = rng.integers(0, len(KINDS), n)
     busy = np.arange(n) < max(1, int(n * BUSY_SHARE))
     kind[busy] = rng.integers(0, 3, int(busy.sum()))  # stations and markets
@@ -162,8 +162,9 @@ def random_places(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
 
 def random_scans(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
     """About `scans_per_day` scans a resident a day over the 14 days, between 07:00 and 22:00;
-    busy places (the first 3 %) draw 50 times as many scans each; every scan shows green."""
-    n = place_count(ctx.residents)
+    busy places (the first 3 %) draw 50 times as many scans each; every scan shows green.
+    In a night of several blocks, every block's residents scan the night's places."""
+    n = place_count(ctx.night_residents)
     counts = rng.poisson(ctx.scans_per_day * 14, ctx.residents)
     person = np.repeat(np.arange(ctx.residents), counts)
     total = len(person)
@@ -178,7 +179,7 @@ def random_scans(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
 
 def random_risk_places(ctx: Context, rng: np.random.Generator) -> pl.DataFrame:
     """A few risk places (about 1 in 200, at least 3): high ongoing, or medium then lifted."""
-    n = place_count(ctx.residents)
+    n = place_count(ctx.night_residents)
     k = max(3, n // 200)
     which = rng.choice(np.arange(max(1, int(n * BUSY_SHARE)), n), k, replace=False)
     high = rng.random(k) < 0.4

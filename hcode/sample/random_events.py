@@ -5,6 +5,15 @@ times in seconds relative to the cut-off C, and only turns them into export text
 end (`Context.text_times`). Each feed draws from its own random stream, so a feed can be
 generated (and written, and dropped) on its own and still be the same for a seed.
 Rates follow the `sample` contract: "per resident, over the 14 days before D".
+
+A large night is generated in blocks of residents (`night.generate_and_write`), one
+`Context` per block, each block's streams spawned for it (`Context.rng`). Generators that
+refer to more than one person stay within a block: cases and discharges share one block's
+case draws, contacts and centralized isolation one block's contact draws (no row names
+another person). Night-wide tables come from night-wide streams: the risk areas (which
+every block's trips use) and the place registry and risk places (`places.py`, sized by the
+night's residents; every block's scans go to the same places, so people of different
+blocks still meet there). Every rate is per resident, so blocks keep it.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import polars as pl
 from numpy.typing import ArrayLike
 
 from hcode.feeds import FEEDS, TIMESTAMP
-from hcode.idnumber import divisions, make_ids
+from hcode.idnumber import divisions, indexed_ids, make_ids
 from hcode.sample.scenarios import OVERRIDE_TEXTS, PLANTED_REGIONS
 
 DAY = 86_400
@@ -27,6 +36,7 @@ HOUR = 3_600
 WINDOW = 14 * DAY
 EPOCH = dt.datetime(1970, 1, 1)
 STD_FORMAT = "%Y-%m-%d %H:%M:%S"
+ID_KEY_STREAM = 103  # the night's key for blocks' indexed ids
 
 OTHER_ORIGINS = ("TW", "US", "JP", "KR", "SG", "GB", "DE", "FR", "AU", "CA", "TH", "MY")
 OTHER_PROVINCES = ("11", "12", "13", "14", "15", "21", "22", "23", "32", "34", "35", "36", "37", "41",
@@ -40,13 +50,22 @@ TEXTS = OVERRIDE_TEXTS + MORE_OVERRIDE_TEXTS
 
 @dataclass(frozen=True)
 class Context:
-    """What every feed generator shares: the night's parameters and the random residents."""
+    """What every feed generator shares: the night's parameters and the random residents.
+
+    A night written in blocks (`night.generate_and_write`) has one context per block of
+    residents: `residents` is the block's, `population` the night's (it sizes the place
+    registry), `first` the night-wide index of the block's first resident. Block 0 is the
+    whole night when the night fits in one block, and then everything is as it always was.
+    """
 
     residents: int
     seed: int
     as_of: dt.date
     excluded_ids: tuple[str, ...] = ()  # planted ids: never drawn for the random population
     scans_per_day: float = 3.0  # place scans a resident a day (0: no place feeds at all)
+    block: int = 0
+    first: int = 0
+    population: int = -1  # the night's residents; -1: `residents` (one block)
 
     @property
     def cutoff(self) -> dt.datetime:
@@ -61,12 +80,33 @@ class Context:
     def c_epoch(self) -> int:
         return int((self.cutoff - EPOCH).total_seconds())
 
+    @property
+    def night_residents(self) -> int:
+        return self.residents if self.population < 0 else self.population
+
     def rng(self, *stream: int) -> np.random.Generator:
+        """This block's random stream `stream`: in block 0 the night's own (as before blocks),
+        in block b >= 1 one spawned from it for b (an independent stream)."""
+        spawn = (self.block,) if self.block else ()
+        return np.random.default_rng(np.random.SeedSequence([self.seed, *stream], spawn_key=spawn))
+
+    def night_rng(self, *stream: int) -> np.random.Generator:
+        """The night's random stream `stream`, the same in every block (for night-wide tables)."""
         return np.random.default_rng(np.random.SeedSequence([self.seed, *stream]))
 
     @cached_property
     def ids(self) -> pl.Series:
-        """`residents` distinct valid id numbers, none of them a planted person's."""
+        """`residents` distinct valid id numbers, none of them a planted person's.
+
+        Block 0 draws them at random (`make_ids`) and drops repeats and planted ids. Blocks
+        >= 1 take `indexed_ids` of their residents' night-wide indices: distinct by
+        construction, from counties `make_ids` never uses, and not from the planted ids'
+        county, so ids are distinct across the whole night without a global check.
+        """
+        if self.block:
+            index = np.arange(self.first, self.first + self.residents, dtype=np.int64)
+            key = int(self.night_rng(ID_KEY_STREAM).integers(0, 2**62))
+            return indexed_ids(index, key, excluded=frozenset(i[:6] for i in self.excluded_ids))
         rng = self.rng(0)
         got = pl.Series("id_number", [], pl.String)
         while got.len() < self.residents:
@@ -202,7 +242,7 @@ def risk_area_rows(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
     Returns region codes, levels, valid_from and valid_to (relative seconds; valid_to -1 = empty).
     """
-    rng = ctx.rng(100)
+    rng = ctx.night_rng(100)  # night-wide: every block's trips see the same risk areas
     k = 150
     region = rng.choice(ctx.regions, k, replace=False)
     pattern = rng.choice(3, k, p=[0.3, 0.5, 0.2])  # 0 high ongoing, 1 high->medium->low, 2 medium ongoing
