@@ -6,7 +6,8 @@ Every measured step is an `hcode` command in its own process under `/usr/bin/tim
 Spark's JVM is a child of the hcode process), in this order:
 
 1. `hcode sample --residents N --format parquet` (the night's files);
-2. `hcode nightly` on them into an empty warehouse (its stages from --json);
+2. `hcode nightly` on them into an empty warehouse (its stages from --json), then the next
+   night's (the increment of the next day's events, diffed against the first night's run);
 3. `hcode evaluate --dry-run` with the embedded engine, then with `--engine spark` at
    `local[1]` and `local[2]` (JVM start and the lake export included), each printed with its
    ratio to the embedded one measured in the same run.
@@ -19,6 +20,7 @@ Spark's JVM is a child of the hcode process), in this order:
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -30,6 +32,9 @@ import time
 from pathlib import Path
 
 KEY = "benchmark-key-0123456789abcdef0123456789"  # (32 characters at least)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nightly import make_inbox  # noqa: E402  (the sibling benchmark's helper)
+
 AS_OF = "2022-06-14"
 RULESET = "shanghai@2022.05.23"
 HCODE = [sys.executable, "-c", "from hcode.cli import app; app()"]
@@ -82,6 +87,15 @@ def main() -> None:
                                    "--now", "2022-06-15T06:00:00", "--reports", str(work / "reports"), "--json"], env)
         stages = json.loads(stdout).get("stages", {})
         print(f"{'nightly':28} {wall:>8.1f} {rss:>9,.0f}  "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+        # The next night: the increment of 2022-06-15 (events of that day), diffed against night 1.
+        nxt = work / "inbox-next"
+        shutil.rmtree(nxt, ignore_errors=True)
+        rows = make_inbox(nxt, args.residents, args.seed, dt.date(2022, 6, 15), True, args.scans_per_day)
+        wall, rss, stdout = timed(["nightly", "--inbox", str(nxt), "--ruleset", RULESET, "--date", "2022-06-15",
+                                   "--now", "2022-06-16T06:00:00", "--reports", str(work / "reports"), "--json"], env)
+        stages = json.loads(stdout).get("stages", {})
+        print(f"{'next nightly':28} {wall:>8.1f} {rss:>9,.0f}  {rows:,} rows; "
               + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
         engines = [("evaluate embedded", [])]
         if not args.no_spark:

@@ -42,5 +42,5 @@ def test_audit_benchmark_verifies_a_two_night_warehouse(tmp_path):
 @pytest.mark.slow
 def test_scale_benchmark_prints_every_step(tmp_path):
     out = bench("scale.py", "--residents", "2000", "--no-spark", cwd=tmp_path)
-    for step in ("sample", "nightly", "evaluate embedded"):
+    for step in ("sample", "nightly", "next nightly", "evaluate embedded"):
         assert f"\n{step}" in out, out
