@@ -80,7 +80,7 @@ def render_companions(res: CompanionsResult) -> None:
     for c in ("place", "time", "persons", "unexplained", f"{res.first_color} companions", "overrides by"):
         t.add_column(t_(c), no_wrap=c == "time", overflow="fold")
     for g in res.groups:  # place names, authorities and operators come from data: escaped
-        by = "; ".join(f"{a}" for a in g.authorities) + (f" ({'; '.join(g.operators)})" if g.operators else "")
+        by = "; ".join(g.authorities) + (f" ({'; '.join(g.operators)})" if g.operators else "")
         t.add_row(t_(g.place_name) + "\n" + t_(f"{g.place_code}, {g.district_code or '-'}"), f"{g.start:%H:%M}–{g.end:%H:%M}",
                   str(g.persons), str(g.unexplained), str(g.first_color_companions), t_(by or "-"))
     out.print(t)

@@ -18,7 +18,6 @@ everyone on a province's first night.
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -30,7 +29,7 @@ from hcode.colors import ABSENT
 from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, diff, district_counts, merged_palette, rule_table
 from hcode.diff.sides import load_side
-from hcode.engine.buckets import persons_in_warehouse
+from hcode.engine.buckets import bucket_count, persons_in_warehouse
 from hcode.store.warehouse import Warehouse
 
 DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)
@@ -40,14 +39,9 @@ LISTED = ("changes", "rule_changes")
 
 
 def diff_bucket_count(wh: Warehouse) -> int:
-    """The setting (`HCODE_BUCKETS` / `[engine] buckets`) when there is one, else enough
-    buckets for one bucket's diff to stay within `DIFF_SHARE` of the memory limit."""
-    config = load_config(wh.path)
-    asked = config.bucket_setting
-    if asked is not None:
-        return asked
-    need = persons_in_warehouse(wh.con) * DIFF_BYTES_PER_PERSON / (config.memory_limit * DIFF_SHARE)
-    return max(1, math.ceil(need))
+    """`bucket_count` for one bucket's diff: `DIFF_BYTES_PER_PERSON` within `DIFF_SHARE` of
+    the memory limit."""
+    return bucket_count(persons_in_warehouse(wh.con), load_config(wh.path), DIFF_BYTES_PER_PERSON, DIFF_SHARE)
 
 
 def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
@@ -80,10 +74,9 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     return merge_diffs(light, listed["changes"], listed["rule_changes"])
 
 
-def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame | None = None,
-                rule_changes: pl.DataFrame | None = None) -> Diff:
-    """The diffs of disjoint sets of persons (same two sides otherwise) as one diff; their
-    listed rows, when given apart (`changes`, `rule_changes`), in the order a diff lists them."""
+def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame, rule_changes: pl.DataFrame) -> Diff:
+    """The diffs of disjoint sets of persons (same two sides otherwise) as one diff, with all
+    their listed rows (`changes`, `rule_changes`) in the order a diff lists them."""
     parts = list(diffs)
     first = parts[0]
     base = merged_palette(tuple(first.before.palette), tuple(first.after.palette))
@@ -95,10 +88,6 @@ def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame | None = None,
         for r, row in p.matrix.items():
             for c, persons in row.items():
                 matrix[r][c] += persons
-    if changes is None:
-        changes = pl.concat([p.changes for p in parts]).sort(LISTED_ORDER, nulls_last=True)
-    if rule_changes is None:
-        rule_changes = pl.concat([p.rule_changes for p in parts]).sort(LISTED_ORDER, nulls_last=True)
     counts = pl.concat([p.rules.select("rule", "started", "stopped") for p in parts]).group_by("rule").sum()
     return Diff(
         before=first.before, after=first.after, lang=first.lang, palette=palette,

@@ -21,10 +21,14 @@ def _titles(rs: Ruleset) -> dict[str, dict[str, str]]:
 
 
 def side_from_evaluation(wh: Warehouse, ev: Evaluation, run_id: int | None = None) -> Side:
-    rs = ev.ruleset
+    return _side(wh, ev.ruleset, ev.as_of, ev.codes, run_id)
+
+
+def _side(wh: Warehouse, rs: Ruleset, as_of: dt.date, codes: pl.DataFrame, run_id: int | None = None) -> Side:
+    """Codes by pid, as evaluated, as a side (person keys in place of pids)."""
     label = f"run {run_id}" if run_id is not None else rs.name
-    codes = with_person_keys(wh.con, ev.codes).drop("pid")
-    return Side(label, run_id, rs.province, rs.version, ev.as_of, tuple(rs.palette), _titles(rs), codes)
+    return Side(label, run_id, rs.province, rs.version, as_of, tuple(rs.palette), _titles(rs),
+                with_person_keys(wh.con, codes).drop("pid"))
 
 
 def load_side(wh: Warehouse, run_id: int, bucket: tuple[int, int] | None = None) -> Side:
@@ -47,6 +51,4 @@ def evaluate_side(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str = "
     from hcode.runs.bucketed import evaluations_on
 
     _, evaluations, _, _ = evaluations_on(wh, ruleset, as_of, lang, engine, spark_master)
-    codes = pl.concat([ev.codes for ev in evaluations]).sort("pid")
-    return Side(ruleset.name, None, ruleset.province, ruleset.version, as_of, tuple(ruleset.palette),
-                _titles(ruleset), with_person_keys(wh.con, codes).drop("pid"))
+    return _side(wh, ruleset, as_of, pl.concat([ev.codes for ev in evaluations]))

@@ -32,13 +32,15 @@ BUCKET_SHARE = 0.4
 HEX_DIGITS = 8  # the bucket hash: the first 32 bits of the person key
 
 
-def bucket_count(persons: int, config: Config) -> int:
-    """The setting when there is one, else enough buckets for one bucket's evaluation to use at
-    most BUCKET_SHARE of the memory limit (1 for every population that fits)."""
+def bucket_count(persons: int, config: Config, per_person: int = BYTES_PER_PERSON,
+                 share: float = BUCKET_SHARE) -> int:
+    """The setting when there is one, else enough buckets for one bucket's work, `per_person`
+    bytes a person at its peak (default: an evaluation's), to use at most `share` of the
+    memory limit (1 for every population that fits)."""
     asked = config.bucket_setting
     if asked is not None:
         return asked
-    return max(1, math.ceil(persons * BYTES_PER_PERSON / (config.memory_limit * BUCKET_SHARE)))
+    return max(1, math.ceil(persons * per_person / (config.memory_limit * share)))
 
 
 def bucket_sql(n: int, column: str = "person_key") -> str:
