@@ -23,7 +23,7 @@ from hcode.diff.changes import ABSENT, Side, diff, merged_palette
 
 
 def explanation_of(d, name: str, frame: str = "changes") -> str:
-    rows = getattr(d, frame).filter(pl.col("person_key") == key(name))
+    rows = getattr(d, frame).frame().filter(pl.col("person_key") == key(name))
     assert rows.height == 1, f"{name} listed {rows.height} times in {frame}"
     return rows["explanation"][0]
 
@@ -34,9 +34,9 @@ def test_every_colour_change_listed_once_with_explanation():
     b = dict(zip(before.codes["person_key"], before.codes["color"], strict=True))
     a = dict(zip(after.codes["person_key"], after.codes["color"], strict=True))
     expected = {k for k in b.keys() | a.keys() if b.get(k) != a.get(k)}
-    assert sorted(d.changes["person_key"]) == sorted(expected)
-    assert d.changes["person_key"].is_unique().all()
-    assert (d.changes["explanation"].str.len_chars() > 0).all()
+    assert sorted(d.changes.frame()["person_key"]) == sorted(expected)
+    assert d.changes.frame()["person_key"].is_unique().all()
+    assert (d.changes.frame()["explanation"].str.len_chars() > 0).all()
     assert d.n_changes == 6
 
 
@@ -71,7 +71,7 @@ def test_matrix_sums_to_persons_compared_in_palette_order():
 def test_diff_of_a_side_with_itself_is_empty():
     before, _ = ruleset_pair()
     d = diff(before, before)
-    assert d.changes.is_empty() and d.rule_changes.is_empty()
+    assert d.changes.frame().is_empty() and d.rule_changes.frame().is_empty()
     assert d.only_before == d.only_after == 0
     assert (d.rules["started"] == 0).all() and (d.rules["stopped"] == 0).all()
     assert d.districts.is_empty()
@@ -81,17 +81,17 @@ def test_diff_of_a_side_with_itself_is_empty():
 def test_absent_on_either_side():
     d = diff(*ruleset_pair())
     assert (d.only_before, d.only_after) == (1, 1)
-    gone = d.changes.filter(pl.col("person_key") == key("gone"))
+    gone = d.changes.frame().filter(pl.col("person_key") == key("gone"))
     assert gone["after"][0] is None and gone["rules_after"][0] is None
     assert gone["rules_before"][0].to_list() == ["NR-Y-01"]
-    new = d.changes.filter(pl.col("person_key") == key("newcomer"))
+    new = d.changes.frame().filter(pl.col("person_key") == key("newcomer"))
     assert new["before"][0] is None and new["rules_before"][0] is None
     assert new["district_code"][0] == "310115"
 
 
 def test_rule_only_changes_are_listed_apart():
     d = diff(*ruleset_pair())
-    assert key("rule-only") not in set(d.changes["person_key"])
+    assert key("rule-only") not in set(d.changes.frame()["person_key"])
     text = explanation_of(d, "rule-only", "rule_changes")
     assert text.startswith("red, deciding rule SH-R-03 → SH-R-04: SH-R-03 Close contact no longer matches")
     assert "SH-R-04 Entry personnel (Macau excluded) still matches (entries, entered from HK" in text
@@ -170,7 +170,7 @@ def test_wider_palette_is_merged_in_severity_order():
 def test_empty_sides():
     empty = side("a", "1", dt.date(2022, 6, 1), [])
     d = diff(empty, empty)
-    assert d.persons_compared == 0 and d.changes.is_empty()
+    assert d.persons_compared == 0 and d.changes.frame().is_empty()
     d = diff(empty, side("b", "1", dt.date(2022, 6, 1), background(3)))
     assert d.only_after == 3 and d.n_changes == 3
 
@@ -194,12 +194,12 @@ def test_property_random_sides(b_persons, a_persons, lang):
     a = {key(n): v for n, v in a_persons.items()}
     color = {k: v[0] for k, v in b.items()}, {k: v[0] for k, v in a.items()}
     changed = {k for k in b.keys() | a.keys() if color[0].get(k) != color[1].get(k)}
-    assert sorted(d.changes["person_key"]) == sorted(changed)
+    assert sorted(d.changes.frame()["person_key"]) == sorted(changed)
     assert d.persons_compared == len(b.keys() | a.keys())
     assert sum(sum(r.values()) for r in d.matrix.values()) == d.persons_compared
-    assert (d.changes["explanation"].str.len_chars() > 0).all()
-    assert (d.rule_changes["explanation"].str.len_chars() > 0).all()
-    assert not set(d.rule_changes["person_key"]) & changed
+    assert (d.changes.frame()["explanation"].str.len_chars() > 0).all()
+    assert (d.rule_changes.frame()["explanation"].str.len_chars() > 0).all()
+    assert not set(d.rule_changes.frame()["person_key"]) & changed
     for r in d.rules.iter_rows(named=True):
         started = sum(1 for k in a if r["rule"] in a[k][1] and r["rule"] not in b.get(k, (None, []))[1])
         stopped = sum(1 for k in b if r["rule"] in b[k][1] and r["rule"] not in a.get(k, (None, []))[1])
@@ -222,7 +222,7 @@ def test_hash_collision_falls_back_to_string_join(monkeypatch):
 
     monkeypatch.setattr(module, "_identity", colliding)
     got = diff(*ruleset_pair())
-    assert got.changes.equals(expected.changes) and got.matrix == expected.matrix
+    assert got.changes.frame().equals(expected.changes.frame()) and got.matrix == expected.matrix
 
 
 def test_duplicate_person_key_is_refused():

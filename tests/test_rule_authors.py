@@ -231,7 +231,7 @@ def test_diff_and_explain_name_a_feed_alike(lang):
     from hcode.rules.load import find_ruleset
 
     d = diff(*ruleset_pair(), lang=lang)
-    texts = "\n".join(d.changes["explanation"].to_list())
+    texts = "\n".join(d.changes.frame()["explanation"].to_list())
     assert "(inbound_codes" in texts or "（inbound_codes" in texts
     for other in ("inbound codes", "NAT results", "外省健康码，", "核酸，"):
         assert other not in texts

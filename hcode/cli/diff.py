@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
             print_json(summary_dict(result, warnings))
             return
         print_diff(result, out, lang)
-        for text in result.changes["explanation"].head(10):
+        for text in result.changes.head(10)["explanation"]:
             out.print(f"  {text}", highlight=False, markup=False)
         if result.n_changes > 10:
             out.print(f"  … {result.n_changes - 10:,} more" + (f" in {out_dir}/changes.csv" if out_dir else

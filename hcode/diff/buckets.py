@@ -3,22 +3,21 @@
 A person's diff row depends on nothing but that person's codes on both sides, so the diff
 of two runs is the diff of each bucket's persons (`hcode.engine.buckets`: a person's bucket
 comes from their key alone), put together: the transition matrices, the counts and the
-one-sided totals are sums; the listed changes are the buckets' rows in the order one diff
-gives them (district, then person key, both unique per person); the per-rule table and the
-per-district counts are made again from the sums and the listed rows. The result, and every
-report written from it, is the same whatever the number of buckets
-(tests/test_buckets.py compares the nightly reports byte for byte).
+one-sided totals and the per-district counts are sums; the per-rule table is made again
+from the sums; the listed changes are the buckets' rows in the order one diff gives them
+(district, then person key, both unique per person). The result, and every report written
+from it, is the same whatever the number of buckets (tests/test_buckets.py compares the
+nightly reports byte for byte).
 
 Why: comparing two whole runs held both sides and the diff's working frames at once, about
 1.75 kB a person at the diff's peak (3.5 GiB for a first night of 2M persons, 17 GiB for the
-10M nightly). A bucket bounds that by the bucket. What is left proportional to the
-population is the listed rows themselves: a few per cent of persons on an ordinary night,
-everyone on a province's first night.
+10M nightly). A bucket bounds that by the bucket. The listed rows themselves, a few per
+cent of persons on an ordinary night but everyone on a province's first night, stay in
+each bucket's file and are read back in order by the writers (`hcode.diff.listed`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -27,14 +26,14 @@ import polars as pl
 
 from hcode.colors import ABSENT
 from hcode.config import load_config
-from hcode.diff.changes import Diff, Side, diff, district_counts, merged_palette, rule_table
+from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
+from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
 from hcode.engine.buckets import bucket_count, persons_in_warehouse
 from hcode.store.warehouse import Warehouse
 
 DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)
-DIFF_SHARE = 0.25  # of the memory limit for one bucket's diff
-LISTED_ORDER = ["district_code", "person_key"]
+DIFF_SHARE = 0.25  # of the memory limit for one bucket's diff; also DuckDB's while ordering the listed rows
 LISTED = ("changes", "rule_changes")
 
 
@@ -47,7 +46,8 @@ def diff_bucket_count(wh: Warehouse) -> int:
 def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
               empty_before: Callable[[], Side] | None = None) -> Diff:
     """The diff of stored run `before` (None: `empty_before()`, a side without codes) and
-    stored run `after`, bucket by bucket (`buckets`, default `diff_bucket_count`)."""
+    stored run `after`, bucket by bucket (`buckets`, default `diff_bucket_count`). With more
+    than one bucket the listed rows stay in files (`Listed`), removed with the diff."""
     n = buckets or diff_bucket_count(wh)
 
     def side(run_id: int | None, bucket: tuple[int, int] | None) -> Side:
@@ -61,22 +61,26 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
         return diff(side(before, None), side(after, None), lang=lang)
     # Each bucket's listed rows go to a file at once: held in memory, they would keep alive
     # the buffers of the bucket's sides that their texts were gathered from.
-    with tempfile.TemporaryDirectory(prefix="hcode-diff-") as tmp:
-        light = []
-        for b in range(n):
-            d = diff(side(before, (b, n)), side(after, (b, n)), lang=lang)
-            for name in LISTED:
-                getattr(d, name).write_parquet(Path(tmp) / f"{name}.{b:05d}.parquet", compression="lz4")
-            light.append(replace(d, changes=d.changes.clear(), rule_changes=d.rule_changes.clear()))
-            del d
-        listed = {name: pl.scan_parquet(sorted(Path(tmp).glob(f"{name}.*.parquet")))
-                  .sort(LISTED_ORDER, nulls_last=True).collect() for name in LISTED}
+    spill = SpillDir()
+    limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
+    light: list[Diff] = []
+    files: dict[str, list[Path]] = {name: [] for name in LISTED}
+    for b in range(n):
+        d = diff(side(before, (b, n)), side(after, (b, n)), lang=lang)
+        for name in LISTED:
+            path = spill.path / f"{name}.{b:05d}.parquet"
+            getattr(d, name).frame().write_parquet(path, compression="lz4")
+            files[name].append(path)
+        light.append(replace(d, changes=Listed.empty(d.changes.schema), rule_changes=Listed.empty(d.rule_changes.schema)))
+        del d
+    schema = light[0].changes.schema
+    listed = {name: Listed.spilled(files[name], schema, spill, limit) for name in LISTED}
     return merge_diffs(light, listed["changes"], listed["rule_changes"])
 
 
-def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame, rule_changes: pl.DataFrame) -> Diff:
+def merge_diffs(diffs: Iterable[Diff], changes: Listed, rule_changes: Listed) -> Diff:
     """The diffs of disjoint sets of persons (same two sides otherwise) as one diff, with all
-    their listed rows (`changes`, `rule_changes`) in the order a diff lists them."""
+    their listed rows (`changes`, `rule_changes`, in the order a diff lists them)."""
     parts = list(diffs)
     first = parts[0]
     base = merged_palette(tuple(first.before.palette), tuple(first.after.palette))
@@ -89,10 +93,11 @@ def merge_diffs(diffs: Iterable[Diff], changes: pl.DataFrame, rule_changes: pl.D
             for c, persons in row.items():
                 matrix[r][c] += persons
     counts = pl.concat([p.rules.select("rule", "started", "stopped") for p in parts]).group_by("rule").sum()
+    districts = pl.concat([p.districts for p in parts]).group_by("district_code").sum().pipe(by_changes)
     return Diff(
         before=first.before, after=first.after, lang=first.lang, palette=palette,
         persons_compared=sum(p.persons_compared for p in parts), changes=changes, rule_changes=rule_changes,
         matrix=matrix, rules=rule_table(first.before, first.after, counts, first.lang),
-        districts=district_counts(changes, palette),
+        districts=districts,
         only_before=sum(p.only_before for p in parts), only_after=sum(p.only_after for p in parts),
     )

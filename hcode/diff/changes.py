@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from hcode.colors import ABSENT, LANGS
+from hcode.diff.listed import LISTED_ORDER, Listed
 from hcode.diff.reasons import explain
 from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 
@@ -72,15 +73,16 @@ class Side(SideMeta):
 
 @dataclass(frozen=True)
 class Diff:
-    """The comparison of two sides. Frames are small (listed persons, rules, districts)."""
+    """The comparison of two sides. Frames are small (rules, districts); the listed persons
+    are a `Listed`, in memory or, from a bucketed diff, in files read back as needed."""
 
     before: SideMeta
     after: SideMeta
     lang: str
     palette: tuple[str, ...]  # the matrix's colour order, least severe first, without "absent"
     persons_compared: int
-    changes: pl.DataFrame  # one row per colour change or one-sided person
-    rule_changes: pl.DataFrame  # same colour, different deciding rule
+    changes: Listed  # one row per colour change or one-sided person
+    rule_changes: Listed  # same colour, different deciding rule
     matrix: dict[str, dict[str, int]]  # before -> after -> persons, palette order + "absent"
     rules: pl.DataFrame  # rule, title, started, stopped (ruleset order)
     districts: pl.DataFrame  # district_code, changes, more_severe, less_severe, appeared, disappeared
@@ -206,7 +208,7 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     rules = _rule_counts(before.meta(), after.meta(), started, stopped, lang)
     listed_rows = _listed_details(listed, b_codes, a_codes, started, stopped)
     listed_rows = explain(listed_rows, before.meta(), after.meta(), lang)
-    listed_rows = listed_rows.sort("district_code", "person_key", nulls_last=True)
+    listed_rows = listed_rows.sort(LISTED_ORDER, nulls_last=True)
     cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
             "rules_before", "rules_after", "rules_started", "rules_stopped",
             "override_before", "override_after", "explanation"]
@@ -214,8 +216,8 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
     return Diff(
         before=before.meta(), after=after.meta(), lang=lang, palette=palette,
-        persons_compared=sum(sum(r.values()) for r in matrix.values()), changes=changes,
-        rule_changes=rule_changes, matrix=matrix, rules=rules,
+        persons_compared=sum(sum(r.values()) for r in matrix.values()), changes=Listed.of(changes),
+        rule_changes=Listed.of(rule_changes), matrix=matrix, rules=rules,
         districts=district_counts(changes, palette),
         only_before=sum(matrix[c][ABSENT] for c in palette),
         only_after=sum(matrix[ABSENT][c] for c in palette),
@@ -296,7 +298,8 @@ def rule_table(before: SideMeta, after: SideMeta, counts: pl.DataFrame, lang: st
 
 
 def district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
-    """Colour changes per district, split by direction (more or less severe, appeared, gone)."""
+    """Colour changes per district, split by direction (more or less severe, appeared, gone),
+    most changes first."""
     rank = {c: i for i, c in enumerate(palette)}
     rb = pl.col("before").replace_strict(rank, default=None, return_dtype=pl.Int32)
     ra = pl.col("after").replace_strict(rank, default=None, return_dtype=pl.Int32)
@@ -310,5 +313,10 @@ def district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataF
             disappeared=pl.col("after").is_null().sum(),
         )
         .with_columns(pl.exclude("district_code").cast(pl.Int64))
-        .sort(["changes", "district_code"], descending=[True, False])
+        .pipe(by_changes)
     )
+
+
+def by_changes(districts: pl.DataFrame) -> pl.DataFrame:
+    """`Diff.districts`' order: most changes first, then by district."""
+    return districts.sort(["changes", "district_code"], descending=[True, False])

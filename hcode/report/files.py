@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from hcode.diff.changes import Diff
+from hcode.diff.listed import Listed
 from hcode.textsafe import csv_safe_frame
 
 
@@ -50,8 +52,11 @@ def write_summary(diff: Diff, path: Path, warnings: Sequence[str] = ()) -> None:
     path.write_text(json.dumps(summary_dict(diff, warnings), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def write_changes_parquet(diff: Diff, path: Path) -> None:
-    diff.changes.write_parquet(path, compression="zstd", compression_level=1)
+def write_listed_parquet(listed: Listed, path: Path) -> None:
+    """One row group a batch, so that memory stays a batch's whatever the number of rows."""
+    with pq.ParquetWriter(path, listed.head(0).to_arrow().schema, compression="zstd", compression_level=1) as out:
+        for batch in listed.batches():
+            out.write_table(batch.to_arrow())
 
 
 def _override_text(column: str) -> pl.Expr:
@@ -74,8 +79,10 @@ def changes_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def write_changes_csv(diff: Diff, path: Path) -> None:
-    csv_safe_frame(changes_for_csv(diff.changes)).write_csv(path, include_bom=True)
+def write_listed_csv(listed: Listed, path: Path) -> None:
+    with path.open("wb") as out:
+        for i, batch in enumerate(listed.batches()):
+            csv_safe_frame(changes_for_csv(batch)).write_csv(out, include_bom=i == 0, include_header=i == 0)
 
 
 def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None, warnings: Sequence[str] = ()
@@ -90,8 +97,8 @@ def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None, warning
     lang = lang or diff.lang
     paths = {name: out / name for name in
              ("changes.parquet", "changes.csv", "summary.json", "report.md", "report.html")}
-    write_changes_parquet(diff, paths["changes.parquet"])
-    write_changes_csv(diff, paths["changes.csv"])
+    write_listed_parquet(diff.changes, paths["changes.parquet"])
+    write_listed_csv(diff.changes, paths["changes.csv"])
     write_summary(diff, paths["summary.json"], warnings)
     paths["report.md"].write_text(render_markdown(diff, lang), encoding="utf-8")
     paths["report.html"].write_text(render_html(diff, lang), encoding="utf-8")

@@ -12,11 +12,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import polars as pl
-
 from hcode import __version__
 from hcode.colors import color_hex, color_label
 from hcode.diff.changes import Diff
+from hcode.diff.listed import Listed
 from hcode.report import escape
 from hcode.report.labels import (
     active_rules,
@@ -198,7 +197,7 @@ def _pill(color: str | None, lang: str) -> str:
     return f'<span class="pill" style="--c:{color_hex(color)}">{e(color_label(color, lang))}</span>'
 
 
-def _table(frame: pl.DataFrame, lang: str, limit: int, table_id: str, title: str) -> str:
+def _table(frame: Listed, lang: str, limit: int, table_id: str, title: str) -> str:
     t = labels(lang)
     total = frame.height
     head = f'<section class="card"><h2>{e(title)}</h2>'

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 
-import polars as pl
-
 from hcode import __version__
 from hcode.colors import color_label
 from hcode.diff.changes import Diff
+from hcode.diff.listed import Listed
 from hcode.report import escape
 from hcode.report.labels import (
     active_rules,
@@ -35,7 +34,7 @@ def _table(header: list[str], rows: Sequence[Sequence[object]], right: AbstractS
     return lines
 
 
-def _changes(frame: pl.DataFrame, lang: str, limit: int, title: str) -> list[str]:
+def _changes(frame: Listed, lang: str, limit: int, title: str) -> list[str]:
     t = labels(lang)
     total = frame.height
     shown = frame.head(limit)

@@ -1,0 +1,66 @@
+"""`Listed`: a diff's listed rows read back from per-bucket files give what the same rows in
+memory give (head, batches, the whole frame), and the files go with the last holder."""
+
+from __future__ import annotations
+
+import gc
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcode.diff.listed import LISTED_ORDER, Listed, SpillDir
+
+
+def rows(n: int, seed: int) -> pl.DataFrame:
+    """n listed rows with a few null districts, texts and lists, in no particular order."""
+    import random
+
+    rnd = random.Random(seed)
+    keys = rnd.sample(range(16**6), n)
+    return pl.DataFrame({
+        "person_key": [f"{k:064x}" for k in keys],
+        "district_code": [None if rnd.random() < 0.1 else f"3101{rnd.randrange(3):02d}" for _ in keys],
+        "explanation": [f"rule {rnd.randrange(9)}: 红 → 绿" for _ in keys],
+        "rules_after": [[f"R{j}" for j in range(rnd.randrange(3))] for _ in keys],
+    }, schema={"person_key": pl.String, "district_code": pl.String, "explanation": pl.String,
+               "rules_after": pl.List(pl.String)})
+
+
+def spilled(frame: pl.DataFrame, parts: int) -> Listed:
+    """`frame` split into `parts` disjoint sorted files, as the bucketed diff leaves them."""
+    spill = SpillDir()
+    files = []
+    part = frame.with_columns(b=pl.int_range(pl.len()) % parts)
+    for b in range(parts):
+        path = spill.path / f"changes.{b:05d}.parquet"
+        (part.filter(pl.col("b") == b).drop("b").sort(LISTED_ORDER, nulls_last=True)
+         .write_parquet(path, compression="lz4"))
+        files.append(path)
+    return Listed.spilled(files, frame.schema, spill, "64MiB")
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(0, 120), parts=st.integers(1, 6), batch=st.integers(1, 50), head=st.integers(0, 40),
+       seed=st.integers(0, 10**6))
+def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed):
+    whole = rows(n, seed).sort(LISTED_ORDER, nulls_last=True)
+    mem, disk = Listed.of(whole), spilled(whole, parts)
+    assert disk.height == mem.height == n and disk.is_empty() == (n == 0)
+    assert disk.head(head).equals(mem.head(head))
+    assert disk.frame().equals(whole)
+    got, want = list(disk.batches(batch)), list(mem.batches(batch))
+    assert [b.height for b in got] == [b.height for b in want]
+    assert all(b.height == batch for b in got[:-1])
+    assert all(g.equals(w) for g, w in zip(got, want, strict=True))
+    assert pl.concat(got).equals(whole) if n else got[0].is_empty() and got[0].schema == whole.schema
+
+
+def test_the_spill_folder_goes_with_its_last_holder():
+    listed = spilled(rows(30, 1), 3)
+    folder = listed.files[0].parent
+    assert folder.is_dir() and len(list(folder.glob("*.parquet"))) == 3
+    assert folder.stat().st_mode & 0o077 == 0  # private, like every temporary file hcode writes
+    del listed
+    gc.collect()
+    assert not folder.exists()
