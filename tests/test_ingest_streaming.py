@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ID_A, NOW
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hcode.ingest.read as read_mod
 from hcode.ingest.load import ingest_file
@@ -47,3 +49,22 @@ def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads
     r = ingest_file(wh, path, now=NOW)
     assert r.rejected and "not UTF-8 or GBK" in r.error
     assert wh.con.execute("SELECT count(*) FROM loads").fetchall() == [(0,)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(0, 60), max_size=30), max_size=12))
+def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches):
+    """The row hashes of a file's earlier batches, kept as a few merged runs, answer exactly
+    what one set of every earlier hash would (the cross-batch duplicate check of ingest)."""
+    import numpy as np
+
+    from hcode.ingest.write import WrittenHashes
+
+    written, seen = WrittenHashes(), set()
+    for values in batches:
+        h = np.sort(np.array(values, dtype=np.uint64))
+        assert written.found(h).tolist() == [v in seen for v in h.tolist()]
+        written.add(h)
+        seen |= set(values)
+        assert len(written.runs) <= max(1, len(batches)).bit_length() + 1
+        assert all(np.all(r[1:] >= r[:-1]) for r in written.runs)

@@ -17,13 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hcode.config import DEFAULT_MAX_FILE_BYTES, load_config
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, feed_for_file
 from hcode.ingest.read import read_export, scan_file
-from hcode.ingest.write import ids_of_good_rows, write_quarantine, write_rows
+from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
 from hcode.store import audit
 from hcode.store.persons import PersonIndex
 from hcode.store.warehouse import Warehouse, one, scalar
@@ -203,7 +201,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
     try:
         with wh.transaction() as con:
             load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")
-            written: list[np.ndarray] = []  # sorted row hashes of this load's earlier batches
+            written = WrittenHashes()  # row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
