@@ -1,7 +1,8 @@
 """Load department exports into the warehouse: read, validate, pseudonymise, store.
 
 One file = one transaction: either its good rows, its quarantine rows and its `loads`
-record are all written, or nothing is. Rows read = rows loaded + rows quarantined, always.
+record are all written, or nothing is (the batches wait in temporary tables until then:
+`hcode.ingest.stage`). Rows read = rows loaded + rows quarantined, always.
 A row identical (in every kept column) to a stored one is the same event and stored once
 (a later load that sends it again has a `repeats` row for it: `hcode.ingest.write`); the
 same bytes loaded twice are a no-op reported as a duplicate.
@@ -21,10 +22,11 @@ from hcode.config import DEFAULT_MAX_FILE_BYTES, load_config
 from hcode.errors import FileRejected, UsageError
 from hcode.feeds import FEEDS, feed_for_file
 from hcode.ingest.read import read_export, scan_file
+from hcode.ingest.stage import Stage
 from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
 from hcode.store import audit
 from hcode.store.persons import PersonIndex
-from hcode.store.warehouse import Warehouse, one, scalar
+from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
 from hcode.validate import validate
 
@@ -198,22 +200,28 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
     read = loaded = n_bad = n_new = 0
     people = people or PersonIndex(wh.key)
     people.begin()
+    stage = Stage(contract)
+    con = wh.con
     try:
-        with wh.transaction() as con:
-            load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")
+        with private_files():  # (the stage spills to DuckDB's temporary folder)
+            load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")  # (one writer: the lock)
+            stage.create(con)
             written = WrittenHashes()  # row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 checked = validate(raw, contract, now, people.known_ids)
                 bad = checked.bad
-                batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name)
+                batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
+                                             into=stage.quarantine)
                 good = checked.values.filter(~bad) if batch_bad else checked.values
                 ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
                 if contract.has_person and ids is not None:  # a person feed always has ids
-                    people.add(con, ids, load_id)
-                n_new += write_rows(con, people, good, contract, load_id, written)
+                    people.add(con, ids, load_id, into=stage.persons)
+                n_new += write_rows(con, people, good, stage, load_id, written)
                 n_bad += batch_bad
                 read += raw.height
                 loaded += good.height
+        with wh.transaction() as con:
+            stage.move(con)
             con.execute(
                 "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [load_id, feed_name, name, sha, read, loaded, n_new, n_bad, now_cst(), now, batch_date, operator],
@@ -228,5 +236,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
     except BaseException:
         people.rollback()
         raise
+    finally:
+        stage.drop(wh.con)
     assert read == loaded + n_bad
     return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)

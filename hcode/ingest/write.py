@@ -3,7 +3,8 @@ its good rows with `id_number` replaced by `pid` inside DuckDB, each event store
 row identical to a stored one, or to an earlier row of the same file, is not written again).
 A row identical to one an earlier load stored is recorded in `repeats` instead (so that
 retracting the earlier load keeps it: `hcode.ops.retract`). Called by `hcode.ingest.load`
-inside the file's transaction.
+for each batch, writing into the file's `Stage`, which its transaction moves into the
+warehouse.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from hcode.feeds import Feed
+from hcode.ingest.stage import Stage
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
 from hcode.store.schema import row_sha_sql
@@ -25,7 +27,7 @@ from hcode.validate import Validated
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked: Validated, bad: pl.Series, location: pl.Series,
-                      feed: Feed, load_id: int, name: str) -> int:
+                      feed: Feed, load_id: int, name: str, into: str = "quarantine") -> int:
     n_bad = int(bad.sum())
     if not n_bad:
         return 0
@@ -45,7 +47,7 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, raw: pl.DataFrame, checked:
         "raw": raw_bad.select(pl.struct(pl.all()).struct.json_encode()).to_series(),
     })
     with view(con, "_hcode_quarantine", q):
-        con.execute("INSERT INTO quarantine SELECT * FROM _hcode_quarantine")
+        con.execute(f"INSERT INTO {into} SELECT * FROM _hcode_quarantine")
     return n_bad
 
 
@@ -109,7 +111,7 @@ class WrittenHashes:
         self.runs.append(run)
 
 
-def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, feed: Feed, load_id: int,
+def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, stage: Stage, load_id: int,
                 written: WrittenHashes) -> int:
     """Insert the rows not already stored; returns how many were new.
 
@@ -121,9 +123,10 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     of its persons within its range: a night's increment is checked against the few rows it
     could repeat, not against the whole history, and the rows it drops because an earlier
     load stored them are recorded in `repeats`. `written` collects the row hashes of the
-    file's batches."""
+    file's batches. Rows go to the file's `stage`, which holds its earlier batches."""
     if good.is_empty():
         return 0
+    feed = stage.feed
     t = feed.event_time
     lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
     hashes = good.hash_rows()
@@ -131,7 +134,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
     if earlier:
-        n = _insert(con, people, good, feed, load_id, dedupe=(lo, hi), others=True)
+        n = _insert(con, stage, people, good, feed, load_id, dedupe=(lo, hi), others=True)
     else:
         keep = _first_of_each(good, hashes, h)
         again = None
@@ -140,19 +143,19 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
             if seen.size:
                 again = hashes.is_in(pl.Series(seen).implode())
         if again is None:
-            n = _insert(con, people, good if keep is None else good.filter(keep), feed, load_id)
+            n = _insert(con, stage, people, good if keep is None else good.filter(keep), feed, load_id)
         else:
             keep = ~again if keep is None else keep & ~again
-            n = _insert(con, people, good.filter(keep), feed, load_id)
+            n = _insert(con, stage, people, good.filter(keep), feed, load_id)
             rest = good.filter(again)
             r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
-            n += _insert(con, people, rest, feed, load_id, dedupe=(r_lo, r_hi))  # (no other load's rows there)
+            n += _insert(con, stage, people, rest, feed, load_id, dedupe=(r_lo, r_hi))  # (no other load's rows there)
     written.add(h)
     return n
 
 
-def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFrame, feed: Feed, load_id: int,
-            dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, rows: pl.DataFrame, feed: Feed,
+            load_id: int, dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
     """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
     only those not already stored among the rows of the same persons with event times in
     [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`). `others`:
@@ -172,12 +175,13 @@ def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFr
     # New persons get new, higher pids, so a night's rows land after the earlier ones.
     order = " ORDER BY pid" if feed.name == "registrations" else ""
     # columns by name: a warehouse made before an optional column existed has it last (ALTER TABLE)
-    into = f"INSERT INTO {feed.table} ({keycols}, load_id)"
+    into = f"INSERT INTO {stage.rows} ({keycols}, load_id)"
+    stored = f"(SELECT * FROM {feed.table} UNION ALL SELECT * FROM {stage.rows})"  # (this file's earlier batches)
     if dedupe is None:
         sql, params = f"{into} SELECT *, {load_id} FROM ({source}){order}", []
     else:
         sql = (f"{into} SELECT *, {load_id} FROM ({source} EXCEPT SELECT {keycols} "
-               f"FROM {feed.table} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
+               f"FROM {stored} WHERE {feed.event_time} BETWEEN ? AND ? {same_persons}){order}")
         params = list(dedupe)
     with ExitStack() as views:
         if feed.has_person:
@@ -185,8 +189,8 @@ def _insert(con: duckdb.DuckDBPyConnection, people: PersonIndex, rows: pl.DataFr
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
         n = int(scalar(con, sql, params))
         if dedupe is not None and others and n < rows.height:  # (nothing dropped: nothing repeated)
-            con.execute(f"INSERT INTO repeats SELECT {load_id}, '{feed.name}', {row_sha_sql(feed)} "
+            con.execute(f"INSERT INTO {stage.repeats} SELECT {load_id}, '{feed.name}', {row_sha_sql(feed)} "
                         f"FROM ({source} INTERSECT SELECT {keycols} FROM {feed.table} WHERE {feed.event_time} "
                         f"BETWEEN ? AND ? AND load_id <> {load_id} {same_persons}) "
-                        f"EXCEPT SELECT load_id, feed, row_sha FROM repeats WHERE load_id = {load_id}", params)
+                        f"EXCEPT SELECT load_id, feed, row_sha FROM {stage.repeats}", params)
         return n

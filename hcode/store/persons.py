@@ -41,11 +41,12 @@ class PersonIndex:
         """`id_number`, `pid` of every id mapped in this session."""
         return self._known
 
-    def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series, load_id: int) -> None:
+    def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series, load_id: int, into: str = "persons") -> None:
         """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
         pid, creating the persons that are new to the warehouse (recorded as created by
         load `load_id`), numbered in `person_key` order (so that a pid says nothing about
-        the id number)."""
+        the id number). New persons are written into `into` (a file's stage of `persons`,
+        whose pids count as taken)."""
         unseen = ids.to_frame("id_number")
         if not unseen.height:
             return
@@ -56,10 +57,12 @@ class PersonIndex:
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
-            top = scalar(con, "SELECT coalesce(max(pid), 0) FROM persons")
+            top = scalar(con, "SELECT coalesce(max(pid), 0) FROM (SELECT pid FROM persons UNION ALL "
+                              f"SELECT pid FROM {into})" if into != "persons" else
+                         "SELECT coalesce(max(pid), 0) FROM persons")
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
             with view(con, "_hcode_new_persons", arrow(new)):
-                con.execute("INSERT INTO persons SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
+                con.execute(f"INSERT INTO {into} SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
         self._known = pl.concat([self._known, mapped.select("id_number", pl.col("pid").cast(pl.Int32))])
 
