@@ -52,19 +52,25 @@ def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads
 
 
 @settings(max_examples=40, deadline=None)
-@given(batches=st.lists(st.lists(st.integers(0, 60), max_size=30), max_size=12))
-def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches):
+@given(batches=st.lists(st.lists(st.integers(0, 60), max_size=30), max_size=12), cap=st.sampled_from([8, 1 << 26]))
+def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches, cap):
     """The row hashes of a file's earlier batches, kept as a few merged runs, answer exactly
-    what one set of every earlier hash would (the cross-batch duplicate check of ingest)."""
+    what one set of every earlier hash would (the cross-batch duplicate check of ingest),
+    whether runs reach the merge cap or not."""
     import numpy as np
 
     from hcode.ingest.write import WrittenHashes
 
     written, seen = WrittenHashes(), set()
+    written.MERGE_CAP = cap
+    biggest = 0
     for values in batches:
         h = np.sort(np.array(values, dtype=np.uint64))
         assert written.found(h).tolist() == [v in seen for v in h.tolist()]
         written.add(h)
         seen |= set(values)
-        assert len(written.runs) <= max(1, len(batches)).bit_length() + 1
+        if cap > 1000:
+            assert len(written.runs) <= max(1, len(batches)).bit_length() + 1
+        biggest = max(biggest, len(values))
+        assert all(r.size <= max(cap, biggest) for r in written.runs)  # (a batch's own run may exceed it)
         assert all(np.all(r[1:] >= r[:-1]) for r in written.runs)

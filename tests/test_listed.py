@@ -64,3 +64,36 @@ def test_the_spill_folder_goes_with_its_last_holder():
     del listed
     gc.collect()
     assert not folder.exists()
+
+
+def test_ordering_the_files_draws_no_progress_bar(monkeypatch):
+    """DuckDB draws its progress bar on stdout for a long query (here, ordering a province's
+    listed rows), where `--json` output must stand alone: it broke `hcode nightly --json`
+    at 10M residents."""
+    import duckdb
+
+    seen = []
+    real = duckdb.connect
+
+    class Spy:
+        """The connection, noting the progress-bar setting when the ordering query starts."""
+
+        def __init__(self, con):
+            self.con = con
+
+        def sql(self, query, **kwargs):
+            seen.append(self.con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0])
+            return self.con.sql(query, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+    def connect(*args, **kwargs):
+        con = real(*args, **kwargs)
+        con.execute("SET enable_progress_bar = true")  # its default where stdout is not a terminal
+        return Spy(con)
+
+    monkeypatch.setattr(duckdb, "connect", connect)
+    listed = spilled(rows(40, 2), 2)
+    assert sum(b.height for b in listed.batches(10)) == 40
+    assert seen == [False]

@@ -107,6 +107,8 @@ class Listed:
         assert self.spill is not None
         con = duckdb.connect()
         try:
+            # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
+            con.execute("SET enable_progress_bar = false")
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET temp_directory = ?", [str(self.spill.path / "duckdb.tmp")])
             order = ", ".join(f"{c} NULLS LAST" for c in LISTED_ORDER)

@@ -89,7 +89,11 @@ class WrittenHashes:
     size: a new batch's run is merged with the last runs while they are no bigger (a binary
     counter), so there are at most log2(batches) + 1 runs to look a batch up in and each hash
     is merged as often. One run a batch made that quadratic in the batches: 120 batches for
-    the 500M-row NAT file of 100M residents."""
+    the 500M-row NAT file of 100M residents. A merge stops at `MERGE_CAP` hashes (512 MB):
+    merging two runs holds both and the result at once, 12 GB for the last merges of that
+    file, while runs of the cap add only a lookup each (eight for that file)."""
+
+    MERGE_CAP = 1 << 26
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
@@ -106,7 +110,7 @@ class WrittenHashes:
 
     def add(self, h: np.ndarray) -> None:
         run = h
-        while self.runs and self.runs[-1].size <= run.size:
+        while self.runs and self.runs[-1].size <= run.size and self.runs[-1].size + run.size <= self.MERGE_CAP:
             run = np.sort(np.concatenate([self.runs.pop(), run]), kind="stable")
         self.runs.append(run)
 
