@@ -2,13 +2,13 @@
 
 A file is loaded in one transaction (all of its rows, quarantine, new persons, repeats and
 its `loads` record, or nothing). DuckDB keeps what a transaction has appended in memory
-until it commits, outside its memory limit: about 120 bytes a row for the NAT feed, so a
-file of 50M rows (10M residents) grew ingest to 8.6 GiB whatever the limit, and the 500M
-rows of 100M residents could not load at all. So ingest writes each batch into temporary
+until it commits, outside its memory limit: about 120 bytes a row for the NAT feed, so the
+50M-row file of 10M residents took ingest to 8.6 GiB at a 6 GiB limit (7.3 GiB at 3 GiB;
+6.2 and 5.2 GiB staged). So ingest writes each batch into temporary
 tables of its connection (`Stage`), which DuckDB's buffer manager spills to its temporary
 folder within the memory limit, and the file's transaction then copies them into the
 warehouse with one INSERT each, which DuckDB streams to disk as it goes (measured: 40M rows
-staged and moved at 1.7 GiB against 2.7 GiB inserted batch by batch in the transaction).
+staged and moved at a 1.8 GiB peak against 2.7 GiB inserted batch by batch in the transaction).
 
 Temporary tables belong to the connection: a crash leaves nothing to clean up, a rollback
 or a rejected file drops them, and no other connection ever sees them. They hold what the
