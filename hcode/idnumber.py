@@ -56,6 +56,18 @@ def normalise(col: pl.Expr) -> pl.Expr:
     return col.str.strip_chars(ASCII_WS).str.to_uppercase()
 
 
+def id_key(col: pl.Expr) -> pl.Expr:
+    """An id of ID_PATTERN's shape as one 8-byte integer: its first 17 digits times 11 plus
+    the value of its check character (X is 10); null for any other text. One integer per id
+    and one id per integer (10^17 * 11 < 2^63), so a map of ids holds 8 bytes an id instead
+    of a string (about 30 bytes in Polars, 3 GB more for 100M residents)."""
+    last = col.str.slice(17, 1)
+    check = pl.when(last == "X").then(pl.lit(10, pl.Int64)).otherwise(last.cast(pl.Int64, strict=False))
+    return (pl.when(col.str.contains(ID_PATTERN))
+            .then(col.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check)
+            .otherwise(pl.lit(None, pl.Int64)))
+
+
 def invalid_reason(ids: pl.Series, now: dt.datetime, known_valid: pl.Series | None = None) -> pl.Series:
     """For each normalised id, None when valid, else a short reason.
 

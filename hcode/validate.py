@@ -171,9 +171,9 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
 
 def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         ) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """(normalised ids, reasons, distinct valid ids not in `known`). Every check runs on the
-    distinct ids, and only on those not found valid before: the rows' ids are normalised
-    only where their raw value is not already clean."""
+    """(normalised ids, reasons, distinct valid ids whose `idnumber.id_key` is not in `known`).
+    Every check runs on the distinct ids, and only on those not found valid before: the
+    rows' ids are normalised only where their raw value is not already clean."""
     if s.dtype.is_integer():
         s = s.cast(pl.String)
     distinct = s.unique()
@@ -186,8 +186,9 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
         fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
         distinct = pl.concat([distinct, fixed])
-    if known is not None and known.len():
-        distinct = distinct.to_frame("id").join(known.rename("id").to_frame(), on="id", how="anti").to_series()
+    if known is not None and known.len():  # (`known` holds `idnumber.id_key`s)
+        distinct = (distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
+                    .join(known.rename("key").to_frame(), on="key", how="anti").get_column("id"))
     bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
     new = distinct.drop_nulls()
@@ -209,8 +210,9 @@ def _as_read(s: pl.Series) -> pl.Series:
 
 def validate_column(s: pl.Series, col: Column, now: dt.datetime,
                     known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
-    """(normalised values, reasons) for one contract column. `known_ids` are ids already
-    found valid in this session (with the same clock): they are not checked again."""
+    """(normalised values, reasons) for one contract column. `known_ids` are the
+    `idnumber.id_key`s of ids already found valid in this session (with the same clock):
+    they are not checked again."""
     s = _as_read(s)
     k = col.kind
     if k is Kind.ID_NUMBER:

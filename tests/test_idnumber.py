@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
-from hcode.idnumber import invalid_reason, make_ids
+from hcode.idnumber import id_key, invalid_reason, make_ids
 
 NOW = dt.datetime(2022, 6, 15, 6)
 
@@ -90,3 +90,23 @@ def test_indexed_ids_are_a_bijection_of_valid_ids_apart_from_make_ids():
     assert not indexed_ids(index[:10], 5, excluded=frozenset({"310101"})).equals(ids.head(10))
     with pytest.raises(ValueError):
         indexed_ids(np.array([size]), 1, excluded=frozenset({"310101"}))
+
+
+SHAPED = st.text("0123456789", min_size=17, max_size=17).flatmap(
+    lambda body: st.sampled_from("0123456789X").map(lambda check: body + check))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SHAPED, min_size=1, max_size=30))
+def test_id_key_is_one_integer_per_shaped_id(ids: list[str]) -> None:
+    keys = pl.DataFrame({"id": ids}).select(id_key(pl.col("id"))).to_series().to_list()
+    # the key spells the id back: its first 17 digits, then its check character (X is 10)
+    assert [(k // 11, k % 11) for k in keys] == [(int(i[:17]), 10 if i[17] == "X" else int(i[17])) for i in ids]
+    assert len(set(keys)) == len(set(ids))
+
+
+def test_id_key_is_null_for_other_text() -> None:
+    other = ["", "31010119800808060", "3101011980080806099", "31010119800808060x", "3101011980080806A9",
+             " 310101198008080609", None]
+    keys = pl.DataFrame({"id": other}, schema={"id": pl.String}).select(id_key(pl.col("id"))).to_series()
+    assert keys.null_count() == len(other)

@@ -70,3 +70,18 @@ def test_hcode_ingest_uses_one_session(db: Path, folder: Path, indexes: list[Per
 def test_missing_paths_are_named(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no such file or folder: .*nope"):
         load.require_paths([tmp_path, tmp_path / "nope"])
+
+
+def test_a_known_ids_misspelt_check_character_is_still_quarantined(wh: Warehouse, folder: Path) -> None:
+    # The session's map holds ids by `idnumber.id_key`: the id with its last character
+    # changed is another key, so a later file's misspelling is checked and refused.
+    first = (folder / "registrations.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[0]
+    wrong = first[:17] + ("0" if first[17] != "0" else "1")
+    (folder / "symptoms.csv").write_text("id_number,symptom,reported_at,reporter\n"
+                                         f"{first},fever,2022-06-13 08:00:00,self\n"
+                                         f"{wrong},fever,2022-06-13 09:00:00,self\n")
+    session = load.ingest_paths(wh, [folder], now=NOW)
+    [symptoms] = [r for r in session.files if r.file.endswith("symptoms.csv")]
+    assert (symptoms.rows_read, symptoms.rows_loaded, symptoms.rows_quarantined) == (2, 1, 1)
+    assert wh.con.execute("SELECT line, errors FROM quarantine WHERE feed = 'symptoms'").fetchall() == [
+        (3, [{"column": "id_number", "reason": "bad check character"}])]

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from hcode.feeds import Feed
+from hcode.idnumber import id_key
 from hcode.ingest.stage import Stage
 from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
@@ -160,7 +161,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
 
 def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, rows: pl.DataFrame, feed: Feed,
             load_id: int, dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
-    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB); with `dedupe` = (lo, hi),
+    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB, by `idnumber.id_key`); with `dedupe` = (lo, hi),
     only those not already stored among the rows of the same persons with event times in
     [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`). `others`:
     other loads have rows in [lo, hi], so when some rows were dropped, those that repeat
@@ -168,10 +169,11 @@ def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, r
     if rows.is_empty():
         return 0
     cols = ", ".join(c.name for c in feed.stored_columns)
-    if feed.has_person:
-        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_number)"
-        keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_number IN " \
-                                                "(SELECT id_number FROM _hcode_good))"
+    if feed.has_person:  # ids are joined to pids by `idnumber.id_key` (the map's key)
+        rows = rows.with_columns(id_key(pl.col("id_number")).alias("id_key")).drop("id_number")
+        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_key)"
+        keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_key IN " \
+                                                "(SELECT id_key FROM _hcode_good))"
     else:
         source, keycols, same_persons = f"SELECT {cols} FROM _hcode_good", cols, ""
     # Registrations are stored in pid order: every run reads all of them to build its

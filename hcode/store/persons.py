@@ -3,7 +3,8 @@
 Each distinct id is pseudonymised once per session, however many files and batches it
 appears in: the HMAC is computed inside DuckDB for ids not yet seen, looked up in
 `persons`, and new persons get the next pids. The id → pid map lives only in this
-process's memory (a Polars frame), never in the warehouse. A file whose transaction is
+process's memory (a Polars frame), never in the warehouse, and holds each id as its
+`idnumber.id_key` (8 bytes; 1.2 GB with the pids for 100M residents, against 3.8 GB as text). A file whose transaction is
 rolled back rolls the map back too, so it never holds a pid that was not committed.
 """
 
@@ -13,10 +14,11 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from hcode.idnumber import id_key
 from hcode.store.pseudonym import _pads, hmac_sql
 from hcode.store.warehouse import arrow, scalar, to_polars, view
 
-EMPTY = pl.DataFrame(schema={"id_number": pl.String, "pid": pl.Int32})
+EMPTY = pl.DataFrame(schema={"id_key": pl.Int64, "pid": pl.Int32})
 
 
 class PersonIndex:
@@ -27,8 +29,8 @@ class PersonIndex:
 
     @property
     def known_ids(self) -> pl.Series:
-        """Ids already validated and mapped in this session."""
-        return self._known.get_column("id_number")
+        """The `idnumber.id_key`s of the ids already validated and mapped in this session."""
+        return self._known.get_column("id_key")
 
     def begin(self) -> None:
         self._saved = self._known
@@ -38,7 +40,7 @@ class PersonIndex:
 
     @property
     def map(self) -> pl.DataFrame:
-        """`id_number`, `pid` of every id mapped in this session."""
+        """`id_key` (`idnumber.id_key`), `pid` of every id mapped in this session."""
         return self._known
 
     def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series, load_id: int, into: str = "persons") -> None:
@@ -64,7 +66,8 @@ class PersonIndex:
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute(f"INSERT INTO {into} SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
-        self._known = pl.concat([self._known, mapped.select("id_number", pl.col("pid").cast(pl.Int32))])
+        self._known = pl.concat([self._known, mapped.select(id_key(pl.col("id_number")).alias("id_key"),
+                                                            pl.col("pid").cast(pl.Int32))], rechunk=False)
 
 
 def _numbered(keys: pl.Series, first: int) -> pl.Series:
