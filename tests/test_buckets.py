@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from hcode.config import Config, ConfigError, GuardConfig, load_config, parse_size
 from hcode.diff.changes import diff
 from hcode.diff.sides import load_side
-from hcode.engine.buckets import bucket_count, bucket_expr, bucket_of, bucket_sql
 from hcode.ingest.load import ingest
 from hcode.ops import guard
 from hcode.ops.nightly import run_nightly
@@ -27,6 +26,7 @@ from hcode.rules.load import find_ruleset
 from hcode.runs import bucketed
 from hcode.runs import store as runs
 from hcode.store import audit, warehouse
+from hcode.store.buckets import bucket_count, bucket_expr, bucket_of, bucket_sql
 from hcode.store.warehouse import Warehouse
 
 PLANTED = json.loads((sample_data_dir() / "planted.json").read_text(encoding="utf-8"))

@@ -102,7 +102,7 @@ def test_spark_gives_exactly_the_embedded_codes_and_a_run_like_any_other(spark_s
 def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
 
-    def failing(rs, as_of, lang, feeds, lake, seeds=None):
+    def failing(rs, as_of, lang, feeds, lake, max_load_id, seeds=None):
         def run(batches):
             raise RuntimeError("an executor died")
         return run

@@ -141,7 +141,7 @@ def parse_timestamp(value: str | None, flag: str = "--now") -> dt.datetime | Non
 
 
 EngineOption = Annotated[str, typer.Option("--engine", help="embedded (this process) or spark (the warehouse's "
-                                           "events exported to the lake and evaluated per bucket on Spark; "
+                                           "events, in the lake brought in step, evaluated per bucket on Spark; "
                                            "pip install -e '.[spark]').")]
 SparkMasterOption = Annotated[str, typer.Option("--spark-master", help="With --engine spark: the master URL "
                                                 "(local[*], spark://host:7077, yarn, k8s://https://host:443).")]

@@ -74,9 +74,9 @@ def register(app: typer.Typer) -> None:
         Persons are evaluated in buckets (HCODE_BUCKETS or [engine] buckets in hcode.toml,
         else as many as the memory limit needs); the result never depends on their number.
 
-        With --engine spark the warehouse's rows are exported to the lake ([lake] path, default
-        <db>.lake) and each bucket is evaluated by the same engine in a Spark task; the codes
-        come back and are stored as a run like any other.
+        With --engine spark the lake ([lake] path, default <db>.lake; kept by ingest once it
+        exists) is brought in step with the warehouse and each bucket is evaluated by the same
+        engine in a Spark task; the codes come back and are stored as a run like any other.
 
         Example:
 

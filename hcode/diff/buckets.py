@@ -1,7 +1,7 @@
 """The diff of two stored runs, computed person bucket by person bucket.
 
 A person's diff row depends on nothing but that person's codes on both sides, so the diff
-of two runs is the diff of each bucket's persons (`hcode.engine.buckets`: a person's bucket
+of two runs is the diff of each bucket's persons (`hcode.store.buckets`: a person's bucket
 comes from their key alone), put together: the transition matrices, the counts and the
 one-sided totals and the per-district counts are sums; the per-rule table is made again
 from the sums; the listed changes are the buckets' rows in the order one diff gives them
@@ -29,7 +29,7 @@ from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
 from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
-from hcode.engine.buckets import bucket_count, persons_in_warehouse
+from hcode.store.buckets import bucket_count, persons_in_warehouse
 from hcode.store.warehouse import Warehouse
 
 DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)

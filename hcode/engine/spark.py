@@ -1,10 +1,10 @@
 """The Spark engine: the same compiled Polars evaluation, one person bucket per Spark task.
 
-The driver (this process) exports the lake (lake.py: the warehouse's rows as Parquet, one
-folder per feed and bucket), then runs one Spark task per bucket: `mapInArrow` over the
+The driver (this process) brings the lake in step with the warehouse (store/lake.py: its
+rows as Parquet, one folder per feed, bucket and load), then runs one Spark task per bucket: `mapInArrow` over the
 bucket numbers (`spark.range(buckets)`, one per partition) hands each to `evaluate_buckets`,
-which reads that bucket's files of the lake with Polars (the global tables whole: the
-broadcast) and runs `engine.evaluate.evaluate` on them, exactly as the embedded engine does
+which reads that bucket's files of the loads the run saw with Polars (the global tables
+whole: the broadcast) and runs `engine.evaluate.evaluate` on them, exactly as the embedded engine does
 (one implementation of the rule semantics). Each bucket's result comes back as rows of one
 Arrow schema (its details, its population and one row of totals), written by Spark as
 Parquet partitioned by bucket; the driver reads it back bucket by bucket as `Evaluation`s,
@@ -17,7 +17,7 @@ of every feed's columns, sorted by bucket in the JVM and converted to Arrow. At 
 residents that took 35 s of a 45 s evaluate on `local[2]`; reading the bucket's files
 directly takes a fraction of it (benchmarks/RESULTS.md). The price: executors read the
 lake's path themselves, so on a cluster it must be on storage every node mounts (as the
-driver's export already required).
+driver's writing of it already required).
 
 The driver sets what executors need: `PYSPARK_PYTHON` (this interpreter) and `PYTHONPATH`
 (where `hcode` is imported from), so that `--engine spark` needs nothing else from a user.
@@ -44,9 +44,9 @@ from hcode.engine.sources import FrameSource, feed_schema
 from hcode.errors import HcodeError
 from hcode.feeds import EVIDENCE, FEEDS, OVERRIDE
 from hcode.rules.ruleset import Ruleset
+from hcode.store.lake import lake_files
 
 DEFAULT_MASTER = "local[*]"
-SPARK_BUCKETS = 8  # at least this many buckets on Spark (tasks to spread), when none is set
 OUT_SCHEMA = (
     "bucket int, kind string, pid int, district int, color string, rule string, matched_rules array<string>, "
     "evidence array<struct<rule:string,feed:string,time:timestamp_ntz,detail:string>>, "
@@ -116,14 +116,13 @@ def _feeds(rs: Ruleset) -> list[str]:
     return list(dict.fromkeys(["registrations", "overrides", *(f.feed for f in rs.facts.values()), *global_tables]))
 
 
-def bucket_frames(lake: str, feeds: list[str], bucket: int) -> dict[str, pl.LazyFrame]:
-    """One bucket's rows of the lake, per feed, as Polars scans (a feed with no file for the
-    bucket is left out: `feed_rows` makes it empty with the contract's columns), and the
-    global tables whole (every bucket reads them: the broadcast)."""
+def bucket_frames(lake: str, feeds: list[str], bucket: int, max_load_id: int) -> dict[str, pl.LazyFrame]:
+    """One bucket's rows of the lake's loads up to `max_load_id`, per feed, as Polars scans (a
+    feed with no file for the bucket is left out: `feed_rows` makes it empty with the
+    contract's columns), and the global tables whole (every bucket reads them: the broadcast)."""
     frames = {}
     for feed in feeds:
-        folder = Path(lake) / f"feed={feed}"
-        files = sorted((folder / f"bucket={bucket}" if FEEDS[feed].has_person else folder).glob("*.parquet"))
+        files = lake_files(Path(lake), feed, bucket, max_load_id)
         if files:
             schema = feed_schema(feed)
             lf = pl.scan_parquet(files, hive_partitioning=False)
@@ -131,7 +130,7 @@ def bucket_frames(lake: str, feeds: list[str], bucket: int) -> dict[str, pl.Lazy
     return frames
 
 
-def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], lake: str,
+def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], lake: str, max_load_id: int,
                      seeds: Mapping[str, pl.DataFrame] | None = None) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function Spark runs per task (`mapInArrow` over the bucket numbers): for each
     bucket, its rows read from the lake by Polars, `evaluate` on them, the evaluation out as
@@ -143,7 +142,7 @@ def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], l
 
         for batch in batches:
             for b in batch.column(0).to_pylist():
-                source = FrameSource(bucket_frames(lake, feeds, int(b)), cutoff_of(as_of), seeds)
+                source = FrameSource(bucket_frames(lake, feeds, int(b), max_load_id), cutoff_of(as_of), seeds)
                 ev = evaluate(rs, source, as_of, lang=lang)
                 yield from pack(ev, int(b)).to_arrow().cast(_arrow_schema(pa)).to_batches()
 
@@ -193,9 +192,9 @@ def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
 
 
 def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
-                      seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
-    """Run the evaluation of every bucket of the lake on Spark, then yield the buckets'
-    Evaluations one at a time (read back from the job's Parquet output). The job finishes
+                      max_load_id: int, seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
+    """Run the evaluation of every bucket of the lake (its loads up to `max_load_id`) on
+    Spark, then yield the buckets' Evaluations one at a time (read back from the job's Parquet output). The job finishes
     (or fails, raising SparkFailed) before the first is yielded."""
     spark = session(master)
     feeds = [f for f in _feeds(rs) if any((lake / f"feed={f}").rglob("*.parquet"))]
@@ -205,7 +204,8 @@ def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lan
     out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
     try:
         try:
-            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, str(lake.resolve()), seeds), OUT_SCHEMA)
+            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, str(lake.resolve()), max_load_id, seeds),
+                              OUT_SCHEMA)
              .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
         except Exception as exc:  # py4j and pyspark errors: no run is stored
             raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc

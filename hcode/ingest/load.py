@@ -5,7 +5,10 @@ record are all written, or nothing is (the batches wait in temporary tables unti
 `hcode.ingest.stage`). Rows read = rows loaded + rows quarantined, always.
 A row identical (in every kept column) to a stored one is the same event and stored once
 (a later load that sends it again has a `repeats` row for it: `hcode.ingest.write`); the
-same bytes loaded twice are a no-op reported as a duplicate.
+same bytes loaded twice are a no-op reported as a duplicate. When the warehouse keeps a
+lake (`hcode.store.lake`), a file's rows reach it right after the file's transaction
+commits, and a session starts by bringing the whole lake in step (after a crash between the
+two).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hcode.ingest.read import read_export, scan_file
 from hcode.ingest.stage import Stage
 from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
 from hcode.store import audit
+from hcode.store.lake import keep_lake
 from hcode.store.persons import PersonIndex
 from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
@@ -130,6 +134,7 @@ def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None
     now = now or now_cst()
     operator = operator or getpass.getuser()
     people = PersonIndex(wh.key)
+    keep_lake(wh.con, wh.path)
     results = []
     for n, path in enumerate(expand(paths), start=1):
         if on_file:
@@ -164,6 +169,8 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
             audit.record(con, "reject", operator, {
                 "file": mask_ids(path.name), "feed": result.feed, "sha256": result.sha256, "error": result.error,
                 "batch_date": (batch_date or now.date()).isoformat()})
+    elif not result.duplicate and result.feed in FEEDS:
+        keep_lake(wh.con, wh.path, [FEEDS[result.feed].name])
     return result
 
 

@@ -36,6 +36,7 @@ from hcode.feeds import FEEDS
 from hcode.rules.lang import Companion, walk
 from hcode.runs.store import get_run, load_frames, stored_ruleset
 from hcode.store import audit, digest
+from hcode.store.lake import keep_lake
 from hcode.store.schema import row_sha_sql
 from hcode.store.warehouse import Warehouse, one, scalar, view
 
@@ -166,5 +167,7 @@ def purge(wh: Warehouse, before: dt.date, operator: str | None = None, *, dry_ru
                 "before": before.isoformat(), "reference_runs": refs, "removed": removed, "kept": kept,
                 "kept_persons": len(keys), "loads_touched": sorted(lid for _, lid in touched),
             }, _content(tx, touched, repeated))
+    if not dry_run:
+        keep_lake(wh.con, wh.path, list(feeds))  # (the lake, if kept, loses the same rows)
     return PurgeResult(before, tuple(refs), removed, kept, keys, tuple(sorted(lid for _, lid in touched)), seq,
                        dry_run)

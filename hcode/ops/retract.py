@@ -35,6 +35,7 @@ import duckdb
 from hcode.errors import HcodeError
 from hcode.feeds import FEEDS
 from hcode.store import audit, digest
+from hcode.store.lake import keep_lake
 from hcode.store.schema import row_sha_sql
 from hcode.store.warehouse import Warehouse, one, scalar
 
@@ -99,6 +100,7 @@ def retract(wh: Warehouse, load_id: int, reason: str, operator: str | None = Non
             "rows_removed": rows, "rows_kept": kept, "kept_by": list(kept_by), "quarantine_removed": quarantined,
         }, {t: {str(i): digest.digest(con, t, "load_id", i) for i in changed}
             for t in (table, "repeats", "quarantine", "loads")})
+    keep_lake(wh.con, wh.path, [feed])  # (the lake, if kept: the load's rows go, kept ones move)
     return Retraction(load_id, feed, file_name, rows, quarantined, now, reason, operator, seq, kept, kept_by)
 
 

@@ -1,4 +1,4 @@
-"""Runs evaluated and stored person bucket by person bucket (engine/buckets.py).
+"""Runs evaluated and stored person bucket by person bucket (store/buckets.py).
 
 `evaluate_buckets` yields one bucket's evaluation at a time; `RunWriter` stores them in one
 transaction (details as they come, the population through a temporary table whose digest is
@@ -23,9 +23,7 @@ import polars as pl
 
 from hcode.config import load_config
 from hcode.engine import spark
-from hcode.engine.buckets import bucket_count, bucket_pids, persons_in_warehouse
 from hcode.engine.evaluate import Evaluation, all_seeds, cutoff_of, evaluate
-from hcode.engine.lake import export_lake, lake_path
 from hcode.engine.sources import WarehouseSource
 from hcode.errors import HcodeError
 from hcode.rules.ruleset import Ruleset
@@ -40,6 +38,8 @@ from hcode.runs.store import (
     write_codes,
 )
 from hcode.store import audit
+from hcode.store.buckets import bucket_count, bucket_pids, persons_in_warehouse
+from hcode.store.lake import lake_buckets, lake_path, sync_lake
 from hcode.store.warehouse import ArrowStream, Warehouse, private_files, to_polars, view
 
 
@@ -194,15 +194,17 @@ def evaluations_on(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str, e
                    spark_master: str = spark.DEFAULT_MASTER, buckets: int | None = None,
                    ) -> tuple[int, Iterator[Evaluation], int, tuple[int, ...]]:
     """The bucket count, the buckets' evaluations (one at a time), and the loads they saw, on
-    the `embedded` engine (this process) or on `spark` (the lake exported first)."""
+    the `embedded` engine (this process) or on `spark` (the lake synced first, with its bucket
+    count unless `buckets` asks for another: store/lake.py)."""
     check_engine(engine)
     if engine == "spark":
-        config = load_config(wh.path)
-        n = buckets or config.bucket_setting or max(buckets_for(wh), spark.SPARK_BUCKETS)
+        lake = lake_path(wh.path, load_config(wh.path).lake)
+        n = buckets or lake_buckets(wh.con, wh.path, lake)
         max_load_id, loads = current_loads(wh.con)
-        folder = export_lake(wh.con, lake_path(wh.path, config.lake), n, max_load_id)
+        folder = sync_lake(wh.con, lake, n).lake
         seeds = all_seeds(ruleset, WarehouseSource(wh.con, cutoff_of(as_of), max_load_id), as_of)
-        return n, spark.evaluate_on_spark(folder, ruleset, as_of, n, lang, spark_master, seeds), max_load_id, loads
+        return (n, spark.evaluate_on_spark(folder, ruleset, as_of, n, lang, spark_master, max_load_id, seeds),
+                max_load_id, loads)
     if engine == "embedded":
         n = buckets or buckets_for(wh)
         evaluations, max_load_id, loads = evaluate_buckets(wh, ruleset, as_of, n, lang)

@@ -23,13 +23,13 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from hcode.engine.buckets import bucket_sql
 from hcode.engine.evaluate import Evaluation, cutoff_of, evaluate
 from hcode.engine.sources import WarehouseSource
 from hcode.errors import HcodeError, UnknownRun
 from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
+from hcode.store.buckets import bucket_sql
 from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
 from hcode.textsafe import csv_safe_frame
 
