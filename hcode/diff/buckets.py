@@ -18,6 +18,7 @@ each bucket's file and are read back in order by the writers (`hcode.diff.listed
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
 from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
+from hcode.runs.store import codes_by_bucket
 from hcode.store.buckets import bucket_count, persons_in_warehouse
 from hcode.store.warehouse import Warehouse
 
@@ -49,19 +51,26 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     stored run `after`, bucket by bucket (`buckets`, default `diff_bucket_count`). With more
     than one bucket the listed rows stay in files (`Listed`), removed with the diff."""
     n = buckets or diff_bucket_count(wh)
+    readers: dict[int, Callable[[int], pl.DataFrame]] = {}
 
     def side(run_id: int | None, bucket: tuple[int, int] | None) -> Side:
         if run_id is not None:
-            return load_side(wh, run_id, bucket=bucket)
+            codes = readers[run_id](bucket[0]) if bucket is not None else None
+            return load_side(wh, run_id, bucket=bucket, codes=codes)
         if empty_before is None:
             raise ValueError("a diff without a before run needs empty_before")
         return empty_before()
 
     if n == 1:
         return diff(side(before, None), side(after, None), lang=lang)
-    # Each bucket's listed rows go to a file at once: held in memory, they would keep alive
-    # the buffers of the bucket's sides that their texts were gathered from.
+    # Each run's codes are split into buckets in one pass (`codes_by_bucket`), and each
+    # bucket's listed rows go to a file at once: held in memory, they would keep alive the
+    # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
+    for run_id in {before, after} - {None}:
+        assert run_id is not None
+        (spill.path / f"run-{run_id}").mkdir()
+        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}" / "codes")
     limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
     light: list[Diff] = []
     files: dict[str, list[Path]] = {name: [] for name in LISTED}
@@ -73,6 +82,8 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
             files[name].append(path)
         light.append(replace(d, changes=Listed.empty(d.changes.schema), rule_changes=Listed.empty(d.rule_changes.schema)))
         del d
+    for run_id in readers:
+        shutil.rmtree(spill.path / f"run-{run_id}", ignore_errors=True)
     schema = light[0].changes.schema
     listed = {name: Listed.spilled(files[name], schema, spill, limit) for name in LISTED}
     return merge_diffs(light, listed["changes"], listed["rule_changes"])

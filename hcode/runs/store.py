@@ -278,11 +278,33 @@ def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | Non
     if bucket is not None:
         where += f" AND {bucket_sql(bucket[1], 'p.person_key')} = ?"
         params.append(bucket[0])
-    return to_polars(con.sql(
-        "SELECT p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
-        f"c.explanation FROM codes c JOIN persons p USING (pid) WHERE {where}"
-        + (" ORDER BY p.person_key" if ordered else ""),
-        params=params))
+    return to_polars(con.sql(f"SELECT {CODE_COLUMNS} {CODES_WITH_KEYS} WHERE {where}"
+                             + (" ORDER BY p.person_key" if ordered else ""), params=params))
+
+
+CODE_COLUMNS = ("p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
+                "c.explanation")
+CODES_WITH_KEYS = "FROM codes c JOIN persons p USING (pid)"
+
+
+def codes_by_bucket(con: duckdb.DuckDBPyConnection, run_id: int, n: int, folder: Path) -> Callable[[int], pl.DataFrame]:
+    """Write run `run_id`'s codes (`run_codes`' columns) to `folder` as Parquet, one folder
+    per person bucket of `n`, in one pass over the run; returns a reader of one bucket's
+    codes. (Reading a bucket through a filter on the key's hash scans the whole run each
+    time: at 100M persons and 67 buckets, most of a first night's report.)"""
+    con.execute(f"COPY (SELECT {CODE_COLUMNS}, {bucket_sql(n, 'p.person_key')} AS bucket {CODES_WITH_KEYS} "
+                f"WHERE c.run_id = {int(run_id)}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), "
+                "COMPRESSION lz4)")
+    empty = to_polars(con.sql(f"SELECT {CODE_COLUMNS} {CODES_WITH_KEYS} LIMIT 0"))
+
+    def read(bucket: int) -> pl.DataFrame:
+        files = sorted((folder / f"bucket={bucket}").glob("*.parquet"))
+        if not files:
+            return empty
+        return pl.read_parquet(files, hive_partitioning=False).select(
+            [pl.col(c).cast(t) for c, t in empty.schema.items()])
+
+    return read
 
 
 def with_person_keys(con: duckdb.DuckDBPyConnection, codes: pl.DataFrame) -> pl.DataFrame:
