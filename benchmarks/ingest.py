@@ -8,6 +8,7 @@ peak memory (max RSS) is its own. The baseline, in the same run, is DuckDB's
     python benchmarks/ingest.py                    # 1M residents
     python benchmarks/ingest.py --residents 100000 # quicker
     python benchmarks/ingest.py --repeat 5         # median of 5 runs of each loader (default 3)
+    python benchmarks/ingest.py --lake             # also hcode keeping a lake ([lake] path set)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,12 +37,14 @@ def rss_mib() -> float:
 def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
     files = sorted(src.glob(f"*.{fmt}"))
     t0 = time.perf_counter()
-    if mode == "hcode":
+    if mode in ("hcode", "hcode-lake"):
         from hcode.ingest.load import ingest
         from hcode.store import warehouse
         from hcode.store.warehouse import Warehouse
 
         os.environ["HCODE_KEY"] = "benchmark-key-of-at-least-32-characters"
+        if mode == "hcode-lake":  # (its own folder: hcode.toml sits beside the warehouse)
+            (db.parent / "hcode.toml").write_text(f'[lake]\npath = "{db}.lake"\n', encoding="utf-8")
         warehouse.init(db)
         with Warehouse.open(db) as wh:
             results = ingest(wh, files, now=dt.datetime(2022, 6, 15, 6))
@@ -63,11 +67,13 @@ def child(mode: str, fmt: str, src: Path, db: Path) -> dict:
 
 
 def measure(mode: str, fmt: str, src: Path, work: Path, n: int) -> dict:
-    db = work / f"{mode}-{fmt}-{n}.duckdb"
+    folder = work / mode
+    folder.mkdir(exist_ok=True)
+    db = folder / f"{fmt}-{n}.duckdb"
     out = subprocess.run([sys.executable, __file__, "--child", mode, fmt, str(src), str(db)],
                          check=True, capture_output=True, text=True)
-    for f in work.glob(f"{db.name}*"):
-        f.unlink()
+    for f in folder.glob(f"{db.name}*"):
+        shutil.rmtree(f) if f.is_dir() else f.unlink()
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -85,6 +91,7 @@ def main() -> None:
     ap.add_argument("--scans-per-day", type=float, default=0,
                     help="Place scans a resident a day (default 0: the night of the earlier figures; 3 is "
                          "the sample's default, about 42 more rows a resident).")
+    ap.add_argument("--lake", action="store_true", help="Also measure hcode keeping a lake (hcode-lake).")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "FORMAT", "SRC", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -103,21 +110,22 @@ def main() -> None:
         del night
         print(f"generated {args.residents:,} residents in {time.perf_counter() - t0:.1f} s "
               f"(machine: {os.cpu_count()} cores)")
-        print(f"{'format':8} {'loader':8} {'rows':>12} {'seconds':>8} {'rows/s':>12} {'peak MiB':>9} {'ratio':>6}")
+        print(f"{'format':8} {'loader':10} {'rows':>12} {'seconds':>8} {'rows/s':>12} {'peak MiB':>9} {'ratio':>6}")
         samples = {}
         for fmt in ("parquet", "csv"):
-            runs = [(measure("bare", fmt, work / fmt, work, n), measure("hcode", fmt, work / fmt, work, n))
-                    for n in range(args.repeat)]
-            bare, ours = median_of([b for b, _ in runs]), median_of([h for _, h in runs])
+            modes = ("bare", "hcode", "hcode-lake") if args.lake else ("bare", "hcode")
+            runs = [tuple(measure(m, fmt, work / fmt, work, n) for m in modes) for n in range(args.repeat)]
+            bare, ours = median_of([r[0] for r in runs]), median_of([r[1] for r in runs])
             samples[fmt] = runs
-            for r in (bare, ours):
+            for r in (bare, ours, *([median_of([r[2] for r in runs])] if args.lake else [])):
                 ratio = r["seconds"] / bare["seconds"]
-                print(f"{fmt:8} {r['mode']:8} {r['rows']:>12,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>12,.0f} "
+                print(f"{fmt:8} {r['mode']:10} {r['rows']:>12,} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>12,.0f} "
                       f"{r['peak_rss_mib']:>9,.0f} {ratio:>6.2f}")
             print(f"{fmt:8} quarantined by hcode: {ours['quarantined']:,}")
-        print(f"median of {args.repeat} alternating runs; every run (bare / hcode seconds):")
+        print(f"median of {args.repeat} alternating runs; every run ({' / '.join(r['mode'] for r in runs[0])} "
+              "seconds):")
         for fmt, runs in samples.items():
-            print(f"  {fmt}: " + ", ".join(f"{b['seconds']:.2f} / {h['seconds']:.2f}" for b, h in runs))
+            print(f"  {fmt}: " + ", ".join(" / ".join(f"{r['seconds']:.2f}" for r in run) for run in runs))
 
 
 if __name__ == "__main__":
