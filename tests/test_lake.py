@@ -122,7 +122,12 @@ def test_a_crash_between_the_two_commits_is_repaired_by_the_next_sync(db: Path, 
         stray = lake / "feed=cases" / "bucket=0" / f"load_id={cases}"
         stray.mkdir(parents=True)
         (stray / "data_0.parquet").write_bytes(b"left by a crash")
+        # and the folder of a load the warehouse does not have (retracted after such a crash)
+        ghost = lake / "feed=contacts" / "bucket=1" / "load_id=99"
+        ghost.mkdir(parents=True)
+        (ghost / "data_0.parquet").write_bytes(b"left by a crash")
         load.ingest_paths(wh, [], now=NOW)  # the next session starts with a sync
+        assert not ghost.exists()
         assert_lake_is_warehouse(wh, lake)
 
 

@@ -113,12 +113,17 @@ def _sync(con: duckdb.DuckDBPyConnection, lake: Path, buckets: int, manifest: di
         rows = {int(load): int(n) for load, n in
                 con.execute(f"SELECT load_id, count(*) FROM {f.table} GROUP BY load_id").fetchall()}
         held = {int(load): int(n) for load, n in manifest["loads"].get(name, {}).items()}
-        stale = sorted(load for load in rows.keys() | held.keys() if rows.get(load) != held.get(load))
+        folder = lake / f"feed={name}"
+        parts = "bucket=*/load_id=" if f.has_person else "load_id="
+        # (a load's folders on disk that the warehouse no longer has: moved into place just
+        # before a crash, then retracted; the manifest never counted them)
+        on_disk = {int(p.name.split("=", 1)[1]) for p in folder.glob(parts + "*")}
+        stale = sorted(load for load in rows.keys() | held.keys() | on_disk if rows.get(load) != held.get(load)
+                       or load not in rows)
         if not stale:
             continue
-        folder = lake / f"feed={name}"
         for load in stale:
-            for part in folder.glob(f"bucket=*/load_id={load}" if f.has_person else f"load_id={load}"):
+            for part in folder.glob(f"{parts}{load}"):
                 shutil.rmtree(part)
             if load in held:
                 removed.append((name, load))
