@@ -44,3 +44,20 @@ def test_scale_benchmark_prints_every_step(tmp_path):
     out = bench("scale.py", "--residents", "2000", "--no-spark", cwd=tmp_path)
     for step in ("sample", "nightly", "next nightly", "evaluate embedded"):
         assert f"\n{step}" in out, out
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_measures_the_lake_too(tmp_path):
+    out = bench("ingest.py", "--residents", "2000", "--repeat", "1", "--lake", cwd=tmp_path)
+    for fmt in ("parquet", "csv"):
+        assert [line.split()[1] for line in out.splitlines() if line.startswith(f"{fmt} ")][:3] == [
+            "bare", "hcode", "hcode-lake"]
+    assert "bare / hcode / hcode-lake seconds" in out
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_phases_benchmark_names_each_phase(tmp_path):
+    out = bench("spark_phases.py", "--residents", "2000", cwd=tmp_path)
+    for phase in ("embedded evaluate", "Spark session (JVM) start", "lake sync", "first job", "second job"):
+        assert phase in out
