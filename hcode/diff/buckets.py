@@ -67,10 +67,8 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
-    for run_id in {before, after} - {None}:
-        assert run_id is not None
-        (spill.path / f"run-{run_id}").mkdir()
-        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}" / "codes")
+    for run_id in {r for r in (before, after) if r is not None}:
+        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}")
     limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
     light: list[Diff] = []
     files: dict[str, list[Path]] = {name: [] for name in LISTED}

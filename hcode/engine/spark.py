@@ -1,11 +1,11 @@
 """The Spark engine: the same compiled Polars evaluation, one person bucket per Spark task.
 
 The driver (this process) brings the lake in step with the warehouse (store/lake.py: its
-rows as Parquet, one folder per feed, bucket and load), then runs one Spark task per bucket: `mapInArrow` over the
-bucket numbers (`spark.range(buckets)`, one per partition) hands each to `evaluate_buckets`,
-which reads that bucket's files of the loads the run saw with Polars (the global tables
-whole: the broadcast) and runs `engine.evaluate.evaluate` on them, exactly as the embedded engine does
-(one implementation of the rule semantics). Each bucket's result comes back as rows of one
+rows as Parquet, one folder per feed, bucket and load), then runs one Spark task per
+bucket: `mapInArrow` over the bucket numbers (`spark.range(buckets)`, one per partition)
+hands each to `evaluate_buckets`, which reads that bucket's files of the loads the run saw
+with Polars (the global tables whole: the broadcast) and runs `engine.evaluate.evaluate` on
+them, exactly as the embedded engine does (one implementation of the rule semantics). Each bucket's result comes back as rows of one
 Arrow schema (its details, its population and one row of totals), written by Spark as
 Parquet partitioned by bucket; the driver reads it back bucket by bucket as `Evaluation`s,
 which become a run like any other (runs/bucketed.py).
@@ -194,8 +194,9 @@ def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
 def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
                       max_load_id: int, seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
     """Run the evaluation of every bucket of the lake (its loads up to `max_load_id`) on
-    Spark, then yield the buckets' Evaluations one at a time (read back from the job's Parquet output). The job finishes
-    (or fails, raising SparkFailed) before the first is yielded."""
+    Spark, then yield the buckets' Evaluations one at a time (read back from the job's
+    Parquet output). The job finishes (or fails, raising SparkFailed) before the first is
+    yielded."""
     spark = session(master)
     feeds = [f for f in _feeds(rs) if any((lake / f"feed={f}").rglob("*.parquet"))]
     if not feeds:

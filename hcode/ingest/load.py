@@ -169,8 +169,8 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
             audit.record(con, "reject", operator, {
                 "file": mask_ids(path.name), "feed": result.feed, "sha256": result.sha256, "error": result.error,
                 "batch_date": (batch_date or now.date()).isoformat()})
-    elif not result.duplicate and result.feed in FEEDS:
-        keep_lake(wh.con, wh.path, [FEEDS[result.feed].name])
+    elif not result.duplicate and result.feed is not None:
+        keep_lake(wh.con, wh.path, [result.feed])
     return result
 
 

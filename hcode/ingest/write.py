@@ -161,8 +161,8 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
 
 def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, rows: pl.DataFrame, feed: Feed,
             load_id: int, dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
-    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB, by `idnumber.id_key`); with `dedupe` = (lo, hi),
-    only those not already stored among the rows of the same persons with event times in
+    """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB, by `idnumber.id_key`);
+    with `dedupe` = (lo, hi), only those not already stored among the rows of the same persons with event times in
     [lo, hi] (EXCEPT is a set operation: it also drops repeats within `rows`). `others`:
     other loads have rows in [lo, hi], so when some rows were dropped, those that repeat
     another load's (INTERSECT, a set operation too: nulls match) go into `repeats`."""

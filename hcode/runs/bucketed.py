@@ -198,8 +198,9 @@ def evaluations_on(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, lang: str, e
     count unless `buckets` asks for another: store/lake.py)."""
     check_engine(engine)
     if engine == "spark":
-        lake = lake_path(wh.path, load_config(wh.path).lake)
-        n = buckets or lake_buckets(wh.con, wh.path, lake)
+        config = load_config(wh.path)
+        lake = lake_path(wh.path, config.lake)
+        n = buckets or lake_buckets(wh.con, config, lake)
         max_load_id, loads = current_loads(wh.con)
         folder = sync_lake(wh.con, lake, n).lake
         seeds = all_seeds(ruleset, WarehouseSource(wh.con, cutoff_of(as_of), max_load_id), as_of)

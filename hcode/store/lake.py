@@ -39,7 +39,7 @@ from typing import Any
 
 import duckdb
 
-from hcode.config import load_config
+from hcode.config import Config, load_config
 from hcode.feeds import FEEDS
 from hcode.store.buckets import bucket_count, bucket_sql, persons_in_warehouse
 
@@ -63,12 +63,11 @@ def lake_path(db: Path, configured: str | None) -> Path:
     return Path(configured) if configured else Path(str(db) + ".lake")
 
 
-def kept_lake(db: Path) -> Path | None:
+def kept_lake(db: Path, config: Config) -> Path | None:
     """The lake ingest, retract and purge keep in step for the warehouse at `db`: the
     configured `[lake] path`, or the default one once a Spark run made it; else None."""
-    configured = load_config(db).lake
-    path = lake_path(db, configured)
-    return path if configured or (path / MANIFEST).exists() else None
+    path = lake_path(db, config.lake)
+    return path if config.lake or (path / MANIFEST).exists() else None
 
 
 def read_manifest(lake: Path) -> dict[str, Any] | None:
@@ -76,10 +75,9 @@ def read_manifest(lake: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def lake_buckets(con: duckdb.DuckDBPyConnection, db: Path, lake: Path) -> int:
+def lake_buckets(con: duckdb.DuckDBPyConnection, config: Config, lake: Path) -> int:
     """The bucket count a lake is kept with: `[engine] buckets` / HCODE_BUCKETS when set, else
     the manifest's, else enough for the population (store/buckets.py), at least MIN_BUCKETS."""
-    config = load_config(db)
     manifest = read_manifest(lake)
     if config.bucket_setting is not None or manifest is None:
         return config.bucket_setting or max(bucket_count(persons_in_warehouse(con), config), MIN_BUCKETS)
@@ -118,8 +116,8 @@ def _sync(con: duckdb.DuckDBPyConnection, lake: Path, buckets: int, manifest: di
         # (a load's folders on disk that the warehouse no longer has: moved into place just
         # before a crash, then retracted; the manifest never counted them)
         on_disk = {int(p.name.split("=", 1)[1]) for p in folder.glob(parts + "*")}
-        stale = sorted(load for load in rows.keys() | held.keys() | on_disk if rows.get(load) != held.get(load)
-                       or load not in rows)
+        stale = sorted(load for load in rows.keys() | held.keys() | on_disk
+                       if load not in rows or rows[load] != held.get(load))
         if not stale:
             continue
         for load in stale:
@@ -181,5 +179,6 @@ def lake_files(lake: Path, feed: str, bucket: int, max_load_id: int) -> list[Pat
 
 def keep_lake(con: duckdb.DuckDBPyConnection, db: Path, feeds: list[str] | None = None) -> Synced | None:
     """Sync the lake kept for the warehouse at `db` (`kept_lake`), if there is one."""
-    lake = kept_lake(db)
-    return None if lake is None else sync_lake(con, lake, lake_buckets(con, db, lake), feeds)
+    config = load_config(db)
+    lake = kept_lake(db, config)
+    return None if lake is None else sync_lake(con, lake, lake_buckets(con, config, lake), feeds)

@@ -4,8 +4,9 @@ Each distinct id is pseudonymised once per session, however many files and batch
 appears in: the HMAC is computed inside DuckDB for ids not yet seen, looked up in
 `persons`, and new persons get the next pids. The id → pid map lives only in this
 process's memory (a Polars frame), never in the warehouse, and holds each id as its
-`idnumber.id_key` (8 bytes; 1.2 GB with the pids for 100M residents, against 3.8 GB as text). A file whose transaction is
-rolled back rolls the map back too, so it never holds a pid that was not committed.
+`idnumber.id_key` (8 bytes; 1.2 GB with the pids for 100M residents, against 3.8 GB as
+text). A file whose transaction is rolled back rolls the map back too, so it never holds a
+pid that was not committed.
 """
 
 from __future__ import annotations
