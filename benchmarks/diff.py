@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from hcode.diff.changes import CODES_SCHEMA, Side, diff
-from hcode.report.files import write_diff, write_listed_parquet, write_summary
+from hcode.report.files import write_diff, write_listed, write_summary
 
 RULES = {"red": ["SH-R-01", "SH-R-02", "SH-R-03", "SH-R-04"], "yellow": ["SH-Y-03", "NR-Y-01"]}
 TITLES = {r: {"en": f"rule {r}", "zh": f"规则 {r}"} for rs in RULES.values() for r in rs}
@@ -104,7 +104,7 @@ def main() -> None:
     d = diff(before, after)
     t_diff = time.perf_counter() - t
     t = time.perf_counter()
-    write_listed_parquet(d.changes, out / "changes.parquet")
+    write_listed(d.changes, parquet=out / "changes.parquet")
     write_summary(d, out / "summary.json")
     t_write = time.perf_counter() - t
     peak_diff = rss() - base

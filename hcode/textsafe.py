@@ -74,4 +74,11 @@ def csv_safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Every String column of `frame` made safe for a spreadsheet (`csv_safe_expr`) and its
     id-shaped values masked (except the `KEY_FIELDS`)."""
     text = [c for c, t in frame.schema.items() if t == pl.String and not is_key_field(c)]
-    return frame.with_columns(csv_safe_expr(mask_ids_expr(pl.col(c))).alias(c) for c in text)
+    return frame.with_columns(csv_safe_expr(pl.lit(_masked(frame.get_column(c)))).alias(c) for c in text)
+
+
+def _masked(s: pl.Series) -> pl.Series:
+    """`mask_ids_expr` on the values that hold an id-shaped run only: finding them is ten
+    times cheaper than rewriting every value, and almost none do."""
+    found = s.str.contains(ID_SHAPE).arg_true()
+    return s.scatter(found, s.gather(found).str.replace_all(ID_SHAPE, _MASK_POLARS)) if found.len() else s

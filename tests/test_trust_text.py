@@ -7,9 +7,12 @@ import json
 
 import polars as pl
 from conftest import ID_A
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ops_fixtures import IDS, three_published_runs
 from typer.testing import CliRunner
 
+from hcode import textsafe
 from hcode.cli import app
 from hcode.report import escape
 from hcode.report.nightly import render_html, render_markdown
@@ -99,3 +102,19 @@ def test_explain_and_history_read_the_id_from_stdin_or_a_file(db, tmp_path):
     assert ex_arg.exit_code == ex_in.exit_code == 0 and json.loads(ex_arg.stdout) == json.loads(ex_in.stdout)
     neither = CliRunner().invoke(app, ["history", "--db", str(db)])
     assert neither.exit_code == 2 and "--id-file" in neither.output
+
+
+CELL = st.one_of(st.none(), st.text(alphabet="=+-@\t\r 0123456789Xx;机a", max_size=40),
+                 st.builds(lambda a, b: a + "110101199003077777"[: len(b) + 12] + b,
+                           st.sampled_from(["", "=", "id ", "-"]), st.text(alphabet="0123456789Xx", max_size=8)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(CELL, min_size=1, max_size=12))
+def test_csv_safe_frame_is_the_one_cell_rule_on_every_cell(cells):
+    """The vectorised CSV cell rule (mask only the values with an id-shaped run, then defuse a
+    leading formula character) is `csv_safe(mask_ids(cell))` cell by cell; key fields untouched."""
+    frame = pl.DataFrame({"note": cells, "person_key": cells}, schema={"note": pl.String, "person_key": pl.String})
+    out = textsafe.csv_safe_frame(frame)
+    assert out["note"].to_list() == [None if c is None else textsafe.csv_safe(textsafe.mask_ids(c)) for c in cells]
+    assert out["person_key"].to_list() == cells

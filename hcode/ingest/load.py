@@ -27,6 +27,7 @@ from hcode.feeds import FEEDS, feed_for_file
 from hcode.ingest.read import read_export, scan_file
 from hcode.ingest.stage import Stage
 from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
+from hcode.profiling import Stages
 from hcode.store import audit
 from hcode.store.lake import keep_lake
 from hcode.store.persons import PersonIndex
@@ -205,6 +206,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
     except FileRejected as exc:
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
     read = loaded = n_bad = n_new = 0
+    s = Stages(f"ingest {feed_name}")
     people = people or PersonIndex(wh.key)
     people.begin()
     stage = Stage(contract)
@@ -215,20 +217,26 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             stage.create(con)
             written = WrittenHashes()  # row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
+                s.tick("read")
                 checked = validate(raw, contract, now, people.known_ids)
+                s.tick("validate")
                 bad = checked.bad
                 batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
                                              into=stage.quarantine)
                 good = checked.values.filter(~bad) if batch_bad else checked.values
                 ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
+                s.tick(f"quarantine {batch_bad} ids {ids.len() if ids is not None else 0}")
                 if contract.has_person and ids is not None:  # a person feed always has ids
                     people.add(con, ids, load_id, into=stage.persons)
+                s.tick("persons")
                 n_new += write_rows(con, people, good, stage, load_id, written)
+                s.tick("rows")
                 n_bad += batch_bad
                 read += raw.height
                 loaded += good.height
         with wh.transaction() as con:
             stage.move(con)
+            s.tick("move")
             con.execute(
                 "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [load_id, feed_name, name, sha, read, loaded, n_new, n_bad, now_cst(), now, batch_date, operator],
@@ -245,5 +253,6 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
         raise
     finally:
         stage.drop(wh.con)
+    s.tick("digest, commit")
     assert read == loaded + n_bad
     return LoadResult(feed_name, str(path), sha, read, loaded, n_bad, load_id=load_id, rows_new=n_new)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,19 @@ def write_summary(diff: Diff, path: Path, warnings: Sequence[str] = ()) -> None:
     path.write_text(json.dumps(summary_dict(diff, warnings), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def write_listed_parquet(listed: Listed, path: Path) -> None:
-    """One row group a batch, so that memory stays a batch's whatever the number of rows."""
-    with pq.ParquetWriter(path, listed.head(0).to_arrow().schema, compression="zstd", compression_level=1) as out:
-        for batch in listed.batches():
-            out.write_table(batch.to_arrow())
+def write_listed(listed: Listed, parquet: Path | None = None, csv: Path | None = None) -> None:
+    """`changes.parquet` and/or `changes.csv` from one pass over the listed rows (a spilled
+    diff orders them once for both). The Parquet file has one row group a batch, so that
+    memory stays a batch's whatever the number of rows."""
+    with ExitStack() as files:
+        pq_out = files.enter_context(pq.ParquetWriter(parquet, listed.head(0).to_arrow().schema, compression="zstd",
+                                                      compression_level=1)) if parquet else None
+        csv_out = files.enter_context(csv.open("wb")) if csv else None
+        for i, batch in enumerate(listed.batches()):
+            if pq_out is not None:
+                pq_out.write_table(batch.to_arrow())
+            if csv_out is not None:
+                csv_safe_frame(changes_for_csv(batch)).write_csv(csv_out, include_bom=i == 0, include_header=i == 0)
 
 
 def _override_text(column: str) -> pl.Expr:
@@ -79,12 +88,6 @@ def changes_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def write_listed_csv(listed: Listed, path: Path) -> None:
-    with path.open("wb") as out:
-        for i, batch in enumerate(listed.batches()):
-            csv_safe_frame(changes_for_csv(batch)).write_csv(out, include_bom=i == 0, include_header=i == 0)
-
-
 def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None, warnings: Sequence[str] = ()
                ) -> dict[str, Path]:
     """Write changes.parquet, changes.csv, summary.json, report.md and report.html into
@@ -97,8 +100,7 @@ def write_diff(diff: Diff, out_dir: Path | str, lang: str | None = None, warning
     lang = lang or diff.lang
     paths = {name: out / name for name in
              ("changes.parquet", "changes.csv", "summary.json", "report.md", "report.html")}
-    write_listed_parquet(diff.changes, paths["changes.parquet"])
-    write_listed_csv(diff.changes, paths["changes.csv"])
+    write_listed(diff.changes, paths["changes.parquet"], paths["changes.csv"])
     write_summary(diff, paths["summary.json"], warnings)
     paths["report.md"].write_text(render_markdown(diff, lang), encoding="utf-8")
     paths["report.html"].write_text(render_html(diff, lang), encoding="utf-8")

@@ -238,8 +238,24 @@ def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunInfo:
     return _run_from_row(rows[0])
 
 
+_RULESETS: dict[str, Ruleset] = {}  # content hash -> ruleset: a stored text never changes
+_RULESETS_HELD = 16
+
+
 def stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
-    """The ruleset a stored run used, from the text stored with it (not today's file)."""
+    """The ruleset a stored run used, from the text stored with it (not today's file). Kept
+    by content hash for the process: a bucketed diff asks for it once a bucket, and loading
+    checks every example of the ruleset (0.2 s each time)."""
+    rs = _RULESETS.get(run.ruleset_hash)
+    if rs is None:
+        rs = _stored_ruleset(con, run)
+        if len(_RULESETS) >= _RULESETS_HELD:
+            _RULESETS.pop(next(iter(_RULESETS)))
+        _RULESETS[run.ruleset_hash] = rs
+    return rs
+
+
+def _stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
     import tempfile
 
     from hcode.rules.load import find_ruleset

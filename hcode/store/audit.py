@@ -85,7 +85,7 @@ def population_digest_of_table(con: duckdb.DuckDBPyConnection, table: str) -> st
         reader = con.sql(f"SELECT CAST({column} AS INTEGER) AS v FROM {table} ORDER BY pid"
                          ).to_arrow_reader(1 << 20)
         for batch in reader:
-            h.update(np.ascontiguousarray(batch.column(0).to_numpy(zero_copy_only=False), dtype="<i4").data)
+            h.update(np.ascontiguousarray(dg.int_values(batch.column(0)), dtype="<i4").data)
     return f"{count}:{h.hexdigest()}"
 
 

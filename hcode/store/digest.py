@@ -29,6 +29,14 @@ import numpy as np
 BATCH_ROWS = 1 << 20
 
 
+def int_values(arr: Any) -> np.ndarray:
+    """A pyarrow integer array without nulls as a numpy view of its buffer. (pyarrow's own
+    `to_numpy` imports pandas when it is installed: 0.3 s in every process that digests.)"""
+    width = arr.type.bit_width // 8
+    kind = "u" if str(arr.type).startswith("uint") else "i"
+    return np.frombuffer(arr.buffers()[1], dtype=f"<{kind}{width}", count=len(arr) + arr.offset)[arr.offset:]
+
+
 def _expr(name: str, sql_type: str) -> tuple[str, str]:
     """(the column's canonical SQL expression, 'int' or 'text')."""
     t = sql_type.upper()
@@ -68,30 +76,38 @@ class Digester:
         self._nulls = [hashlib.sha256() for _ in kinds]
 
     def update(self, arrays: list[Any], start: int = 0, stop: int | None = None) -> None:
-        """Feed rows [start, stop) of Arrow arrays (one per column)."""
+        """Feed rows [start, stop) of Arrow arrays (one per column). A null is hashed as its
+        position, and as 0 or "" among the values. (Done on the buffers with numpy: pyarrow's
+        `fill_null` or `scalar` would import pandas, 0.3 s a process.)"""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         n = (stop if stop is not None else len(arrays[0])) - start
         if n <= 0:
             return
         for i, arr in enumerate(arrays):
             a = arr.slice(start, n)
-            if a.null_count:
-                valid = np.unpackbits(np.frombuffer(a.buffers()[0], dtype=np.uint8), bitorder="little")
-                at = np.flatnonzero(valid[a.offset:a.offset + len(a)] == 0) + self.rows
-                self._nulls[i].update(at.astype("<i8").tobytes())
-                a = pc.fill_null(a, 0 if self.kinds[i] == "int" else "")
-            if self.kinds[i] == "int":
-                values = np.frombuffer(a.buffers()[1], dtype="<i8", count=len(a) + a.offset)[a.offset:]
-                self._values[i].update(values.tobytes())
-                continue
-            if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+            text = self.kinds[i] != "int"
+            if text and not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
                 a = a.cast(pa.large_string())  # (string views)
+            valid = None
+            if a.null_count:
+                bits = np.unpackbits(np.frombuffer(a.buffers()[0], dtype=np.uint8), bitorder="little")
+                valid = bits[a.offset:a.offset + len(a)].astype(bool)
+                self._nulls[i].update((np.flatnonzero(~valid) + self.rows).astype("<i8").tobytes())
+            if not text:
+                values = np.frombuffer(a.buffers()[1], dtype="<i8", count=len(a) + a.offset)[a.offset:]
+                self._values[i].update((values if valid is None else np.where(valid, values, 0)).tobytes())
+                continue
             width = "<i4" if pa.types.is_string(a.type) else "<i8"
             offsets = np.frombuffer(a.buffers()[1], dtype=width, count=len(a) + 1 + a.offset)[a.offset:]
-            self._lengths[i].update(np.diff(offsets).astype("<i8").tobytes())
-            self._values[i].update(memoryview(a.buffers()[2])[int(offsets[0]):int(offsets[-1])])
+            lengths = np.diff(offsets).astype("<i8")
+            data = memoryview(a.buffers()[2] or b"")[int(offsets[0]):int(offsets[-1])]
+            if valid is not None and lengths[~valid].any():  # a null slot over bytes: they are not its value
+                data = memoryview(np.frombuffer(data, dtype=np.uint8)[np.repeat(valid, lengths)].tobytes())
+            if valid is not None:
+                lengths = np.where(valid, lengths, 0)
+            self._lengths[i].update(lengths.tobytes())
+            self._values[i].update(data)
         self.rows += n
 
     def hexdigest(self) -> str:
@@ -129,7 +145,7 @@ def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "
         if keys.null_count:
             raise ValueError(f"{table}.{key} holds nulls")
         if pa.types.is_integer(keys.type):
-            k = keys.to_numpy()
+            k = int_values(keys)
             cuts = [0, *(np.flatnonzero(k[1:] != k[:-1]) + 1).tolist(), len(k)]
             labels = [str(k[c]) for c in cuts[:-1]]
         else:  # text keys (ruleset hashes): a few rows only
