@@ -212,7 +212,7 @@ def test_a_warehouse_made_before_repeats_gets_the_table_when_opened_for_writing(
 
     recorded = audit.load_content
     with monkeypatch.context() as m, Warehouse.open(db) as wh:  # loads as hcode wrote them before repeats
-        m.setattr(audit, "load_content", lambda *a: {t: d for t, d in recorded(*a).items() if t != "repeats"})
+        m.setattr(audit, "load_content", lambda *a, **k: {t: d for t, d in recorded(*a, **k).items() if t != "repeats"})
         register(wh, tmp_path, range(4), D)
         first = load(wh, _nat(tmp_path, POSITIVE), D)
         wh.con.execute("DROP TABLE repeats")

@@ -235,7 +235,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                 read += raw.height
                 loaded += good.height
         with wh.transaction() as con:
-            stage.move(con)
+            moved = stage.move(con)
             s.tick("move")
             con.execute(
                 "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
@@ -244,7 +244,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             audit.record(con, "load", operator, {
                 "load_id": load_id, "feed": feed_name, "file": name, "sha256": sha, "rows_read": read,
                 "rows_loaded": loaded, "rows_new": n_new, "rows_quarantined": n_bad,
-            }, audit.load_content(con, feed_name, load_id))
+            }, audit.load_content(con, feed_name, load_id, empty=[t for t, n in moved.items() if not n]))
     except FileRejected as exc:  # a parse error deep in the file: nothing of it was kept
         people.rollback()
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")

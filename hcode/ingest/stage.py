@@ -44,11 +44,15 @@ class Stage:
         for table, stage in self.tables().items():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table} LIMIT 0")
 
-    def move(self, con: duckdb.DuckDBPyConnection) -> None:
+    def move(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         """Copy every stage table into its warehouse table (inside the file's transaction), in
-        the order the rows were staged (registrations are staged in pid order)."""
+        the order the rows were staged (registrations are staged in pid order); returns the
+        rows moved into each warehouse table."""
+        moved = {}
         for table, stage in self.tables().items():
-            con.execute(f"INSERT INTO {table} SELECT * FROM {stage}")
+            row = con.execute(f"INSERT INTO {table} SELECT * FROM {stage}").fetchone()
+            moved[table] = int(row[0]) if row else 0
+        return moved
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for stage in self.tables().values():

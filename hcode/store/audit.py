@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,13 @@ def _stored_population_digest(con: duckdb.DuckDBPyConnection, population_id: int
         params=[population_id])))
 
 
-def load_content(con: duckdb.DuckDBPyConnection, feed: str, load_id: int) -> Content:
+def load_content(con: duckdb.DuckDBPyConnection, feed: str, load_id: int, empty: Iterable[str] = ()) -> Content:
     """The digests a load entry records: its rows, quarantine rows, `loads` row, new persons
-    and repeats."""
-    key = str(load_id)
-    return {t: {key: dg.digest(con, t, "load_id", load_id)}
+    and repeats. `empty`: tables the caller knows the load wrote no row into (their digest
+    is that of no rows, which needs no query)."""
+    key, none, tables = str(load_id), set(empty), dg.schema(con)
+    return {t: {key: dg.empty(con, t, "load_id", tables) if t in none else
+                dg.digest(con, t, "load_id", load_id, tables)}
             for t in (FEEDS[feed].table, "quarantine", "loads", "persons", "repeats")}
 
 

@@ -163,9 +163,10 @@ def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "
     return out
 
 
-def digest(con: duckdb.DuckDBPyConnection, table: str, key: str, value: Any) -> str:
-    """The digest of the rows of `table` whose `key` is `value` (the empty digest when none)."""
-    tables = {table: schema_of(con, table)}
+def digest(con: duckdb.DuckDBPyConnection, table: str, key: str, value: Any, tables: Schema | None = None) -> str:
+    """The digest of the rows of `table` whose `key` is `value` (the empty digest when none).
+    `tables`: the `schema`, when the caller digests many tables."""
+    tables = tables or {table: schema_of(con, table)}
     got = digests(con, table, key, f'"{key}" = ?', [value], tables)
     return got.get(str(value)) or empty(con, table, key, tables)
 
