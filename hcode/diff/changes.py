@@ -207,11 +207,12 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
                                        pairs_b.join(pairs_a, on=["id", "rule"], how="anti")])
     rules = _rule_counts(before.meta(), after.meta(), started, stopped, lang)
     listed_rows = _listed_details(listed, b_codes, a_codes, started, stopped)
-    listed_rows = explain(listed_rows, before.meta(), after.meta(), lang)
-    listed_rows = listed_rows.sort(LISTED_ORDER, nulls_last=True)
     cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
             "rules_before", "rules_after", "rules_started", "rules_stopped",
             "override_before", "override_after", "explanation"]
+    listed_rows = (explain(listed_rows, before.meta(), after.meta(), lang)
+                   .select(*cols, "is_change")  # (the evidence lists, no longer needed, are not sorted)
+                   .sort(LISTED_ORDER, nulls_last=True))
     changes = listed_rows.filter(pl.col("is_change")).select(cols)
     rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
     return Diff(
