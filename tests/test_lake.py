@@ -9,8 +9,9 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-import duckdb
 import polars as pl
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 from conftest import NOW
 from test_audit_ops import _purge_warehouse
@@ -22,7 +23,7 @@ from hcode.ops.retract import retract
 from hcode.paths import sample_data_dir
 from hcode.store import lake as lake_mod
 from hcode.store.buckets import bucket_of
-from hcode.store.lake import MANIFEST, lake_files, read_manifest, sync_lake
+from hcode.store.lake import MANIFEST, Lake, lake_files, read_manifest, sync_lake
 from hcode.store.warehouse import Warehouse
 
 FIRST = ("registrations.csv", "cases.csv", "contacts.csv", "risk_areas.csv")
@@ -50,18 +51,19 @@ def _as_stored(wh: Warehouse, feed: str) -> pl.DataFrame:
     return pl.DataFrame(wh.con.sql(sql).arrow())
 
 
-def _in_lake(lake: Path, feed: str, like: pl.DataFrame) -> pl.DataFrame:
-    files = sorted((lake / f"feed={feed}").rglob("*.parquet"))
+def _in_lake(where: Path | Lake, feed: str, like: pl.DataFrame) -> pl.DataFrame:
+    lake = Lake.at(where)
+    files = [f for f in lake.files(f"feed={feed}") if f.endswith(".parquet")]
     if not files:
         return like.clear()
-    got = pl.DataFrame(duckdb.sql(f"SELECT * FROM read_parquet({[str(f) for f in files]}, hive_partitioning=true)"
-                                  ).arrow())
+    got = pl.DataFrame(ds.dataset(files, filesystem=lake.fs, format="parquet", partitioning="hive",
+                                  partition_base_dir=lake.path(f"feed={feed}")).to_table())
     if FEEDS[feed].has_person:  # every row sits in its person's bucket
         assert [bucket_of(k, read_manifest(lake)["buckets"]) for k in got["person_key"]] == got["bucket"].to_list()
     return got.select([pl.col(c).cast(t) for c, t in like.schema.items()])
 
 
-def assert_lake_is_warehouse(wh: Warehouse, lake: Path) -> None:
+def assert_lake_is_warehouse(wh: Warehouse, lake: Path | Lake) -> None:
     manifest = read_manifest(lake)
     assert manifest is not None
     for feed in FEEDS:
@@ -143,7 +145,7 @@ def test_another_bucket_count_rewrites_the_lake_with_the_same_rows(db: Path, tmp
         # what a Spark task reads: its bucket's loads up to the run's last
         [(regs_load,)] = wh.con.execute("SELECT load_id FROM loads WHERE feed = 'registrations'").fetchall()
         regs = lake_files(lake, "registrations", 0, max_load_id=regs_load)
-        assert regs and all(p.parent.name == f"load_id={regs_load}" for p in regs)
+        assert regs and all(Path(p).parent.name == f"load_id={regs_load}" for p in regs)
         assert lake_files(lake, "registrations", 0, max_load_id=regs_load - 1) == []
 
 
@@ -152,3 +154,55 @@ def test_no_lake_is_written_unless_one_is_kept(db: Path, tmp_path: Path) -> None
         load.ingest_paths(wh, [_night(tmp_path, FIRST)], now=NOW)
     assert not Path(str(db) + ".lake").exists() and not (tmp_path / "lake").exists()
     assert not any(p.name == MANIFEST for p in tmp_path.rglob("*"))
+
+
+def test_a_lake_at_a_url_is_kept_through_its_filesystem(db: Path, tmp_path: Path) -> None:
+    """An object store (pyarrow's in-memory filesystem: no folders, no rename) holds exactly
+    the warehouse after loads, a retraction, a truncated manifest, a crash's stray files and
+    another bucket count; and a Spark task's read of a bucket is the local lake's."""
+    from hcode.engine.spark import bucket_frames
+
+    lake = Lake("mock://lake", pafs._MockFileSystem(), "lake")
+    assert not lake.local
+    with Warehouse.open(db) as wh:
+        load.ingest_paths(wh, [_night(tmp_path, FIRST)], now=NOW)
+        assert sync_lake(wh.con, lake, 3).written
+        assert_lake_is_warehouse(wh, lake)
+        assert sync_lake(wh.con, lake, 3).written == ()
+        cases = wh.con.execute("SELECT load_id FROM loads WHERE feed = 'cases'").fetchone()[0]
+        retract(wh, cases, reason="sent twice", operator="tester")
+        synced = sync_lake(wh.con, lake, 3)
+        assert ("cases", cases) in synced.removed and not lake.files("feed=cases")
+        assert_lake_is_warehouse(wh, lake)
+
+        local = sync_lake(wh.con, tmp_path / "local-lake", 3).lake
+        regs = wh.con.execute("SELECT max(load_id) FROM loads").fetchone()[0]
+        for b in range(3):
+            remote, here = bucket_frames(lake, ["registrations", "risk_areas"], b, regs), \
+                bucket_frames(local, ["registrations", "risk_areas"], b, regs)
+            assert remote.keys() == here.keys()
+            for feed in here:
+                assert remote[feed].collect().equals(here[feed].collect()), (feed, b)
+
+        with lake.fs.open_output_stream(lake.path(MANIFEST)) as out:
+            out.write(b'{"buckets": 3, "lo')  # a write cut short
+        lake.fs.create_dir(lake.path("feed=contacts", "bucket=1", "load_id=99"))
+        with lake.fs.open_output_stream(lake.path("feed=contacts", "bucket=1", "load_id=99", "data_0.parquet")) as out:
+            out.write(b"left by a crash")
+        assert read_manifest(lake) is None
+        sync_lake(wh.con, lake, 3)
+        assert not any("load_id=99" in f for f in lake.files())
+        assert_lake_is_warehouse(wh, lake)
+
+        assert sync_lake(wh.con, lake, 5).buckets == read_manifest(lake)["buckets"] == 5
+        assert_lake_is_warehouse(wh, lake)
+
+
+def test_lake_path_takes_a_folder_or_a_url(tmp_path: Path) -> None:
+    from hcode.store.lake import lake_path
+
+    assert lake_path(tmp_path / "w.duckdb", None).root == str(tmp_path / "w.duckdb.lake")
+    url = Lake.at(f"file://{tmp_path}/lake")
+    assert url.local and url.root == f"{tmp_path}/lake" and str(url) == f"file://{tmp_path}/lake"
+    assert Lake.at(url) is url
+    assert not Lake.at("mock:///lake").local

@@ -99,6 +99,22 @@ def test_spark_gives_exactly_the_embedded_codes_and_a_run_like_any_other(spark_s
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_a_lake_given_as_a_url_is_read_by_the_executors(spark_session, loaded, tmp_path, monkeypatch):
+    """`[lake] path` as a URL (here file://; s3:// and hdfs:// go through the same
+    `pyarrow.fs` calls): the driver writes it there, the executors read it there."""
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    rs = find_ruleset(RULESET)
+    db = _copy(loaded, tmp_path)
+    (tmp_path / "hcode.toml").write_text(f'[lake]\npath = "file://{tmp_path}/url-lake"\n', encoding="utf-8")
+    with Warehouse.open(db) as wh:
+        _, a = bucketed.evaluate_run(wh, rs, AS_OF, operator="t")
+        _, b = bucketed.evaluate_run(wh, rs, AS_OF, operator="t", engine="spark", spark_master="local[2]", buckets=2)
+        assert runs.run_codes(wh.con, b).equals(runs.run_codes(wh.con, a))
+    assert (tmp_path / "url-lake" / "_hcode_lake.json").exists() and not (tmp_path / "w.duckdb.lake").exists()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
 

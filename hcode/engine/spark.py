@@ -16,8 +16,8 @@ are; and `applyInArrow` needs one frame, so the feeds had to be unioned into one
 of every feed's columns, sorted by bucket in the JVM and converted to Arrow. At 1M
 residents that took 35 s of a 45 s evaluate on `local[2]`; reading the bucket's files
 directly takes a fraction of it (benchmarks/RESULTS.md). The price: executors read the
-lake's path themselves, so on a cluster it must be on storage every node mounts (as the
-driver's writing of it already required).
+lake themselves, so on a cluster it must be where every node reaches it: a folder every
+node mounts, or a URL (`s3://`, `hdfs://`, ...) that each opens with `pyarrow.fs`.
 
 The driver sets what executors need: `PYSPARK_PYTHON` (this interpreter) and `PYTHONPATH`
 (where `hcode` is imported from), so that `--engine spark` needs nothing else from a user.
@@ -44,7 +44,7 @@ from hcode.engine.sources import FrameSource, feed_schema
 from hcode.errors import HcodeError
 from hcode.feeds import EVIDENCE, FEEDS, OVERRIDE
 from hcode.rules.ruleset import Ruleset
-from hcode.store.lake import lake_files
+from hcode.store.lake import Lake, lake_files, read_manifest
 
 DEFAULT_MASTER = "local[*]"
 OUT_SCHEMA = (
@@ -120,12 +120,18 @@ def bucket_frames(lake: str, feeds: list[str], bucket: int, max_load_id: int) ->
     """One bucket's rows of the lake's loads up to `max_load_id`, per feed, as Polars scans (a
     feed with no file for the bucket is left out: `feed_rows` makes it empty with the
     contract's columns), and the global tables whole (every bucket reads them: the broadcast)."""
+    where = Lake.at(lake)
     frames = {}
     for feed in feeds:
-        files = lake_files(Path(lake), feed, bucket, max_load_id)
+        files = lake_files(where, feed, bucket, max_load_id)
         if files:
             schema = feed_schema(feed)
-            lf = pl.scan_parquet(files, hive_partitioning=False)
+            if where.local:
+                lf = pl.scan_parquet(files, hive_partitioning=False)
+            else:  # (an object store or HDFS, through the filesystem pyarrow opens for the URL)
+                import pyarrow.parquet as pq
+
+                lf = pl.DataFrame(pq.read_table(files, filesystem=where.fs, partitioning=None)).lazy()
             frames[feed] = lf.select([pl.col(c) for c in schema if c in lf.collect_schema()])
     return frames
 
@@ -191,21 +197,23 @@ def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
                       ruleset=rs, as_of=as_of, cutoff=cutoff_of(as_of))
 
 
-def evaluate_on_spark(lake: Path, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
+def evaluate_on_spark(lake: Path | Lake, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
                       max_load_id: int, seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
     """Run the evaluation of every bucket of the lake (its loads up to `max_load_id`) on
     Spark, then yield the buckets' Evaluations one at a time (read back from the job's
     Parquet output). The job finishes (or fails, raising SparkFailed) before the first is
     yielded."""
     spark = session(master)
-    feeds = [f for f in _feeds(rs) if any((lake / f"feed={f}").rglob("*.parquet"))]
+    lake = Lake.at(lake)
+    held = (read_manifest(lake) or {}).get("loads", {})
+    feeds = [f for f in _feeds(rs) if any(int(n) for n in held.get(f, {}).values())]
     if not feeds:
         raise SparkFailed(f"the lake {lake} holds no rows")
     tasks = spark.range(0, buckets, 1, numPartitions=buckets)  # one task per bucket
     out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
     try:
         try:
-            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, str(lake.resolve()), max_load_id, seeds),
+            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, lake.url, max_load_id, seeds),
                               OUT_SCHEMA)
              .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
         except Exception as exc:  # py4j and pyspark errors: no run is stored
