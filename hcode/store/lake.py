@@ -45,14 +45,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow.fs as pafs
 
 from hcode.config import Config, load_config
 from hcode.feeds import FEEDS
 from hcode.store.buckets import bucket_count, bucket_sql, persons_in_warehouse
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 MANIFEST = "_hcode_lake.json"
 MIN_BUCKETS = 8  # at least this many buckets in a new lake (Spark tasks to spread), when none is set
@@ -69,6 +71,8 @@ class Lake:
 
     @classmethod
     def at(cls, where: str | os.PathLike[str] | Lake) -> Lake:
+        import pyarrow.fs as pafs  # (here: 0.09 s, which commands that keep no lake do not pay)
+
         if isinstance(where, Lake):
             return where
         text = os.fspath(where)
@@ -81,16 +85,22 @@ class Lake:
     @property
     def local(self) -> bool:
         """A folder of this machine's (or a mounted) filesystem: renames are atomic there."""
+        import pyarrow.fs as pafs
+
         return isinstance(self.fs, pafs.LocalFileSystem)
 
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
     def exists(self, *parts: str) -> bool:
+        import pyarrow.fs as pafs
+
         return bool(self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound)
 
     def files(self, *parts: str) -> list[str]:
         """Every file below a folder (none when it does not exist), sorted."""
+        import pyarrow.fs as pafs
+
         selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
         return sorted(i.path for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
 
@@ -117,8 +127,10 @@ def lake_path(db: Path, configured: str | None) -> Lake:
 def kept_lake(db: Path, config: Config) -> Lake | None:
     """The lake ingest, retract and purge keep in step for the warehouse at `db`: the
     configured `[lake] path`, or the default one once a Spark run made it; else None."""
-    lake = lake_path(db, config.lake)
-    return lake if config.lake or lake.exists(MANIFEST) else None
+    if config.lake:
+        return Lake.at(config.lake)
+    default = Path(str(db) + ".lake")  # (a local folder: no filesystem to open when there is none)
+    return Lake.at(default) if (default / MANIFEST).exists() else None
 
 
 def read_manifest(where: str | os.PathLike[str] | Lake) -> dict[str, Any] | None:
@@ -227,6 +239,8 @@ def _write_loads(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, buckets:
         partition = "bucket, load_id"
     else:
         sql, partition = f"SELECT {cols}, f.load_id FROM {f.table} f WHERE {where}", "load_id"
+    import pyarrow.fs as pafs
+
     try:
         con.execute(f"COPY ({sql}) TO '{scratch}' (FORMAT parquet, PARTITION_BY ({partition}), COMPRESSION zstd)")
         for part in sorted(scratch.glob("bucket=*/load_id=*" if f.has_person else "load_id=*")):
