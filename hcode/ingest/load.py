@@ -225,7 +225,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                                              into=stage.quarantine)
                 good = checked.values.filter(~bad) if batch_bad else checked.values
                 ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
-                s.tick(f"quarantine {batch_bad} ids {ids.len() if ids is not None else 0}")
+                s.tick(f"quarantine ({batch_bad:,} rows; {0 if ids is None else ids.len():,} ids not seen before)")
                 if contract.has_person and ids is not None:  # a person feed always has ids
                     people.add(con, ids, load_id, into=stage.persons)
                 s.tick("persons")
