@@ -187,8 +187,11 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
         distinct = pl.concat([distinct, fixed])
     if known is not None and known.len():  # (`known` holds `idnumber.id_key`s)
-        distinct = (distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
-                    .join(known.rename("key").to_frame(), on="key", how="anti").get_column("id"))
+        keyed = distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
+        # The session's known keys (100M at 100M residents) are probed against this batch's
+        # few: a join would build a hash table of every known key again each batch.
+        seen = known.filter(known.is_in(keyed.get_column("key").drop_nulls().implode()))
+        distinct = keyed.filter(~pl.col("key").is_in(seen.implode()).fill_null(False)).get_column("id")
     bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
     new = distinct.drop_nulls()

@@ -56,21 +56,38 @@ def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads
 def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches, cap):
     """The row hashes of a file's earlier batches, kept as a few merged runs, answer exactly
     what one set of every earlier hash would (the cross-batch duplicate check of ingest),
-    whether runs reach the merge cap or not."""
+    whether runs reach the merge cap (and go to files) or not."""
     import numpy as np
 
     from hcode.ingest.write import WrittenHashes
 
-    written, seen = WrittenHashes(), set()
+    written, seen, added = WrittenHashes("k" * 32), set(), 0
     written.MERGE_CAP = cap
-    biggest = 0
     for values in batches:
         h = np.sort(np.array(values, dtype=np.uint64))
         assert written.found(h).tolist() == [v in seen for v in h.tolist()]
         written.add(h)
         seen |= set(values)
         if cap > 1000:
-            assert len(written.runs) <= max(1, len(batches)).bit_length() + 1
-        biggest = max(biggest, len(values))
-        assert all(r.size <= max(cap, biggest) for r in written.runs)  # (a batch's own run may exceed it)
+            assert len(written.runs) <= max(1, len(batches)).bit_length() + 1 and not written.spilled
+        assert all(2 * r.size <= cap for r in written.runs)  # (a bigger run is in a file)
+        on_disk = [np.load(p) for p in written.spilled]
+        assert all(2 * r.size > cap and np.all(r[1:] >= r[:-1]) for r in on_disk)
         assert all(np.all(r[1:] >= r[:-1]) for r in written.runs)
+        added += len(values)
+        assert sum(r.size for r in written.runs) + sum(r.size for r in on_disk) == added  # every hash kept once
+    folder = written.spilled[0].parent if written.spilled else None
+    del written
+    assert folder is None or not folder.exists()  # the folder goes with the object
+
+
+def test_row_hashes_are_keyed():
+    """A spilled row hash cannot be recomputed from a guessed row without the key."""
+    import polars as pl
+
+    from hcode.ingest.write import WrittenHashes
+
+    rows = pl.DataFrame({"id_number": [ID_A, ID_B], "identified_at": ["2022-06-10", "2022-06-11"]})
+    one, again, other = WrittenHashes("a" * 32), WrittenHashes("a" * 32), WrittenHashes("b" * 32)
+    assert one.hash(rows).equals(again.hash(rows))
+    assert not one.hash(rows).equals(other.hash(rows)) and not one.hash(rows).equals(rows.hash_rows())

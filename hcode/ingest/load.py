@@ -215,7 +215,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
         with private_files():  # (the stage spills to DuckDB's temporary folder)
             load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")  # (one writer: the lock)
             stage.create(con)
-            written = WrittenHashes()  # row hashes of this load's earlier batches
+            written = WrittenHashes(wh.key)  # row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 s.tick("read")
                 checked = validate(raw, contract, now, people.known_ids)

@@ -9,7 +9,13 @@ warehouse.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import shutil
+import tempfile
+import weakref
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -92,28 +98,56 @@ class WrittenHashes:
     is merged as often. One run a batch made that quadratic in the batches: 120 batches for
     the 500M-row NAT file of 100M residents. A merge stops at `MERGE_CAP` hashes (512 MB):
     merging two runs holds both and the result at once, 12 GB for the last merges of that
-    file, while runs of the cap add only a lookup each (eight for that file)."""
+    file, while runs of the cap add only a lookup each (eight for that file).
+
+    A run that can no longer merge (more than half the cap) goes to a file of a private
+    temporary folder and is mapped only while a batch is looked up in it, so the process
+    holds less than one cap of hashes however long the file (the NAT file's 4 GB of hashes
+    sat outside the memory limit). The hashes are keyed (Polars' seed derived from the
+    pseudonymisation key): a spilled hash of a row with a raw id cannot be tested against a
+    guessed row without the key. The folder goes with the object."""
 
     MERGE_CAP = 1 << 26
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "") -> None:
         self.runs: list[np.ndarray] = []
+        self.spilled: list[Path] = []
+        self._folder: Path | None = None
+        mac = hmac.new(key.encode("utf-8"), b"hcode ingest row hashes", hashlib.sha256).digest()
+        self.seed = int.from_bytes(mac[:8], "little")
 
     def __bool__(self) -> bool:
-        return bool(self.runs)
+        return bool(self.runs or self.spilled)
+
+    def hash(self, frame: pl.DataFrame) -> pl.Series:
+        """The keyed hash of each row of `frame`."""
+        return frame.hash_rows(self.seed)
 
     def found(self, h: np.ndarray) -> np.ndarray:
         """Which of `h` (sorted) an earlier batch wrote."""
         mask = np.zeros(h.size, dtype=bool)
         for run in self.runs:
             mask |= _found(run, h)
+        for path in self.spilled:  # (mapped for this lookup only)
+            mask |= _found(np.load(path, mmap_mode="r"), h)
         return mask
 
     def add(self, h: np.ndarray) -> None:
         run = h
         while self.runs and self.runs[-1].size <= run.size and self.runs[-1].size + run.size <= self.MERGE_CAP:
             run = np.sort(np.concatenate([self.runs.pop(), run]))  # (a quicksort: 10x numpy's radix "stable")
-        self.runs.append(run)
+        if 2 * run.size > self.MERGE_CAP:
+            self._spill(run)
+        else:
+            self.runs.append(run)
+
+    def _spill(self, run: np.ndarray) -> None:
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="hcode-hashes-"))  # (mode 0700)
+            weakref.finalize(self, shutil.rmtree, self._folder, True)
+        path = self._folder / f"run-{len(self.spilled)}.npy"
+        np.save(path, run)
+        self.spilled.append(path)
 
 
 def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, stage: Stage, load_id: int,
@@ -134,7 +168,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     feed = stage.feed
     t = feed.event_time
     lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
-    hashes = good.hash_rows()
+    hashes = written.hash(good)
     h = np.sort(hashes.to_numpy())
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
