@@ -23,9 +23,16 @@ import polars as pl
 from hcode.config import Config
 from hcode.store.warehouse import one
 
-# Peak bytes of an evaluation and the storing of its run per registered person, measured on
-# generated nights (1M persons: about 1 GB peak, the warehouse's page cache aside), rounded up.
-BYTES_PER_PERSON = 1500
+# What one more person in a bucket adds to an evaluation's peak, measured as the peak with
+# one bucket less the peak with eight, over the persons that left the bucket (2026-12-06,
+# generated nights, dry runs): 53 bytes for Shanghai's rules at 10M, 126 for Zhejiang's and
+# 140 for Henan's (which reads the place scans, 42 a resident) at 1M; 250 is 1.8 times the
+# largest. The rest of the peak does not shrink
+# with the bucket: the process itself, and DuckDB's buffer pool, which caches the blocks every
+# bucket scans (capped by warehouse.DUCKDB_SHARE). 1,500 bytes before (the whole peak of a 1M
+# evaluation divided by its persons) gave 3 buckets at 10M on a 24 GiB machine for no memory
+# saved (2.0 GiB with one bucket, 2.2 GiB with eight when storing) and 2.5 to 4 times the time.
+BYTES_PER_PERSON = 250
 # The share of the memory limit one bucket's evaluation may use: the rest is DuckDB's buffer
 # pool (warehouse.DUCKDB_SHARE) and the slack Polars' allocator needs.
 BUCKET_SHARE = 0.4
