@@ -212,6 +212,7 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
             "override_before", "override_after", "explanation"]
     listed_rows = (explain(listed_rows, before.meta(), after.meta(), lang)
                    .select(*cols, "is_change")  # (the evidence lists, no longer needed, are not sorted)
+                   .rechunk()  # (a sort gathers: see _gather)
                    .sort(LISTED_ORDER, nulls_last=True))
     changes = listed_rows.filter(pl.col("is_change")).select(cols)
     rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
@@ -229,7 +230,10 @@ def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
     """The listed persons' rows of one side, fetched by position (no join over 10M); a null
     position (absent on this side) gives a row of nulls, so the result aligns with `rows`."""
     heavy = ["person_key", "district_code", "color", "rule", "matched_rules", "evidence", "override"]
-    return codes.select(heavy)[rows].rename({c: f"{c}_{s}" for c in heavy})
+    # Rechunked first: Polars gathers a list or struct column of several chunks (a run read
+    # back in batches) row by row, 11 times slower for 700K persons than copying it whole and
+    # gathering from one chunk.
+    return codes.select(heavy).rechunk()[rows].rename({c: f"{c}_{s}" for c in heavy})
 
 
 def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame,
