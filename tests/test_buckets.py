@@ -242,6 +242,41 @@ def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path,
                     assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
 
 
+@pytest.mark.parametrize("per_pass", [None, 7, 250, 1000])
+def test_a_run_split_into_buckets_in_passes_is_the_run(per_count, tmp_path, monkeypatch, per_pass):
+    """`codes_by_bucket` gives each bucket exactly its persons' stored codes, whether the
+    run is split in one pass or in passes over pid ranges (of 7 persons, or more)."""
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        whole = runs.run_codes(wh.con, 2)
+        for n in (1, 3):
+            folder = tmp_path / f"{per_pass}-{n}"
+            read = runs.codes_by_bucket(wh.con, 2, n, folder, per_pass)
+            files = list(folder.glob("bucket=*/*.parquet"))
+            assert len(files) >= n if per_pass is None else len(files) > whole.height // per_pass
+            parts = [read(b).with_columns(pl.lit(b, pl.Int32).alias("bucket")) for b in range(n)]
+            got = pl.concat(parts)
+            assert got.height == whole.height > 1000
+            assert (got["bucket"] == got.select(bucket_expr(n))["person_key"]).all()
+            assert got.drop("bucket").sort("person_key").equals(whole)
+
+
+def test_a_bucketed_diff_split_in_passes_writes_the_same_report(per_count, tmp_path, monkeypatch):
+    """The diff's split takes as many persons a pass as its memory share holds: with a tiny
+    share (many passes) the report is byte for byte the one-pass report."""
+    from hcode.diff.buckets import diff_runs
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    monkeypatch.setenv("HCODE_MEMORY", "1GiB")
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        want = write_diff(diff_runs(wh, 1, 2, "en", buckets=3), tmp_path / "one-pass", "en")
+        monkeypatch.setattr("hcode.diff.buckets.SPLIT_BYTES_PER_PERSON", 1 << 19)  # 512 persons a pass
+        got = write_diff(diff_runs(wh, 1, 2, "en", buckets=3), tmp_path / "passes", "en")
+    assert want and sorted(got) == sorted(want)
+    for k, path in want.items():
+        assert got[k].read_bytes() == path.read_bytes(), k
+
+
 def test_the_nightly_report_does_not_depend_on_the_bucket_count(tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
     folders = {}

@@ -32,10 +32,14 @@ from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
 from hcode.runs.store import codes_by_bucket
 from hcode.store.buckets import bucket_count, persons_in_warehouse
-from hcode.store.warehouse import Warehouse
+from hcode.store.warehouse import DUCKDB_SHARE, Warehouse
 
 DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)
 DIFF_SHARE = 0.25  # of the memory limit for one bucket's diff; also DuckDB's while ordering the listed rows
+# What splitting a run into buckets holds per person in DuckDB (its join of the codes with the
+# person keys): 100M persons in one pass took DuckDB's 6 GB and spilled 34 GB (2026-12-06), so
+# about 400 bytes a person; a pass takes as many persons as fill half of DuckDB's share.
+SPLIT_BYTES_PER_PERSON = 400
 LISTED = ("changes", "rule_changes")
 
 
@@ -43,6 +47,12 @@ def diff_bucket_count(wh: Warehouse) -> int:
     """`bucket_count` for one bucket's diff: `DIFF_BYTES_PER_PERSON` within `DIFF_SHARE` of
     the memory limit."""
     return bucket_count(persons_in_warehouse(wh.con), load_config(wh.path), DIFF_BYTES_PER_PERSON, DIFF_SHARE)
+
+
+def split_persons_per_pass(wh: Warehouse) -> int:
+    """How many persons' codes one pass of `codes_by_bucket` takes: `SPLIT_BYTES_PER_PERSON`
+    within half of DuckDB's share of the memory limit."""
+    return max(1, int(load_config(wh.path).memory_limit * DUCKDB_SHARE / 2 / SPLIT_BYTES_PER_PERSON))
 
 
 def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
@@ -67,8 +77,9 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
+    per_pass = split_persons_per_pass(wh)
     for run_id in {r for r in (before, after) if r is not None}:
-        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}")
+        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}", per_pass)
     limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
     light: list[Diff] = []
     files: dict[str, list[Path]] = {name: [] for name in LISTED}

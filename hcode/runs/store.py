@@ -303,14 +303,23 @@ CODE_COLUMNS = ("p.person_key, c.pid, c.district_code, c.color, c.rule, c.matche
 CODES_WITH_KEYS = "FROM codes c JOIN persons p USING (pid)"
 
 
-def codes_by_bucket(con: duckdb.DuckDBPyConnection, run_id: int, n: int, folder: Path) -> Callable[[int], pl.DataFrame]:
+def codes_by_bucket(con: duckdb.DuckDBPyConnection, run_id: int, n: int, folder: Path,
+                    persons_per_pass: int | None = None) -> Callable[[int], pl.DataFrame]:
     """Write run `run_id`'s codes (`run_codes`' columns) to `folder` as Parquet, one folder
-    per person bucket of `n`, in one pass over the run; returns a reader of one bucket's
-    codes. (Reading a bucket through a filter on the key's hash scans the whole run each
-    time: at 100M persons and 67 buckets, most of a first night's report.)"""
-    con.execute(f"COPY (SELECT {CODE_COLUMNS}, {bucket_sql(n, 'p.person_key')} AS bucket {CODES_WITH_KEYS} "
-                f"WHERE c.run_id = {int(run_id)}) TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), "
-                "COMPRESSION lz4)")
+    per person bucket of `n`, in passes over ranges of `persons_per_pass` pids (default:
+    one pass); returns a reader of one bucket's codes. (Reading a bucket through a filter on
+    the key's hash scans the whole run each time: at 100M persons and 67 buckets, most of a
+    first night's report.) A pass joins its persons' codes with their keys, so the join holds
+    one range of persons: in one pass, 100M persons' join spilled 34 GB to DuckDB's temporary
+    folder. Each pass filters the tables on `pid` (DuckDB pushes the range into every scan)."""
+    lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM population_rows "
+                      "WHERE population_id = (SELECT population_id FROM runs WHERE run_id = ?)", [run_id]) or (0, 0)
+    step = max(1, persons_per_pass or hi - lo)
+    for start in range(lo, hi, step):
+        con.execute(f"COPY (SELECT {CODE_COLUMNS}, {bucket_sql(n, 'p.person_key')} AS bucket {CODES_WITH_KEYS} "
+                    f"WHERE c.run_id = {int(run_id)} AND c.pid >= {start} AND c.pid < {start + step}) "
+                    f"TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), COMPRESSION lz4, "
+                    f"FILENAME_PATTERN 'pass{start}_{{i}}', OVERWRITE_OR_IGNORE)")
     empty = to_polars(con.sql(f"SELECT {CODE_COLUMNS} {CODES_WITH_KEYS} LIMIT 0"))
 
     def read(bucket: int) -> pl.DataFrame:
