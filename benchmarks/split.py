@@ -38,13 +38,14 @@ def folder_size(path: Path) -> int:
 def child(db: Path, run_id: int, mode: str) -> None:
     import pyarrow.parquet as pq
 
+    from hcode.config import load_config
     from hcode.diff.buckets import diff_bucket_count, split_persons_per_pass
     from hcode.runs.store import codes_by_bucket
     from hcode.store.warehouse import Warehouse
 
     with Warehouse.open(db, read_only=True) as wh, tempfile.TemporaryDirectory(prefix="hcode-split-") as tmp:
         n = diff_bucket_count(wh)
-        per_pass = None if mode == "one-pass" else split_persons_per_pass(wh)
+        per_pass = None if mode == "one-pass" else split_persons_per_pass(load_config(db))
         t0 = time.perf_counter()
         codes_by_bucket(wh.con, run_id, n, Path(tmp) / "run", per_pass)
         seconds = time.perf_counter() - t0

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from hcode.colors import ABSENT
-from hcode.config import load_config
+from hcode.config import Config, load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
 from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
@@ -49,10 +49,10 @@ def diff_bucket_count(wh: Warehouse) -> int:
     return bucket_count(persons_in_warehouse(wh.con), load_config(wh.path), DIFF_BYTES_PER_PERSON, DIFF_SHARE)
 
 
-def split_persons_per_pass(wh: Warehouse) -> int:
+def split_persons_per_pass(config: Config) -> int:
     """How many persons' codes one pass of `codes_by_bucket` takes: `SPLIT_BYTES_PER_PERSON`
     within half of DuckDB's share of the memory limit."""
-    return max(1, int(load_config(wh.path).memory_limit * DUCKDB_SHARE / 2 / SPLIT_BYTES_PER_PERSON))
+    return max(1, int(config.memory_limit * DUCKDB_SHARE / 2 / SPLIT_BYTES_PER_PERSON))
 
 
 def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
@@ -77,10 +77,11 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
-    per_pass = split_persons_per_pass(wh)
+    config = load_config(wh.path)
+    per_pass = split_persons_per_pass(config)
     for run_id in {r for r in (before, after) if r is not None}:
         readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}", per_pass)
-    limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
+    limit = f"{max(1, int(config.memory_limit * DIFF_SHARE) >> 20)}MiB"
     light: list[Diff] = []
     files: dict[str, list[Path]] = {name: [] for name in LISTED}
     for b in range(n):
