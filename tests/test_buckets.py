@@ -242,36 +242,50 @@ def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path,
                     assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
 
 
-@pytest.mark.parametrize("per_pass", [None, 7, 250, 1000])
-def test_a_run_split_into_buckets_in_passes_is_the_run(per_count, tmp_path, monkeypatch, per_pass):
-    """`codes_by_bucket` gives each bucket exactly its persons' stored codes, whether the
-    run is split in one pass or in passes over pid ranges (of 7 persons, or more)."""
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
+def test_a_runs_pid_ranges_partition_its_persons(per_count, n, monkeypatch):
+    """`pid_ranges` cuts the pids of the runs into `n` consecutive ranges, and reading a run
+    range by range gives exactly its stored codes."""
     monkeypatch.setenv("HCODE_KEY", KEY)
     with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
         whole = runs.run_codes(wh.con, 2)
-        for n in (1, 3):
-            folder = tmp_path / f"{per_pass}-{n}"
-            read = runs.codes_by_bucket(wh.con, 2, n, folder, per_pass)
-            files = list(folder.glob("bucket=*/*.parquet"))
-            assert len(files) >= n if per_pass is None else len(files) > whole.height // per_pass
-            parts = [read(b).with_columns(pl.lit(b, pl.Int32).alias("bucket")) for b in range(n)]
-            got = pl.concat(parts)
-            assert got.height == whole.height > 1000
-            assert (got["bucket"] == got.select(bucket_expr(n))["person_key"]).all()
-            assert got.drop("bucket").sort("person_key").equals(whole)
+        ranges = runs.pid_ranges(wh.con, [1, 2], n)
+        assert len(ranges) == n
+        assert all(lo <= hi for lo, hi in ranges)
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        assert ranges[0][0] == whole["pid"].min() and ranges[-1][1] == whole["pid"].max() + 1
+        parts = [runs.run_codes(wh.con, 2, ordered=False, pid_range=r) for r in ranges]
+        for (lo, hi), part in zip(ranges, parts, strict=True):
+            assert part["pid"].is_between(lo, hi, closed="left").all()
+        got = pl.concat(parts)
+        assert got.height == whole.height > 1000
+        assert got.sort("person_key").equals(whole)
 
 
-def test_a_bucketed_diff_split_in_passes_writes_the_same_report(per_count, tmp_path, monkeypatch):
-    """The diff's split takes as many persons a pass as its memory share holds: with a tiny
-    share (many passes) the report is byte for byte the one-pass report."""
-    from hcode.diff.buckets import diff_runs
+def test_more_pid_ranges_than_pids_leave_some_empty(per_count, monkeypatch):
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        lo, hi = runs.pid_ranges(wh.con, [2], 1)[0]
+        ranges = runs.pid_ranges(wh.con, [2], 2 * (hi - lo))
+    assert len(ranges) == 2 * (hi - lo) and ranges[0][0] == lo and ranges[-1][1] == hi
+    assert sum(a == b for a, b in ranges) == hi - lo  # half of them empty
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+def test_a_diff_with_empty_buckets_writes_the_same_report(per_count, tmp_path, monkeypatch):
+    """Buckets with no person on either side change nothing (a warehouse's pids outside a
+    run, more buckets than persons)."""
+    from hcode.diff import buckets
+
+    def with_empty(con, run_ids, n):
+        ranges = runs.pid_ranges(con, run_ids, n)
+        return [(-5, -1), *[r for lo, hi in ranges for r in ((lo, hi), (hi, hi))]]
 
     monkeypatch.setenv("HCODE_KEY", KEY)
-    monkeypatch.setenv("HCODE_MEMORY", "1GiB")
     with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
-        want = write_diff(diff_runs(wh, 1, 2, "en", buckets=3), tmp_path / "one-pass", "en")
-        monkeypatch.setattr("hcode.diff.buckets.SPLIT_BYTES_PER_PERSON", 1 << 19)  # 512 persons a pass
-        got = write_diff(diff_runs(wh, 1, 2, "en", buckets=3), tmp_path / "passes", "en")
+        want = write_diff(buckets.diff_runs(wh, 1, 2, "en", buckets=1), tmp_path / "one", "en")
+        monkeypatch.setattr(buckets, "pid_ranges", with_empty)
+        got = write_diff(buckets.diff_runs(wh, 1, 2, "en", buckets=4), tmp_path / "empty", "en")
     assert want and sorted(got) == sorted(want)
     for k, path in want.items():
         assert got[k].read_bytes() == path.read_bytes(), k

@@ -1,10 +1,11 @@
 """The diff of two stored runs, computed person bucket by person bucket.
 
 A person's diff row depends on nothing but that person's codes on both sides, so the diff
-of two runs is the diff of each bucket's persons (`hcode.store.buckets`: a person's bucket
-comes from their key alone), put together: the transition matrices, the counts and the
-one-sided totals and the per-district counts are sums; the per-rule table is made again
-from the sums; the listed changes are the buckets' rows in the order one diff gives them
+of two runs is the diff of each bucket's persons, put together. A diff's buckets are
+ranges of pids (`runs.store.pid_ranges`): a pid names the same person in every run of a
+warehouse, and DuckDB reads one range of a run without touching the rest of it. The
+transition matrices, the counts, the one-sided totals and the per-district counts are
+sums; the per-rule table is made again from the sums; the listed changes are the buckets' rows in the order one diff gives them
 (district, then person key, both unique per person). The result, and every report written
 from it, is the same whatever the number of buckets (tests/test_buckets.py compares the
 nightly reports byte for byte).
@@ -18,7 +19,6 @@ each bucket's file and are read back in order by the writers (`hcode.diff.listed
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -26,20 +26,16 @@ from pathlib import Path
 import polars as pl
 
 from hcode.colors import ABSENT
-from hcode.config import Config, load_config
+from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
 from hcode.diff.listed import Listed, SpillDir
 from hcode.diff.sides import load_side
-from hcode.runs.store import codes_by_bucket
+from hcode.runs.store import pid_ranges
 from hcode.store.buckets import bucket_count, persons_in_warehouse
-from hcode.store.warehouse import DUCKDB_SHARE, Warehouse
+from hcode.store.warehouse import Warehouse
 
 DIFF_BYTES_PER_PERSON = 2_000  # the diff's peak per person of a bucket (measured: 1.75 kB, a first night)
 DIFF_SHARE = 0.25  # of the memory limit for one bucket's diff; also DuckDB's while ordering the listed rows
-# What splitting a run into buckets holds per person in DuckDB (its join of the codes with the
-# person keys): 100M persons in one pass took DuckDB's 6 GB and spilled 34 GB (2026-12-06), so
-# about 400 bytes a person; a pass takes as many persons as fill half of DuckDB's share.
-SPLIT_BYTES_PER_PERSON = 400
 LISTED = ("changes", "rule_changes")
 
 
@@ -49,51 +45,37 @@ def diff_bucket_count(wh: Warehouse) -> int:
     return bucket_count(persons_in_warehouse(wh.con), load_config(wh.path), DIFF_BYTES_PER_PERSON, DIFF_SHARE)
 
 
-def split_persons_per_pass(config: Config) -> int:
-    """How many persons' codes one pass of `codes_by_bucket` takes: `SPLIT_BYTES_PER_PERSON`
-    within half of DuckDB's share of the memory limit."""
-    return max(1, int(config.memory_limit * DUCKDB_SHARE / 2 / SPLIT_BYTES_PER_PERSON))
-
-
 def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *, buckets: int | None = None,
               empty_before: Callable[[], Side] | None = None) -> Diff:
     """The diff of stored run `before` (None: `empty_before()`, a side without codes) and
     stored run `after`, bucket by bucket (`buckets`, default `diff_bucket_count`). With more
     than one bucket the listed rows stay in files (`Listed`), removed with the diff."""
     n = buckets or diff_bucket_count(wh)
-    readers: dict[int, Callable[[int], pl.DataFrame]] = {}
 
-    def side(run_id: int | None, bucket: tuple[int, int] | None) -> Side:
+    def side(run_id: int | None, pids: tuple[int, int] | None) -> Side:
         if run_id is not None:
-            codes = readers[run_id](bucket[0]) if bucket is not None else None
-            return load_side(wh, run_id, bucket=bucket, codes=codes)
+            return load_side(wh, run_id, pid_range=pids)
         if empty_before is None:
             raise ValueError("a diff without a before run needs empty_before")
         return empty_before()
 
     if n == 1:
         return diff(side(before, None), side(after, None), lang=lang)
-    # Each run's codes are split into buckets in one pass (`codes_by_bucket`), and each
+    # Both runs are read range of pids by range (a pid is the same person in both), and each
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
-    config = load_config(wh.path)
-    per_pass = split_persons_per_pass(config)
-    for run_id in {r for r in (before, after) if r is not None}:
-        readers[run_id] = codes_by_bucket(wh.con, run_id, n, spill.path / f"run-{run_id}", per_pass)
-    limit = f"{max(1, int(config.memory_limit * DIFF_SHARE) >> 20)}MiB"
+    limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
     light: list[Diff] = []
     files: dict[str, list[Path]] = {name: [] for name in LISTED}
-    for b in range(n):
-        d = diff(side(before, (b, n)), side(after, (b, n)), lang=lang)
+    for b, pids in enumerate(pid_ranges(wh.con, [r for r in (before, after) if r is not None], n)):
+        d = diff(side(before, pids), side(after, pids), lang=lang)
         for name in LISTED:
             path = spill.path / f"{name}.{b:05d}.parquet"
             getattr(d, name).frame().write_parquet(path, compression="lz4")
             files[name].append(path)
         light.append(replace(d, changes=Listed.empty(d.changes.schema), rule_changes=Listed.empty(d.rule_changes.schema)))
         del d
-    for run_id in readers:
-        shutil.rmtree(spill.path / f"run-{run_id}", ignore_errors=True)
     schema = light[0].changes.schema
     listed = {name: Listed.spilled(files[name], schema, spill, limit) for name in LISTED}
     return merge_diffs(light, listed["changes"], listed["rule_changes"])

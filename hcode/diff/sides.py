@@ -31,16 +31,12 @@ def _side(wh: Warehouse, rs: Ruleset, as_of: dt.date, codes: pl.DataFrame, run_i
                 with_person_keys(wh.con, codes).drop("pid"))
 
 
-def load_side(wh: Warehouse, run_id: int, bucket: tuple[int, int] | None = None,
-              codes: pl.DataFrame | None = None) -> Side:
-    """A stored run as a diff side (its ruleset as stored with it); with `bucket` = (b, n),
-    only the persons of bucket b of n (`hcode.diff.buckets`); `codes`: the run's codes as
-    `run_codes` gives them, already read (of one bucket: `runs.store.codes_by_bucket`)."""
+def load_side(wh: Warehouse, run_id: int, pid_range: tuple[int, int] | None = None) -> Side:
+    """A stored run as a diff side (its ruleset as stored with it); with `pid_range` =
+    (lo, hi), only the persons with lo <= pid < hi (one bucket of `hcode.diff.buckets`)."""
     run = get_run(wh.con, run_id)
     rs = stored_ruleset(wh.con, run)
-    if codes is None:
-        codes = run_codes(wh.con, run_id, ordered=False, bucket=bucket)
-    codes = codes.drop("pid")
+    codes = run_codes(wh.con, run_id, ordered=False, pid_range=pid_range).drop("pid")
     return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
                 codes)
 

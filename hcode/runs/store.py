@@ -29,7 +29,6 @@ from hcode.errors import HcodeError, UnknownRun
 from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
-from hcode.store.buckets import bucket_sql
 from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
 from hcode.textsafe import csv_safe_frame
 
@@ -282,18 +281,20 @@ def _stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
 
 
 def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True,
-              bucket: tuple[int, int] | None = None) -> pl.DataFrame:
+              pid_range: tuple[int, int] | None = None) -> pl.DataFrame:
     """A stored run's codes with each person's `person_key`, sorted by person_key unless
     `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly);
-    `pids`: only these persons; `bucket` = (b, n): only the persons of bucket b of n."""
+    `pids`: only these persons; `pid_range` = (lo, hi): only the persons with lo <= pid < hi
+    (given to both sides of the join with `persons`, so that DuckDB skips the row groups of
+    every other range: `pid_ranges`)."""
     where = "c.run_id = ?"
     params: list[Any] = [run_id]
     if pids is not None:
         where += " AND list_contains(?, c.pid)"
         params.append(pids)
-    if bucket is not None:
-        where += f" AND {bucket_sql(bucket[1], 'p.person_key')} = ?"
-        params.append(bucket[0])
+    if pid_range is not None:
+        where += " AND c.pid >= ? AND c.pid < ? AND p.pid >= ? AND p.pid < ?"
+        params += [*pid_range, *pid_range]
     return to_polars(con.sql(f"SELECT {CODE_COLUMNS} {CODES_WITH_KEYS} WHERE {where}"
                              + (" ORDER BY p.person_key" if ordered else ""), params=params))
 
@@ -303,33 +304,21 @@ CODE_COLUMNS = ("p.person_key, c.pid, c.district_code, c.color, c.rule, c.matche
 CODES_WITH_KEYS = "FROM codes c JOIN persons p USING (pid)"
 
 
-def codes_by_bucket(con: duckdb.DuckDBPyConnection, run_id: int, n: int, folder: Path,
-                    persons_per_pass: int | None = None) -> Callable[[int], pl.DataFrame]:
-    """Write run `run_id`'s codes (`run_codes`' columns) to `folder` as Parquet, one folder
-    per person bucket of `n`, in passes over ranges of `persons_per_pass` pids (default:
-    one pass); returns a reader of one bucket's codes. (Reading a bucket through a filter on
-    the key's hash scans the whole run each time: at 100M persons and 67 buckets, most of a
-    first night's report.) A pass joins its persons' codes with their keys, so the join holds
-    one range of persons: in one pass, 100M persons' join spilled 34 GB to DuckDB's temporary
-    folder. Each pass filters the tables on `pid` (DuckDB pushes the range into every scan)."""
-    lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM population_rows "
-                      "WHERE population_id = (SELECT population_id FROM runs WHERE run_id = ?)", [run_id]) or (0, 0)
-    step = max(1, persons_per_pass or hi - lo)
-    for start in range(lo, hi, step):
-        con.execute(f"COPY (SELECT {CODE_COLUMNS}, {bucket_sql(n, 'p.person_key')} AS bucket {CODES_WITH_KEYS} "
-                    f"WHERE c.run_id = {int(run_id)} AND c.pid >= {start} AND c.pid < {start + step}) "
-                    f"TO '{folder}' (FORMAT parquet, PARTITION_BY (bucket), COMPRESSION lz4, "
-                    f"FILENAME_PATTERN 'pass{start}_{{i}}', OVERWRITE_OR_IGNORE)")
-    empty = to_polars(con.sql(f"SELECT {CODE_COLUMNS} {CODES_WITH_KEYS} LIMIT 0"))
-
-    def read(bucket: int) -> pl.DataFrame:
-        files = sorted((folder / f"bucket={bucket}").glob("*.parquet"))
-        if not files:
-            return empty
-        return pl.read_parquet(files, hive_partitioning=False).select(
-            [pl.col(c).cast(t) for c, t in empty.schema.items()])
-
-    return read
+def pid_ranges(con: duckdb.DuckDBPyConnection, run_ids: Iterable[int], n: int) -> list[tuple[int, int]]:
+    """`n` consecutive ranges (lo, hi) of pids, of equal width, that together hold every
+    person of the runs `run_ids`: a partition of their persons that every one of these runs
+    shares (a pid names the same person in every run of a warehouse), for reading the runs
+    part by part with `run_codes(pid_range=...)`. Each read filters the tables on `pid`, so
+    DuckDB skips what lies outside the range; splitting the runs by a hash of the key instead
+    took a DuckDB pass that wrote every code to files and read them back (2026-12-06, a run of
+    10M persons in 18 parts: 13 to 15 s against 4.4 to 5.4 s; `benchmarks/diff_reads.py`)."""
+    ids = list(run_ids)
+    lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM population_rows WHERE "
+                      "population_id IN (SELECT population_id FROM runs WHERE list_contains(?, run_id))",
+                 [ids]) or (0, 0)
+    hi = max(lo, hi)
+    edges = [lo + (hi - lo) * b // n for b in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def with_person_keys(con: duckdb.DuckDBPyConnection, codes: pl.DataFrame) -> pl.DataFrame:
