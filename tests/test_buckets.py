@@ -242,6 +242,35 @@ def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path,
                     assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
 
 
+@pytest.mark.parametrize("n", [2, 3, 16])
+def test_an_evaluation_buckets_person_feeds_are_its_pid_range(per_count, n, monkeypatch):
+    """Each evaluation bucket reads exactly the person-feed rows of its range of pids, the
+    ranges cover every person of the warehouse once, and feeds without persons are read
+    whole by every bucket."""
+    from hcode.engine.evaluate import cutoff_of
+    from hcode.engine.sources import WarehouseSource
+    from hcode.store.buckets import person_ranges
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        cutoff = cutoff_of(AS_OF)
+        whole = WarehouseSource(wh.con, cutoff, 10**6)
+        persons = wh.con.execute("SELECT count(*), min(pid), max(pid) FROM persons").fetchall()[0]
+        ranges = person_ranges(wh.con, n)
+        assert len(ranges) == n and ranges[0][0] == persons[1] and ranges[-1][1] == persons[2] + 1
+        for feed in ("nat_results", "registrations"):
+            want = whole.rows(feed).collect()
+            parts = [WarehouseSource(wh.con, cutoff, 10**6, bucket=r).rows(feed).collect() for r in ranges]
+            for (lo, hi), part in zip(ranges, parts, strict=True):
+                assert part["pid"].is_between(lo, hi, closed="left").all()
+            got = pl.concat(parts)
+            assert got.height == want.height > 100
+            assert got.sort(got.columns).equals(want.sort(want.columns))
+        areas = whole.rows("risk_areas").collect()
+        assert areas.height > 0
+        assert WarehouseSource(wh.con, cutoff, 10**6, bucket=ranges[0]).rows("risk_areas").collect().equals(areas)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64])
 def test_a_runs_pid_ranges_partition_its_persons(per_count, n, monkeypatch):
     """`pid_ranges` cuts the pids of the runs into `n` consecutive ranges, and reading a run

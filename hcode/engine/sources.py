@@ -114,14 +114,15 @@ class FrameSource:
 
 class WarehouseSource:
     """Feeds read from the warehouse: rows of loads up to `max_load_id`, before the cut-off,
-    of the `persons` given (explain reads one person) or of one person bucket (`bucket`: its
-    pids, buckets.py), with pushed predicates and person sets applied by DuckDB. Feeds without
+    of the `persons` given (explain reads one person) or of one person bucket (`bucket`: a
+    range (lo, hi) of pids, store/buckets.py), with pushed predicates and person sets applied
+    by DuckDB. Feeds without
     persons (risk areas) are read whole by every bucket."""
 
     engine: Engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
 
     def __init__(self, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None,
-                 bucket: pl.DataFrame | None = None):
+                 bucket: tuple[int, int] | None = None):
         self.con = con
         self.cutoff = cutoff
         self.max_load_id = max_load_id
@@ -147,15 +148,16 @@ class WarehouseSource:
         if self.persons is not None and f.has_person:
             conds.append("list_contains(?, pid)")
             params.append(self.persons)
+        if self.bucket is not None and f.has_person:
+            conds.append("pid >= ? AND pid < ?")
+            params.extend(self.bucket)
         if where is not None:
             conds.append(f"({where.sql})")
             params.extend(where.params)
         with ExitStack() as views:
-            for narrow in (pids, self.bucket if f.has_person else None):
-                if narrow is not None:
-                    name = views.enter_context(view(self.con, f"_hcode_pids_{next(_names)}",
-                                                    ArrowStream(narrow.select("pid"))))
-                    conds.append(f"pid IN (SELECT pid FROM {name})")
+            if pids is not None:
+                name = views.enter_context(view(self.con, f"_hcode_pids_{next(_names)}", ArrowStream(pids.select("pid"))))
+                conds.append(f"pid IN (SELECT pid FROM {name})")
             return to_polars(self.con.sql(f"SELECT {', '.join(cols)} FROM {f.table} WHERE {' AND '.join(conds)}",
                                           params=params))
 

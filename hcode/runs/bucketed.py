@@ -38,7 +38,7 @@ from hcode.runs.store import (
     write_codes,
 )
 from hcode.store import audit
-from hcode.store.buckets import bucket_count, bucket_pids, persons_in_warehouse
+from hcode.store.buckets import bucket_count, person_ranges, persons_in_warehouse
 from hcode.store.lake import lake_buckets, lake_path, sync_lake
 from hcode.store.warehouse import ArrowStream, Warehouse, private_files, to_polars, view
 
@@ -54,8 +54,7 @@ def evaluate_buckets(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, buckets: i
     def each() -> Iterator[Evaluation]:
         cursor = wh.con.cursor()
         try:
-            for b in range(buckets):
-                pids = bucket_pids(cursor, b, buckets) if buckets > 1 else None
+            for pids in person_ranges(cursor, buckets) if buckets > 1 else [None]:
                 yield evaluate(ruleset, WarehouseSource(cursor, cutoff, max_load_id, bucket=pids), as_of, lang=lang)
         finally:
             cursor.close()
