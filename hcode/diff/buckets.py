@@ -5,8 +5,8 @@ of two runs is the diff of each bucket's persons, put together. A diff's buckets
 ranges of pids (`runs.store.pid_ranges`): a pid names the same person in every run of a
 warehouse, and DuckDB reads one range of a run without touching the rest of it. The
 transition matrices, the counts, the one-sided totals and the per-district counts are
-sums; the per-rule table is made again from the sums; the listed changes are the buckets' rows in the order one diff gives them
-(district, then person key, both unique per person). The result, and every report written
+sums; the per-rule table is made again from the sums; the listed changes are the buckets'
+rows in the order one diff gives them (district, then person key, both unique per person). The result, and every report written
 from it, is the same whatever the number of buckets (tests/test_buckets.py compares the
 nightly reports byte for byte).
 

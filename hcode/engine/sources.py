@@ -116,8 +116,7 @@ class WarehouseSource:
     """Feeds read from the warehouse: rows of loads up to `max_load_id`, before the cut-off,
     of the `persons` given (explain reads one person) or of one person bucket (`bucket`: a
     range (lo, hi) of pids, store/buckets.py), with pushed predicates and person sets applied
-    by DuckDB. Feeds without
-    persons (risk areas) are read whole by every bucket."""
+    by DuckDB. Feeds without persons (risk areas) are read whole by every bucket."""
 
     engine: Engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
 

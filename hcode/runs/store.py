@@ -312,7 +312,7 @@ def pid_ranges(con: duckdb.DuckDBPyConnection, run_ids: Iterable[int], n: int) -
     part by part with `run_codes(pid_range=...)`. Each read filters the tables on `pid`, so
     DuckDB skips what lies outside the range; splitting the runs by a hash of the key instead
     took a DuckDB pass that wrote every code to files and read them back (2026-12-06, a run of
-    10M persons in 18 parts: 13 to 15 s against 4.4 to 5.4 s; `benchmarks/diff_reads.py`)."""
+    10M persons in 18 parts: 11.0 s against 3.9 s; `benchmarks/diff_reads.py`)."""
     lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM population_rows WHERE "
                       "population_id IN (SELECT population_id FROM runs WHERE list_contains(?, run_id))",
                  [list(run_ids)]) or (0, 0)
