@@ -19,11 +19,22 @@ from hcode.store import warehouse
 from hcode.textsafe import csv_safe, mask_ids, mask_ids_expr
 
 ID_RE = re.compile(r"[0-9]{17}[0-9Xx]")
+# a SHA-256 or HMAC in hex (file digests, the audit chain's head, person keys): about 1 in 100
+# holds 18 decimal digits in a row, and these change from run to run (the audit entries carry
+# the time of the load); a hash is not an id (textsafe.KEY_FIELDS)
+HEX_HASH_RE = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{64}(?![0-9A-Za-z])")
 DATE = dt.date(2022, 6, 14)
 
 
 def raw_ids(text: str) -> list[str]:
-    return ID_RE.findall(text)
+    return ID_RE.findall(HEX_HASH_RE.sub("", text))
+
+
+def test_raw_ids_finds_ids_but_not_hashes():
+    digest = "ab" + "985396135352922194" + "c" * 44  # a hex hash with 18 digits in a row
+    assert raw_ids(f"head {digest} tail") == []
+    assert raw_ids(f"same household as {ID_B}; {digest}") == [ID_B]
+    assert raw_ids(f"x{ID_B}y") == [ID_B]
 
 
 def written_text(folder: Path) -> str:
