@@ -260,7 +260,7 @@ def test_an_evaluation_buckets_person_feeds_are_its_pid_range(per_count, n, monk
         assert len(ranges) == n and ranges[0][0] == persons[1] and ranges[-1][1] == persons[2] + 1
         for feed in ("nat_results", "registrations"):
             want = whole.rows(feed).collect()
-            parts = [WarehouseSource(wh.con, cutoff, 10**6, bucket=r).rows(feed).collect() for r in ranges]
+            parts = [WarehouseSource(wh.con, cutoff, 10**6, pid_range=r).rows(feed).collect() for r in ranges]
             for (lo, hi), part in zip(ranges, parts, strict=True):
                 assert part["pid"].is_between(lo, hi, closed="left").all()
             got = pl.concat(parts)
@@ -268,7 +268,7 @@ def test_an_evaluation_buckets_person_feeds_are_its_pid_range(per_count, n, monk
             assert got.sort(got.columns).equals(want.sort(want.columns))
         areas = whole.rows("risk_areas").collect()
         assert areas.height > 0
-        assert WarehouseSource(wh.con, cutoff, 10**6, bucket=ranges[0]).rows("risk_areas").collect().equals(areas)
+        assert WarehouseSource(wh.con, cutoff, 10**6, pid_range=ranges[0]).rows("risk_areas").collect().equals(areas)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64])

@@ -115,3 +115,23 @@ def test_a_full_disk_during_a_nightly_recompute_leaves_the_published_run(night):
     assert again.returncode in (0, 3), again.stderr
     out = json.loads(again.stdout)
     assert out["published"] and out["run_id"] == 2
+
+
+@pytest.mark.slow
+def test_a_report_that_runs_out_of_room_gives_its_room_back(night):
+    """A report written again on a full disk fails in one sentence and leaves neither its
+    half-written folder (a province's takes tens of GB) nor a changed report behind."""
+    db, report = night
+    summary = (report / "summary.json").read_bytes()
+    args = ["report", "1", "--reports", str(report.parent), "--db", str(db)]
+    env_one_bucket = {"HCODE_BUCKETS": "1"}  # no diff buckets spilled: the failure is the report's own files
+    res = subprocess.run([sys.executable, "-c", CHILD, str(4096), *args], capture_output=True, text=True,
+                         env=os.environ | env_one_bucket | {"COLUMNS": "200"}, timeout=300)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "error: no room to write" in res.stderr and "Traceback" not in res.stderr
+    assert not report.with_name(report.name + ".partial").exists()
+    assert (report / "summary.json").read_bytes() == summary
+    _intact(db, report)
+    again = hcode(args)
+    assert again.returncode == 0, again.stderr
+    assert (report / "summary.json").exists() and not report.with_name(report.name + ".partial").exists()

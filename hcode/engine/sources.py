@@ -114,19 +114,19 @@ class FrameSource:
 
 class WarehouseSource:
     """Feeds read from the warehouse: rows of loads up to `max_load_id`, before the cut-off,
-    of the `persons` given (explain reads one person) or of one person bucket (`bucket`: a
-    range (lo, hi) of pids, store/buckets.py), with pushed predicates and person sets applied
+    of the `persons` given (explain reads one person) or of one person bucket (`pid_range`:
+    a range [lo, hi) of pids, store/buckets.py), with pushed predicates and person sets applied
     by DuckDB. Feeds without persons (risk areas) are read whole by every bucket."""
 
     engine: Engine = "in-memory"  # the rows are narrowed frames already (streaming: 2x slower plans at 1M)
 
     def __init__(self, con: duckdb.DuckDBPyConnection, cutoff: dt.datetime, max_load_id: int, persons: list[int] | None = None,
-                 bucket: tuple[int, int] | None = None):
+                 pid_range: tuple[int, int] | None = None):
         self.con = con
         self.cutoff = cutoff
         self.max_load_id = max_load_id
         self.persons = persons
-        self.bucket = bucket
+        self.pid_range = pid_range
         self.seeds: Mapping[str, pl.DataFrame] = {}
 
     def rows(self, feed: str, where: Pushed | None = None, pids: pl.DataFrame | None = None) -> pl.LazyFrame:
@@ -147,9 +147,9 @@ class WarehouseSource:
         if self.persons is not None and f.has_person:
             conds.append("list_contains(?, pid)")
             params.append(self.persons)
-        if self.bucket is not None and f.has_person:
+        if self.pid_range is not None and f.has_person:
             conds.append("pid >= ? AND pid < ?")
-            params.extend(self.bucket)
+            params.extend(self.pid_range)
         if where is not None:
             conds.append(f"({where.sql})")
             params.extend(where.params)
@@ -161,7 +161,7 @@ class WarehouseSource:
                                           params=params))
 
     def everyone(self) -> WarehouseSource:
-        if self.persons is None and self.bucket is None:
+        if self.persons is None and self.pid_range is None:
             return self
         return WarehouseSource(self.con, self.cutoff, self.max_load_id)
 
@@ -171,6 +171,6 @@ class WarehouseSource:
         evaluation never runs inside a write transaction)."""
         cursor = self.con.cursor()
         try:
-            yield WarehouseSource(cursor, self.cutoff, self.max_load_id, self.persons, self.bucket)
+            yield WarehouseSource(cursor, self.cutoff, self.max_load_id, self.persons, self.pid_range)
         finally:
             cursor.close()

@@ -279,14 +279,20 @@ def write_report(wh: Warehouse, run_id: int, previous: int | None, out_dir: Path
                   empty_before=lambda: _empty_side(runs.stored_ruleset(wh.con, run), run.as_of))
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    write_diff(d, tmp, lang)
-    crash_point("mid-report")
-    append_sections(tmp, sections, lang)
-    for name, frame in (files or {}).items():
-        frame.write_parquet(tmp / name)
-    write_json(tmp, sections)
-    if head is not None:
-        head.write(tmp / "audit-head.json")
+    try:
+        write_diff(d, tmp, lang)
+        crash_point("mid-report")
+        append_sections(tmp, sections, lang)
+        for name, frame in (files or {}).items():
+            frame.write_parquet(tmp / name)
+        write_json(tmp, sections)
+        if head is not None:
+            head.write(tmp / "audit-head.json")
+    except BaseException:
+        # A report that fails (a full disk: a province's report needs tens of GB while it is
+        # written) gives its room back at once; a killed process leaves the folder to the next try.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return summary_dict(d)

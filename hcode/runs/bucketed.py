@@ -55,7 +55,7 @@ def evaluate_buckets(wh: Warehouse, ruleset: Ruleset, as_of: dt.date, buckets: i
         cursor = wh.con.cursor()
         try:
             for pids in person_ranges(cursor, buckets) if buckets > 1 else [None]:
-                yield evaluate(ruleset, WarehouseSource(cursor, cutoff, max_load_id, bucket=pids), as_of, lang=lang)
+                yield evaluate(ruleset, WarehouseSource(cursor, cutoff, max_load_id, pid_range=pids), as_of, lang=lang)
         finally:
             cursor.close()
 

@@ -29,7 +29,7 @@ from hcode.errors import HcodeError, UnknownRun
 from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
-from hcode.store.buckets import equal_ranges
+from hcode.store.buckets import equal_ranges, pid_span
 from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
 from hcode.textsafe import csv_safe_frame
 
@@ -313,10 +313,9 @@ def pid_ranges(con: duckdb.DuckDBPyConnection, run_ids: Iterable[int], n: int) -
     DuckDB skips what lies outside the range; splitting the runs by a hash of the key instead
     took a DuckDB pass that wrote every code to files and read them back (2026-12-06, a run of
     10M persons in 18 parts: 11.0 s against 3.9 s; `benchmarks/diff_reads.py`)."""
-    lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM population_rows WHERE "
-                      "population_id IN (SELECT population_id FROM runs WHERE list_contains(?, run_id))",
-                 [list(run_ids)]) or (0, 0)
-    return equal_ranges(lo, hi, n)
+    span = pid_span(con, "population_rows WHERE population_id IN "
+                         "(SELECT population_id FROM runs WHERE list_contains(?, run_id))", [list(run_ids)])
+    return equal_ranges(*span, n)
 
 
 def with_person_keys(con: duckdb.DuckDBPyConnection, codes: pl.DataFrame) -> pl.DataFrame:

@@ -26,6 +26,8 @@ persons and the memory limit (`bucket_count`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -75,10 +77,16 @@ def persons_in_warehouse(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def pid_span(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any] = ()) -> tuple[int, int]:
+    """The smallest range [lo, hi) holding every pid of `rows` (SQL after FROM: a table, with
+    its WHERE clause and `params` when it has one); (0, 0) when there are none."""
+    lo, hi = one(con, f"SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM {rows}", list(params)) or (0, 0)
+    return int(lo), int(hi)
+
+
 def person_ranges(con: duckdb.DuckDBPyConnection, n: int) -> list[tuple[int, int]]:
     """`n` consecutive ranges (lo, hi) of pids of equal width that hold every person of the warehouse."""
-    lo, hi = one(con, "SELECT coalesce(min(pid), 0), coalesce(max(pid) + 1, 0) FROM persons") or (0, 0)
-    return equal_ranges(lo, hi, n)
+    return equal_ranges(*pid_span(con, "persons"), n)
 
 
 def equal_ranges(lo: int, hi: int, n: int) -> list[tuple[int, int]]:
