@@ -1,5 +1,6 @@
 """`Listed`: a diff's listed rows read back from per-bucket files give what the same rows in
-memory give (head, batches, the whole frame), and the files go with the last holder."""
+memory give (head, batches, the whole frame), whether each district is sorted in memory or,
+too large for the memory limit, by DuckDB; and the files go with the last holder."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcode.diff.listed import LISTED_ORDER, Listed, SpillDir
+from hcode.diff.listed import LISTED_ORDER, Listed, SpillDir, write_part
 
 
-def rows(n: int, seed: int) -> pl.DataFrame:
+def rows(n: int, seed: int, districts: int = 3) -> pl.DataFrame:
     """n listed rows with a few null districts, texts and lists, in no particular order."""
     import random
 
@@ -20,32 +21,31 @@ def rows(n: int, seed: int) -> pl.DataFrame:
     keys = rnd.sample(range(16**6), n)
     return pl.DataFrame({
         "person_key": [f"{k:064x}" for k in keys],
-        "district_code": [None if rnd.random() < 0.1 else f"3101{rnd.randrange(3):02d}" for _ in keys],
+        "district_code": [None if rnd.random() < 0.1 else f"3101{rnd.randrange(districts):02d}" for _ in keys],
         "explanation": [f"rule {rnd.randrange(9)}: 红 → 绿" for _ in keys],
         "rules_after": [[f"R{j}" for j in range(rnd.randrange(3))] for _ in keys],
     }, schema={"person_key": pl.String, "district_code": pl.String, "explanation": pl.String,
                "rules_after": pl.List(pl.String)})
 
 
-def spilled(frame: pl.DataFrame, parts: int) -> Listed:
+def spilled(frame: pl.DataFrame, parts: int, memory_limit: int = 64 << 20) -> Listed:
     """`frame` split into `parts` disjoint sorted files, as the bucketed diff leaves them."""
     spill = SpillDir()
-    files = []
+    written = []
     part = frame.with_columns(b=pl.int_range(pl.len()) % parts)
     for b in range(parts):
-        path = spill.path / f"changes.{b:05d}.parquet"
-        (part.filter(pl.col("b") == b).drop("b").sort(LISTED_ORDER, nulls_last=True)
-         .write_parquet(path, compression="lz4"))
-        files.append(path)
-    return Listed.spilled(files, frame.schema, spill, "64MiB")
+        rows_b = part.filter(pl.col("b") == b).drop("b").sort(LISTED_ORDER, nulls_last=True)
+        written.append(write_part(rows_b, spill.path / f"changes.{b:05d}.parquet"))
+    return Listed.spilled(written, frame.schema, spill, memory_limit)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(n=st.integers(0, 120), parts=st.integers(1, 6), batch=st.integers(1, 50), head=st.integers(0, 40),
-       seed=st.integers(0, 10**6))
-def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed):
-    whole = rows(n, seed).sort(LISTED_ORDER, nulls_last=True)
-    mem, disk = Listed.of(whole), spilled(whole, parts)
+       seed=st.integers(0, 10**6), districts=st.sampled_from([1, 3, 40]), limit=st.sampled_from([1, 4_000, 64 << 20]))
+def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed, districts, limit):
+    """`limit`: 1 byte orders every district with DuckDB, 4 kB some, 64 MiB none."""
+    whole = rows(n, seed, districts).sort(LISTED_ORDER, nulls_last=True)
+    mem, disk = Listed.of(whole), spilled(whole, parts, limit)
     assert disk.height == mem.height == n and disk.is_empty() == (n == 0)
     assert disk.head(head).equals(mem.head(head))
     assert disk.frame().equals(whole)
@@ -58,7 +58,7 @@ def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed):
 
 def test_the_spill_folder_goes_with_its_last_holder():
     listed = spilled(rows(30, 1), 3)
-    folder = listed.files[0].parent
+    folder = listed.parts[0].path.parent
     assert folder.is_dir() and len(list(folder.glob("*.parquet"))) == 3
     assert folder.stat().st_mode & 0o077 == 0  # private, like every temporary file hcode writes
     del listed
@@ -94,6 +94,25 @@ def test_ordering_the_files_draws_no_progress_bar(monkeypatch):
         return Spy(con)
 
     monkeypatch.setattr(duckdb, "connect", connect)
-    listed = spilled(rows(40, 2), 2)
+    listed = spilled(rows(40, 2, districts=1), 2, memory_limit=1)  # too large for memory: DuckDB orders it
     assert sum(b.height for b in listed.batches(10)) == 40
-    assert seen == [False]
+    assert seen and not any(seen)
+
+
+def test_a_part_keeps_each_district_in_row_groups_of_its_own():
+    """The bucket file's row groups never hold two districts (so that one district is read
+    without the others), and its groups name them with their rows' sizes."""
+    import pyarrow.parquet as pq
+
+    whole = rows(250_000, 3, districts=2).sort(LISTED_ORDER, nulls_last=True)  # more than a batch a district
+    spill = SpillDir()
+    part = write_part(whole, spill.path / "p.parquet")
+    f = pq.ParquetFile(part.path)
+    assert part.rows == f.metadata.num_rows == whole.height
+    assert list(part.groups) == whole.get_column("district_code").unique(maintain_order=True).to_list()
+    for district, (first, k, size) in part.groups.items():
+        got = pl.DataFrame(f.read_row_groups(list(range(first, first + k))))
+        assert got.get_column("district_code").unique().to_list() == [district]
+        assert got.height == whole.filter(pl.col("district_code").eq_missing(district)).height
+        assert size > 0 and k == -(-got.height // 100_000)
+    assert sum(k for _, k, _ in part.groups.values()) == f.num_row_groups

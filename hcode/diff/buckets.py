@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from pathlib import Path
 
 import polars as pl
 
 from hcode.colors import ABSENT
 from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
-from hcode.diff.listed import Listed, SpillDir
+from hcode.diff.listed import Listed, Part, SpillDir, write_part
 from hcode.diff.sides import load_side
 from hcode.runs.store import pid_ranges
 from hcode.store.buckets import bucket_count, persons_in_warehouse
@@ -65,19 +64,17 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
     spill = SpillDir()
-    limit = f"{max(1, int(load_config(wh.path).memory_limit * DIFF_SHARE) >> 20)}MiB"
+    limit = int(load_config(wh.path).memory_limit * DIFF_SHARE)
     light: list[Diff] = []
-    files: dict[str, list[Path]] = {name: [] for name in LISTED}
+    parts: dict[str, list[Part]] = {name: [] for name in LISTED}
     for b, pids in enumerate(pid_ranges(wh.con, [r for r in (before, after) if r is not None], n)):
         d = diff(side(before, pids), side(after, pids), lang=lang)
         for name in LISTED:
-            path = spill.path / f"{name}.{b:05d}.parquet"
-            getattr(d, name).frame().write_parquet(path, compression="lz4")
-            files[name].append(path)
+            parts[name].append(write_part(getattr(d, name).frame(), spill.path / f"{name}.{b:05d}.parquet"))
         light.append(replace(d, changes=Listed.empty(d.changes.schema), rule_changes=Listed.empty(d.rule_changes.schema)))
         del d
     schema = light[0].changes.schema
-    listed = {name: Listed.spilled(files[name], schema, spill, limit) for name in LISTED}
+    listed = {name: Listed.spilled(parts[name], schema, spill, limit) for name in LISTED}
     return merge_diffs(light, listed["changes"], listed["rule_changes"])
 
 

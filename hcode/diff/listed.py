@@ -4,18 +4,23 @@ A diff lists one row per colour change (and, apart, per rule-only change), order
 district then person key. On an ordinary night that is a few per cent of persons; on a
 province's first night it is everyone: 10M rows of texts and evidence lists, about 5 GiB
 in memory and more while sorting. So the bucketed diff (`hcode.diff.buckets`) does not
-gather them: each bucket's rows, already in order, stay in a Parquet file of their own,
-and `Listed` reads them back only as the writers need them:
+gather them: each bucket's rows, already in order, stay in a Parquet file of their own
+(`write_part`), whose row groups never hold two districts, and `Listed` reads them back
+only as the writers need them:
 
-- `height`, `head(n)`: what the reports show (counts and the first rows; the head merges
-  each bucket file's first `n` rows, so it reads no more than `n` rows a bucket);
+- `height`, `head(n)`: what the reports show (counts and the first rows);
 - `batches()`: every row in order, `BATCH_ROWS` at a time, for changes.parquet and
-  changes.csv. The order across buckets comes from DuckDB's ORDER BY over the files,
-  which spills to disk within its memory limit instead of growing with the population.
+  changes.csv. The order across buckets is made one district at a time: that district's
+  row groups from every bucket file, sorted by person key in memory. A district too large
+  for a share of the memory limit is ordered by DuckDB instead, which spills to disk
+  within the limit, so memory never grows with the population.
+
+Sorting district by district replaced one DuckDB ORDER BY over every file (2026-12-07, a
+10M first night's 10M listed rows in 18 files; figures in benchmarks/RESULTS.md).
 
 An in-memory `Listed` (`Listed.of(frame)`, what a whole diff gives) answers the same
 calls from its frame, in batches of the same size, so the files written from either are
-byte for byte the same (tests/test_buckets.py).
+byte for byte the same (tests/test_buckets.py, tests/test_listed.py).
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 LISTED_ORDER = ("district_code", "person_key")  # unique per person: a total order
 BATCH_ROWS = 100_000
+DUCKDB_FLOOR = 128 << 20  # the least memory DuckDB is given to order a district (it needs some to start)
+SORT_OVERHEAD = 3  # a district sorted in memory: its rows, their sorted copy, and the batches cut from it
 
 
 class SpillDir:
@@ -45,16 +54,47 @@ class SpillDir:
         self._remove()
 
 
+@dataclass(frozen=True)
+class Part:
+    """One bucket's listed rows in a Parquet file (`write_part`), in `LISTED_ORDER`, with row
+    groups that never hold two districts: `groups[district]` is (first row group, row
+    groups, the district's bytes in memory)."""
+
+    path: Path
+    rows: int
+    groups: Mapping[str | None, tuple[int, int, int]]
+
+
+def write_part(frame: pl.DataFrame, path: Path) -> Part:
+    """`frame` (a bucket's listed rows, in `LISTED_ORDER`) as a `Part` at `path`."""
+    table = frame.to_arrow()
+    runs = frame.get_column("district_code").rle().struct.unnest()
+    groups: dict[str | None, tuple[int, int, int]] = {}
+    at = group = 0
+    with pq.ParquetWriter(path, table.schema, compression="lz4") as out:
+        for n, district in zip(runs.get_column("len").to_list(), runs.get_column("value").to_list(), strict=True):
+            rows = table.slice(at, n)
+            out.write_table(rows, row_group_size=BATCH_ROWS)  # (a call's row groups are its own)
+            k = -(-n // BATCH_ROWS)
+            groups[district] = (group, k, rows.nbytes)
+            at, group = at + n, group + k
+    return Part(path=path, rows=frame.height, groups=groups)
+
+
+def _district_order(district: str | None) -> tuple[bool, str]:
+    return district is None, district or ""  # nulls last; str order is UTF-8 byte order, as Polars sorts
+
+
 @dataclass(frozen=True, eq=False)
 class Listed:
-    """A diff's listed rows, in `LISTED_ORDER`: `frame` in memory, or `files` (each sorted,
+    """A diff's listed rows, in `LISTED_ORDER`: `frame` in memory, or `parts` (each sorted,
     persons disjoint) with their `schema` and total `height`."""
 
     schema: pl.Schema
     height: int
     frame_: pl.DataFrame | None = None
-    files: tuple[Path, ...] = ()
-    memory_limit: str = "1GB"  # DuckDB's, while ordering the files' rows
+    parts: tuple[Part, ...] = ()
+    memory_limit: int = 1 << 30  # bytes, for ordering one district (in memory, or by DuckDB beyond it)
     spill: SpillDir | None = field(default=None, repr=False)  # keeps the files alive
 
     @classmethod
@@ -62,9 +102,9 @@ class Listed:
         return cls(schema=frame.schema, height=frame.height, frame_=frame)
 
     @classmethod
-    def spilled(cls, files: Sequence[Path], schema: pl.Schema, spill: SpillDir, memory_limit: str) -> Listed:
-        height = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
-        return cls(schema=schema, height=height, files=tuple(files), memory_limit=memory_limit, spill=spill)
+    def spilled(cls, parts: Sequence[Part], schema: pl.Schema, spill: SpillDir, memory_limit: int) -> Listed:
+        return cls(schema=schema, height=sum(p.rows for p in parts), parts=tuple(parts), memory_limit=memory_limit,
+                   spill=spill)
 
     @classmethod
     def empty(cls, schema: pl.Schema) -> Listed:
@@ -77,17 +117,21 @@ class Listed:
         """The first `n` rows."""
         if self.frame_ is not None:
             return self.frame_.head(n)
-        heads = [pl.scan_parquet(f).head(n) for f in self.files]
-        return self._typed(pl.concat(heads).sort(LISTED_ORDER, nulls_last=True).head(n).collect())
+        taken: list[pl.DataFrame] = []
+        held = 0
+        for frame in self._ordered(n) if n > 0 else ():
+            taken.append(frame)
+            held += frame.height
+            if held >= n:
+                break
+        return pl.concat([pl.DataFrame(schema=self.schema), *taken]).head(n)
 
     def frame(self) -> pl.DataFrame:
         """Every row as one frame: for small diffs and tests (a first night's is the
         population)."""
         if self.frame_ is not None:
             return self.frame_
-        if not self.files:
-            return pl.DataFrame(schema=self.schema)
-        return self._typed(pl.read_parquet(list(self.files)).sort(LISTED_ORDER, nulls_last=True))
+        return pl.concat([pl.DataFrame(schema=self.schema), *self._ordered(BATCH_ROWS)]).rechunk()
 
     def batches(self, rows: int | None = None) -> Iterator[pl.DataFrame]:
         """Every row in order, `rows` (default `BATCH_ROWS`) at a time, the last batch
@@ -104,18 +148,37 @@ class Listed:
         yield from _exact(self._ordered(rows), rows)
 
     def _ordered(self, rows: int) -> Iterator[pl.DataFrame]:
+        """The parts' rows in order, district by district (each in frames of at most about `rows`
+        rows when DuckDB orders it)."""
+        files = {p.path: pq.ParquetFile(p.path) for p in self.parts}
+        districts = sorted({d for p in self.parts for d in p.groups}, key=_district_order)
+        for district in districts:
+            pieces = [(files[p.path], range(first, first + k))
+                      for p in self.parts if district in p.groups for first, k, _ in [p.groups[district]]]
+            size = sum(p.groups[district][2] for p in self.parts if district in p.groups)
+            if size * SORT_OVERHEAD <= self.memory_limit:
+                table = pa.concat_tables([f.read_row_groups(list(groups)) for f, groups in pieces])
+                yield self._typed(pl.DataFrame(table).sort("person_key", nulls_last=True))
+            else:
+                yield from self._ordered_by_duckdb(pieces, rows)
+
+    def _ordered_by_duckdb(self, pieces: list[tuple[pq.ParquetFile, range]], rows: int) -> Iterator[pl.DataFrame]:
+        """One district too large to sort in memory, ordered by DuckDB within the memory limit
+        (spilling to the diff's folder)."""
         assert self.spill is not None
+        schema = pieces[0][0].schema_arrow
+        stream = pa.RecordBatchReader.from_batches(
+            schema, (batch for f, groups in pieces for g in groups for batch in f.read_row_group(g).to_batches()))
         con = duckdb.connect()
         try:
             # No progress bar: DuckDB draws it on stdout, where --json output must stand alone.
             con.execute("SET enable_progress_bar = false")
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            con.execute(f"SET memory_limit = '{max(DUCKDB_FLOOR, self.memory_limit) >> 20}MiB'")
             con.execute("SET temp_directory = ?", [str(self.spill.path / "duckdb.tmp")])
-            order = ", ".join(f"{c} NULLS LAST" for c in LISTED_ORDER)
-            reader = con.sql(f"SELECT * FROM read_parquet(?) ORDER BY {order}",
-                             params=[[str(f) for f in self.files]]).to_arrow_reader(rows)
+            con.register("district_rows", stream)
+            reader = con.sql("SELECT * FROM district_rows ORDER BY person_key NULLS LAST").to_arrow_reader(rows)
             for batch in reader:
-                yield self._typed(pl.from_arrow(batch))  # type: ignore[arg-type]
+                yield self._typed(pl.DataFrame(pa.Table.from_batches([batch])))
         finally:
             con.close()
 

@@ -135,7 +135,10 @@ class WrittenHashes:
     def add(self, h: np.ndarray) -> None:
         run = h
         while self.runs and self.runs[-1].size <= run.size and self.runs[-1].size + run.size <= self.MERGE_CAP:
-            run = np.sort(np.concatenate([self.runs.pop(), run]))  # (a quicksort: 10x numpy's radix "stable")
+            # Two sorted runs: numpy's "stable" sort of 8-byte integers is a timsort, which
+            # finds the two runs and merges them (2026-12-07: 0.07 s for 4M + 4M hashes, 0.9 s
+            # for 16M + 16M, where the default quicksort took 0.65 s and 3.5 s).
+            run = np.sort(np.concatenate([self.runs.pop(), run]), kind="stable")
         if 2 * run.size > self.MERGE_CAP:
             self._spill(run)
         else:
@@ -169,7 +172,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     t = feed.event_time
     lo, hi = good.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
     hashes = written.hash(good)
-    h = np.sort(hashes.to_numpy())
+    h = hashes.sort().to_numpy()  # (Polars sorts on every core: 0.12 s for 5M hashes, numpy 0.38 s)
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
     if earlier:

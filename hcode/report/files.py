@@ -9,7 +9,9 @@ text cells that a spreadsheet would run as a formula defused with `'` (`hcode.te
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ import pyarrow.parquet as pq
 from hcode.diff.changes import Diff
 from hcode.diff.listed import Listed
 from hcode.textsafe import csv_safe_frame
+
+PARQUET_AHEAD = 2  # batches handed to the Parquet thread and not yet written (each BATCH_ROWS rows)
 
 
 def summary_dict(diff: Diff, warnings: Sequence[str] = ()) -> dict[str, Any]:
@@ -61,11 +65,19 @@ def write_listed(listed: Listed, parquet: Path | None = None, csv: Path | None =
         pq_out = files.enter_context(pq.ParquetWriter(parquet, listed.head(0).to_arrow().schema, compression="zstd",
                                                       compression_level=1)) if parquet else None
         csv_out = files.enter_context(csv.open("wb")) if csv else None
+        # The Parquet file is written on a thread of its own (Arrow releases the GIL) while the
+        # next batches are ordered and the CSV written: closed after the thread is done.
+        pool = files.enter_context(ThreadPoolExecutor(1, thread_name_prefix="hcode-changes"))
+        pending: deque[Future[None]] = deque()
         for i, batch in enumerate(listed.batches()):
             if pq_out is not None:
-                pq_out.write_table(batch.to_arrow())
+                pending.append(pool.submit(pq_out.write_table, batch.to_arrow()))
+                while len(pending) > PARQUET_AHEAD:
+                    pending.popleft().result()
             if csv_out is not None:
                 csv_safe_frame(changes_for_csv(batch)).write_csv(csv_out, include_bom=i == 0, include_header=i == 0)
+        for done in pending:
+            done.result()
 
 
 def _override_text(column: str) -> pl.Expr:
