@@ -263,3 +263,35 @@ def test_newly_registered_red_person_names_the_rule():
     assert explanation_of(diff(before, after), "new") == (
         "absent → red: newly registered; NR-R-01 Another province's code is red matches "
         "(inbound_codes, red 2022-06-15 08:00)")
+
+
+DISTRICTS = st.one_of(st.none(), st.sampled_from(["310101", "310104", "320102", "中", ""]))
+HEX_KEYS = st.tuples(st.sampled_from(["0" * 16, "f" * 16, "0123456789abcdef", "00000000000000ff"]),
+                     st.text("0123456789abcdef", max_size=4)).map("".join)  # prefixes shared, or not
+ANY_KEYS = st.one_of(st.none(), st.text("0123456789abcdefX", max_size=20), HEX_KEYS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.lists(st.tuples(DISTRICTS, ANY_KEYS), max_size=40, unique_by=lambda r: r[1]),
+                 st.lists(st.tuples(DISTRICTS, HEX_KEYS), max_size=40, unique_by=lambda r: r[1])))
+def test_listed_order_is_the_order_of_the_strings(rows):
+    """The integer sort of district ranks and 16-hex-digit key prefixes gives exactly the
+    strings' order (nulls last), falling back to the strings for keys that are not hex or
+    share a prefix within a district."""
+    from hcode.diff.changes import _listed_order
+
+    district = pl.Series([d for d, _ in rows], dtype=pl.String)
+    person_key = pl.Series([k for _, k in rows], dtype=pl.String)
+    got = _listed_order(district, person_key).to_list()
+    want = pl.DataFrame({"d": district, "k": person_key}).with_row_index().sort(
+        "d", "k", nulls_last=True)["index"].to_list()
+    assert got == want
+
+
+def test_listed_order_of_sha256_keys_takes_the_integer_sort():
+    from hcode.diff.changes import _listed_order
+
+    keys = [key(f"p{i}") for i in range(500)]
+    district = pl.Series([["310101", "310104", None][i % 3] for i in range(500)])
+    got = _listed_order(district, pl.Series(keys)).to_list()
+    assert got == sorted(range(500), key=lambda i: (district[i] is None, district[i] or "", keys[i]))

@@ -232,9 +232,26 @@ def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Da
     keys = ["person_key", "district_code"]
     b = b_codes.select(keys)[listed["row_b"]]
     a = a_codes.select(keys)[listed["row_a"]]
-    order = pl.DataFrame({c: a[c].fill_null(b[c]) for c in keys}).select(
-        pl.arg_sort_by([pl.col(c) for c in LISTED_ORDER], nulls_last=True)).to_series()
-    return listed[order]
+    return listed[_listed_order(a["district_code"].fill_null(b["district_code"]),
+                                a["person_key"].fill_null(b["person_key"]))]
+
+
+def _listed_order(district: pl.Series, person_key: pl.Series) -> pl.Series:
+    """The positions that put rows in `LISTED_ORDER` (district, then person key, nulls last).
+    Sorts two integers, the district's rank and the key's first 16 hex digits, which give the
+    strings' order when every key starts with 16 lower-case hex digits (a person key is a
+    SHA-256 in hex) and no two keys of a district share them; else sorts the strings (Polars
+    sorts two string columns 2.5 times slower)."""
+    districts = district.unique().drop_nulls().sort()
+    rank = district.replace_strict(districts, pl.int_range(districts.len(), dtype=pl.UInt32, eager=True),
+                                   default=districts.len(), return_dtype=pl.UInt32)  # (null: last)
+    prefix = person_key.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    if person_key.str.contains("^[0-9a-f]{16}").fill_null(False).all():
+        ints = pl.DataFrame({"rank": rank, "prefix": prefix})
+        if not ints.is_duplicated().any():
+            return ints.select(pl.arg_sort_by("rank", "prefix")).to_series()
+    return pl.DataFrame({"district_code": district, "person_key": person_key}).select(
+        pl.arg_sort_by(list(LISTED_ORDER), nulls_last=True)).to_series()
 
 
 def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
