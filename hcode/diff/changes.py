@@ -224,6 +224,9 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     )
 
 
+RANK_BITS = 12  # of `_listed_order`'s sort key, for the district
+
+
 def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame) -> pl.DataFrame:
     """`listed` (a few integers a row) in `LISTED_ORDER`: district, then person key, each the
     after side's, else the before side's. Ordered now, the wide rows gathered from it come
@@ -238,18 +241,19 @@ def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Da
 
 def _listed_order(district: pl.Series, person_key: pl.Series) -> pl.Series:
     """The positions that put rows in `LISTED_ORDER` (district, then person key, nulls last).
-    Sorts two integers, the district's rank and the key's first 16 hex digits, which give the
-    strings' order when every key starts with 16 lower-case hex digits (a person key is a
-    SHA-256 in hex) and no two keys of a district share them; else sorts the strings (Polars
-    sorts two string columns 2.5 times slower)."""
+    Sorts one 8-byte integer: the district's rank in its top 12 bits, then the key's first 13
+    hex digits. That is the strings' order when every key starts with lower-case hex digits
+    (a person key is a SHA-256 in hex), there are fewer than 4,095 districts, and no two keys
+    of a district share those digits; else the strings are sorted (Polars sorts two string
+    columns several times slower: 0.3 s for a bucket of 555K persons against 0.1 s)."""
     districts = district.unique().drop_nulls().sort()
-    rank = district.replace_strict(districts, pl.int_range(districts.len(), dtype=pl.UInt32, eager=True),
-                                   default=districts.len(), return_dtype=pl.UInt32)  # (null: last)
-    prefix = person_key.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-    if person_key.str.contains("^[0-9a-f]{16}").fill_null(False).all():
-        ints = pl.DataFrame({"rank": rank, "prefix": prefix})
-        if not ints.is_duplicated().any():
-            return ints.select(pl.arg_sort_by("rank", "prefix")).to_series()
+    if districts.len() < (1 << RANK_BITS) - 1 and person_key.str.contains("^[0-9a-f]{13}").fill_null(False).all():
+        rank = district.replace_strict(districts, pl.int_range(districts.len(), dtype=pl.UInt64, eager=True),
+                                       default=districts.len(), return_dtype=pl.UInt64)  # (null: last)
+        prefix = person_key.str.slice(0, 13).str.to_integer(base=16, dtype=pl.UInt64)
+        sort_key = rank * (1 << (64 - RANK_BITS)) + prefix
+        if not sort_key.is_duplicated().any():
+            return sort_key.arg_sort()
     return pl.DataFrame({"district_code": district, "person_key": person_key}).select(
         pl.arg_sort_by(list(LISTED_ORDER), nulls_last=True)).to_series()
 
