@@ -91,3 +91,34 @@ def test_html_is_self_contained_and_escaped():
     assert page.count("<script>") == 1  # only the inline table filter
     for external in ("http://", "https://", "src=", "@import", "url("):
         assert external not in page
+
+
+def test_the_parquet_thread_is_given_arrow_tables_and_calls_no_polars(tmp_path, monkeypatch):
+    """changes.parquet is written on a thread of its own, which must never call Polars:
+    Polars called from two threads at once can deadlock (a 100M report hung so). Every call
+    the thread is handed is pyarrow's writer on a pyarrow table, and the files are the ones
+    written without the thread."""
+    import concurrent.futures
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hcode.diff.listed import Listed
+    from hcode.report import files
+
+    handed = []
+
+    class Recording(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            handed.append((fn, args, kwargs))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(files, "ThreadPoolExecutor", Recording)
+    changes = diff(*nightly_pair()).changes.frame()
+    rows = changes.sample(250_000, with_replacement=True, seed=1)  # two batches of 100,000 rows and a short one
+    files.write_listed(Listed.of(rows), tmp_path / "changes.parquet", tmp_path / "changes.csv")
+    assert len(handed) == -(-rows.height // 100_000) > 1
+    for fn, args, kwargs in handed:
+        assert getattr(fn, "__self__", None).__class__ is pq.ParquetWriter and fn.__name__ == "write_table"
+        assert [type(a) for a in args] == [pa.Table] and not kwargs
+    assert pl.read_parquet(tmp_path / "changes.parquet").equals(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,7 +23,7 @@ from hcode.diff.changes import Diff
 from hcode.diff.listed import Listed
 from hcode.textsafe import csv_safe_frame
 
-WRITE_AHEAD = 2  # batches handed to the writing threads and not yet written (each BATCH_ROWS rows)
+PARQUET_AHEAD = 2  # batches handed to the Parquet thread and not yet written (each BATCH_ROWS rows)
 
 
 def summary_dict(diff: Diff, warnings: Sequence[str] = ()) -> dict[str, Any]:
@@ -62,27 +62,25 @@ def write_listed(listed: Listed, parquet: Path | None = None, csv: Path | None =
     diff orders them once for both). The Parquet file has one row group a batch, so that
     memory stays a batch's whatever the number of rows."""
     with ExitStack() as files:
-        writers: list[Callable[[pl.DataFrame, bool], None]] = []
-        if parquet is not None:
-            pq_out = files.enter_context(pq.ParquetWriter(parquet, listed.head(0).to_arrow().schema,
-                                                          compression="zstd", compression_level=1))
-            writers.append(lambda batch, first: pq_out.write_table(batch.to_arrow()))
-        if csv is not None:
-            csv_out = files.enter_context(csv.open("wb"))
-            writers.append(lambda batch, first: csv_safe_frame(changes_for_csv(batch)).write_csv(
-                csv_out, include_bom=first, include_header=first))
-        # Each file is written on a thread of its own (Arrow and Polars release the GIL) while
-        # the next batches are ordered; the threads are done before the files close.
-        pools = [files.enter_context(ThreadPoolExecutor(1, thread_name_prefix="hcode-changes")) for _ in writers]
-        pending: deque[list[Future[None]]] = deque()
+        pq_out = files.enter_context(pq.ParquetWriter(parquet, listed.head(0).to_arrow().schema, compression="zstd",
+                                                      compression_level=1)) if parquet else None
+        csv_out = files.enter_context(csv.open("wb")) if csv else None
+        # The Parquet file is written on a thread of its own while the next batches are
+        # ordered and the CSV written; the thread is done before the file closes. It is given
+        # Arrow tables only and calls nothing of Polars: Polars called from two threads at
+        # once can deadlock (a 100M report hung in `to_arrow`, `slice` and `schema`, all
+        # threads asleep; pola-rs/polars#27472 is one such lock).
+        pool = files.enter_context(ThreadPoolExecutor(1, thread_name_prefix="hcode-changes.parquet"))
+        pending: deque[Future[None]] = deque()
         for i, batch in enumerate(listed.batches()):
-            pending.append([pool.submit(write, batch, i == 0) for pool, write in zip(pools, writers, strict=True)])
-            while len(pending) > WRITE_AHEAD:
-                for done in pending.popleft():
-                    done.result()
-        for batch_writes in pending:
-            for done in batch_writes:
-                done.result()
+            if pq_out is not None:
+                pending.append(pool.submit(pq_out.write_table, batch.to_arrow()))
+                while len(pending) > PARQUET_AHEAD:
+                    pending.popleft().result()
+            if csv_out is not None:
+                csv_safe_frame(changes_for_csv(batch)).write_csv(csv_out, include_bom=i == 0, include_header=i == 0)
+        for done in pending:
+            done.result()
 
 
 def _override_text(column: str) -> pl.Expr:
