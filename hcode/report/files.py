@@ -67,9 +67,9 @@ def write_listed(listed: Listed, parquet: Path | None = None, csv: Path | None =
         csv_out = files.enter_context(csv.open("wb")) if csv else None
         # The Parquet file is written on a thread of its own while the next batches are
         # ordered and the CSV written; the thread is done before the file closes. It is given
-        # Arrow tables only and calls nothing of Polars: Polars called from two threads at
-        # once can deadlock (a 100M report hung in `to_arrow`, `slice` and `schema`, all
-        # threads asleep; pola-rs/polars#27472 is one such lock).
+        # Arrow tables only and calls nothing of Polars: two threads using one Polars frame at
+        # once can deadlock (a CSV thread beside it hung a 100M report in `to_arrow`, `slice`
+        # and `schema` of one batch, every thread asleep; pola-rs/polars#27472 is one such lock).
         pool = files.enter_context(ThreadPoolExecutor(1, thread_name_prefix="hcode-changes.parquet"))
         pending: deque[Future[None]] = deque()
         for i, batch in enumerate(listed.batches()):
