@@ -278,20 +278,20 @@ def test_listed_order_is_the_order_of_the_strings(rows):
     """The integer sort of district ranks and 16-hex-digit key prefixes gives exactly the
     strings' order (nulls last), falling back to the strings for keys that are not hex or
     share a prefix within a district."""
-    from hcode.diff.changes import _listed_order
+    from hcode.diff.listed import listed_order
 
     district = pl.Series([d for d, _ in rows], dtype=pl.String)
     person_key = pl.Series([k for _, k in rows], dtype=pl.String)
-    got = _listed_order(district, person_key).to_list()
+    got = listed_order(district, person_key).to_list()
     want = pl.DataFrame({"d": district, "k": person_key}).with_row_index().sort(
         "d", "k", nulls_last=True)["index"].to_list()
     assert got == want
 
 
 def test_listed_order_of_sha256_keys_takes_the_integer_sort():
-    from hcode.diff.changes import _listed_order
+    from hcode.diff.listed import listed_order
 
     keys = [key(f"p{i}") for i in range(500)]
     district = pl.Series([["310101", "310104", None][i % 3] for i in range(500)])
-    got = _listed_order(district, pl.Series(keys)).to_list()
+    got = listed_order(district, pl.Series(keys)).to_list()
     assert got == sorted(range(500), key=lambda i: (district[i] is None, district[i] or "", keys[i]))

@@ -28,24 +28,27 @@ def rows(n: int, seed: int, districts: int = 3) -> pl.DataFrame:
                "rules_after": pl.List(pl.String)})
 
 
-def spilled(frame: pl.DataFrame, parts: int, memory_limit: int = 64 << 20) -> Listed:
+def spilled(frame: pl.DataFrame, parts: int, memory_limit: int = 64 << 20, group_rows: int = 100_000) -> Listed:
     """`frame` split into `parts` disjoint sorted files, as the bucketed diff leaves them."""
     spill = SpillDir()
     written = []
     part = frame.with_columns(b=pl.int_range(pl.len()) % parts)
     for b in range(parts):
         rows_b = part.filter(pl.col("b") == b).drop("b").sort(LISTED_ORDER, nulls_last=True)
-        written.append(write_part(rows_b, spill.path / f"changes.{b:05d}.parquet"))
+        written.append(write_part(rows_b, spill.path / f"changes.{b:05d}.parquet", group_rows))
     return Listed.spilled(written, frame.schema, spill, memory_limit)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(n=st.integers(0, 120), parts=st.integers(1, 6), batch=st.integers(1, 50), head=st.integers(0, 40),
-       seed=st.integers(0, 10**6), districts=st.sampled_from([1, 3, 40]), limit=st.sampled_from([1, 4_000, 64 << 20]))
-def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed, districts, limit):
-    """`limit`: 1 byte orders every district with DuckDB, 4 kB some, 64 MiB none."""
+       seed=st.integers(0, 10**6), districts=st.sampled_from([1, 3, 40]), limit=st.sampled_from([1, 4_000, 64 << 20]),
+       group_rows=st.sampled_from([3, 100_000]))
+def test_files_read_back_give_the_rows_in_memory(n, parts, batch, head, seed, districts, limit, group_rows):
+    """`limit`: 1 byte orders every district with DuckDB, 4 kB some (and sorts a few
+    districts at a time), 64 MiB none (all at once). `group_rows` 3: parts of several row
+    groups, a district's own; 100,000: one row group a part."""
     whole = rows(n, seed, districts).sort(LISTED_ORDER, nulls_last=True)
-    mem, disk = Listed.of(whole), spilled(whole, parts, limit)
+    mem, disk = Listed.of(whole), spilled(whole, parts, limit, group_rows)
     assert disk.height == mem.height == n and disk.is_empty() == (n == 0)
     assert disk.head(head).equals(mem.head(head))
     assert disk.frame().equals(whole)
@@ -99,20 +102,25 @@ def test_ordering_the_files_draws_no_progress_bar(monkeypatch):
     assert seen and not any(seen)
 
 
-def test_a_part_keeps_each_district_in_row_groups_of_its_own():
-    """The bucket file's row groups never hold two districts (so that one district is read
-    without the others), and its groups name them with their rows' sizes."""
+def test_a_large_part_keeps_each_district_in_row_groups_of_its_own():
+    """A bucket file of more than a batch of rows (a first night's) has row groups that never
+    hold two districts, so that a district is read without its neighbours; a smaller one is
+    one row group. Either way the part says where each district's rows are and their size."""
     import pyarrow.parquet as pq
 
-    whole = rows(250_000, 3, districts=2).sort(LISTED_ORDER, nulls_last=True)  # more than a batch a district
     spill = SpillDir()
-    part = write_part(whole, spill.path / "p.parquet")
-    f = pq.ParquetFile(part.path)
-    assert part.rows == f.metadata.num_rows == whole.height
-    assert list(part.groups) == whole.get_column("district_code").unique(maintain_order=True).to_list()
-    for district, (first, k, size) in part.groups.items():
-        got = pl.DataFrame(f.read_row_groups(list(range(first, first + k))))
-        assert got.get_column("district_code").unique().to_list() == [district]
-        assert got.height == whole.filter(pl.col("district_code").eq_missing(district)).height
-        assert size > 0 and k == -(-got.height // 100_000)
-    assert sum(k for _, k, _ in part.groups.values()) == f.num_row_groups
+    for n, aligned in ((250_000, True), (5_000, False)):
+        whole = rows(n, 3, districts=2).sort(LISTED_ORDER, nulls_last=True)  # more than a batch a district
+        part = write_part(whole, spill.path / f"p{n}.parquet")
+        f = pq.ParquetFile(part.path)
+        assert part.rows == f.metadata.num_rows == whole.height
+        assert list(part.districts) == whole.get_column("district_code").unique(maintain_order=True).to_list()
+        assert len(part.group_starts) == f.num_row_groups == (1 if not aligned else
+                                                              sum(-(-k // 100_000) for _, k, _ in part.districts.values()))
+        for district, (start, k, size) in part.districts.items():
+            assert whole.slice(start, k).get_column("district_code").unique().to_list() == [district]
+            assert size > 0
+            if aligned:
+                first = part.group_starts.index(start)
+                got = pl.DataFrame(f.read_row_groups(list(range(first, first + -(-k // 100_000)))))
+                assert got.equals(whole.slice(start, k))

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from hcode.colors import ABSENT, LANGS
-from hcode.diff.listed import LISTED_ORDER, Listed
+from hcode.diff.listed import Listed, listed_order
 from hcode.diff.reasons import explain
 from hcode.feeds import EVIDENCE, OVERRIDE, codes_schema
 
@@ -224,9 +224,6 @@ def diff(before: Side, after: Side, lang: str = "en") -> Diff:
     )
 
 
-RANK_BITS = 12  # of `_listed_order`'s sort key, for the district
-
-
 def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.DataFrame) -> pl.DataFrame:
     """`listed` (a few integers a row) in `LISTED_ORDER`: district, then person key, each the
     after side's, else the before side's. Ordered now, the wide rows gathered from it come
@@ -235,27 +232,8 @@ def _in_listed_order(listed: pl.DataFrame, b_codes: pl.DataFrame, a_codes: pl.Da
     keys = ["person_key", "district_code"]
     b = b_codes.select(keys)[listed["row_b"]]
     a = a_codes.select(keys)[listed["row_a"]]
-    return listed[_listed_order(a["district_code"].fill_null(b["district_code"]),
+    return listed[listed_order(a["district_code"].fill_null(b["district_code"]),
                                 a["person_key"].fill_null(b["person_key"]))]
-
-
-def _listed_order(district: pl.Series, person_key: pl.Series) -> pl.Series:
-    """The positions that put rows in `LISTED_ORDER` (district, then person key, nulls last).
-    Sorts one 8-byte integer: the district's rank in its top 12 bits, then the key's first 13
-    hex digits. That is the strings' order when every key starts with lower-case hex digits
-    (a person key is a SHA-256 in hex), there are fewer than 4,095 districts, and no two keys
-    of a district share those digits; else the strings are sorted (Polars sorts two string
-    columns several times slower: 0.3 s for a bucket of 555K persons against 0.1 s)."""
-    districts = district.unique().drop_nulls().sort()
-    if districts.len() < (1 << RANK_BITS) - 1 and person_key.str.contains("^[0-9a-f]{13}").fill_null(False).all():
-        rank = district.replace_strict(districts, pl.int_range(districts.len(), dtype=pl.UInt64, eager=True),
-                                       default=districts.len(), return_dtype=pl.UInt64)  # (null: last)
-        prefix = person_key.str.slice(0, 13).str.to_integer(base=16, dtype=pl.UInt64)
-        sort_key = rank * (1 << (64 - RANK_BITS)) + prefix
-        if not sort_key.is_duplicated().any():
-            return sort_key.arg_sort()
-    return pl.DataFrame({"district_code": district, "person_key": person_key}).select(
-        pl.arg_sort_by(list(LISTED_ORDER), nulls_last=True)).to_series()
 
 
 def _gather(codes: pl.DataFrame, rows: pl.Series, s: str) -> pl.DataFrame:
