@@ -5,18 +5,19 @@ district then person key. On an ordinary night that is a few per cent of persons
 province's first night it is everyone: 10M rows of texts and evidence lists, about 5 GiB
 in memory and more while sorting. So the bucketed diff (`hcode.diff.buckets`) does not
 gather them: each bucket's rows, already in order, stay in a Parquet file of their own
-(`write_part`), whose row groups never hold two districts, and `Listed` reads them back
-only as the writers need them:
+(`write_part`; a large one keeps each district in row groups of its own), and `Listed`
+reads them back only as the writers need them:
 
 - `height`, `head(n)`: what the reports show (counts and the first rows);
 - `batches()`: every row in order, `BATCH_ROWS` at a time, for changes.parquet and
-  changes.csv. The order across buckets is made one district at a time: that district's
-  row groups from every bucket file, sorted by person key in memory. A district too large
-  for a share of the memory limit is ordered by DuckDB instead, which spills to disk
-  within the limit, so memory never grows with the population.
+  changes.csv. The order across buckets is made a few consecutive districts at a time
+  (up to `CHUNK_ROWS`): their rows from every bucket file, sorted in memory
+  (`listed_order`). A district too large for a share of the memory limit is ordered by
+  DuckDB instead, which spills to disk within the limit, so memory never grows with the
+  population.
 
-Sorting district by district replaced one DuckDB ORDER BY over every file (2026-12-07, a
-10M first night's 10M listed rows in 18 files; figures in benchmarks/RESULTS.md).
+Sorting a few districts at a time replaced one DuckDB ORDER BY over every file (2026-12-07,
+a 10M first night's 10M listed rows in 18 files; figures in benchmarks/RESULTS.md).
 
 An in-memory `Listed` (`Listed.of(frame)`, what a whole diff gives) answers the same
 calls from its frame, in batches of the same size, so the files written from either are
