@@ -100,10 +100,6 @@ def write_part(frame: pl.DataFrame, path: Path, group_rows: int = BATCH_ROWS) ->
     return Part(path=path, rows=frame.height, districts=districts, group_starts=tuple(starts))
 
 
-def _district_order(district: str | None) -> tuple[bool, str]:
-    return district is None, district or ""  # nulls last; str order is UTF-8 byte order, as Polars sorts
-
-
 RANK_BITS = 12  # of `listed_order`'s sort key, for the district
 
 
@@ -197,25 +193,27 @@ class Listed:
         district too large for the memory alone is ordered by DuckDB, in frames of about `rows`."""
         files = {p.path: pq.ParquetFile(p.path) for p in self.parts}
         budget = self.memory_limit // SORT_OVERHEAD
+        # the districts in the order Polars sorts them (`LISTED_ORDER`: nulls last)
+        districts = pl.Series([d for p in self.parts for d in p.districts], dtype=pl.String).unique()
         chunk: list[str | None] = []
         held = held_rows = 0
-        for district in sorted({d for p in self.parts for d in p.districts}, key=_district_order):
-            size = sum(p.districts[district][2] for p in self.parts if district in p.districts)
-            n = sum(p.districts[district][1] for p in self.parts if district in p.districts)
+        for district in districts.sort(nulls_last=True).to_list():
+            found = [p.districts[district] for p in self.parts if district in p.districts]
+            n, size = sum(f[1] for f in found), sum(f[2] for f in found)
             if chunk and (held + size > budget or held_rows + n > CHUNK_ROWS):
-                yield from self._chunk(files, chunk, rows)
+                yield from self._chunk(files, chunk, held <= budget, rows)
                 chunk, held, held_rows = [], 0, 0
             chunk.append(district)
             held, held_rows = held + size, held_rows + n
         if chunk:
-            yield from self._chunk(files, chunk, rows)
+            yield from self._chunk(files, chunk, held <= budget, rows)
 
-    def _chunk(self, files: Mapping[Path, pq.ParquetFile], districts: list[str | None], rows: int
+    def _chunk(self, files: Mapping[Path, pq.ParquetFile], districts: list[str | None], in_memory: bool, rows: int
                ) -> Iterator[pl.DataFrame]:
-        """The rows of `districts` (consecutive in order) from every part, in order. In a part
-        they are consecutive rows, read from the row groups that hold them."""
+        """The rows of `districts` (consecutive in order) from every part, in order: sorted in
+        memory, else (one district over the budget) by DuckDB. In a part they are consecutive
+        rows, read from the row groups that hold them."""
         pieces: list[Piece] = []
-        size = 0
         for p in self.parts:
             present = [p.districts[d] for d in districts if d in p.districts]
             if not present:
@@ -224,8 +222,7 @@ class Listed:
             first = bisect.bisect_right(p.group_starts, start) - 1
             groups = range(first, bisect.bisect_left(p.group_starts, end))
             pieces.append((files[p.path], groups, start - p.group_starts[first], end - start))
-            size += sum(bytes_ for _, _, bytes_ in present)
-        if size * SORT_OVERHEAD <= self.memory_limit:
+        if in_memory:
             table = pa.concat_tables([f.read_row_groups(list(groups)).slice(offset, n)
                                       for f, groups, offset, n in pieces])
             frame = pl.DataFrame(table)
