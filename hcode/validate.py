@@ -176,7 +176,8 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
     rows' ids are normalised only where their raw value is not already clean."""
     if s.dtype.is_integer():
         s = s.cast(pl.String)
-    distinct = s.unique()
+    # (a lazy frame's unique: 0.17 s for 5M ids of which 1M distinct, Series.unique 0.45 s)
+    distinct = s.to_frame().lazy().unique().collect().to_series()
     clean = distinct.str.contains(idnumber.ID_PATTERN)
     if not clean.all():  # nulls are ignored here (they stay null)
         dirty = distinct.filter(~clean)

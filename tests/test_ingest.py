@@ -252,3 +252,30 @@ def test_registrations_are_stored_in_pid_order(wh, tmp_path):
     pids = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
     in_file_order = pl.Series([pids[person_key(i, wh.key)] for i in ids])
     assert not in_file_order.is_sorted()  # the order is the warehouse's doing, not the file's
+
+
+def test_new_persons_are_stored_in_pid_order_and_digested_as_stored(wh, tmp_path, monkeypatch):
+    """A load's new persons are numbered in person-key order and written in pid order, batch
+    after batch, so the load's audit digest of `persons` reads them as stored (no sort)."""
+    import numpy as np
+
+    import hcode.ingest.read
+    from hcode.idnumber import make_ids
+    from hcode.store import audit
+    from hcode.store import digest as dg
+
+    monkeypatch.setattr(hcode.ingest.read, "BATCH_ROWS", 7)
+    monkeypatch.setattr(dg, "SORT_MIN", 0)  # (the shortcuts start at 65,536 rows)
+    ids = list(make_ids(40, np.random.default_rng(3)))
+    text = "id_number,contact_level,identified_at\n" + "".join(f"{i},close,2022-06-10\n" for i in ids)
+    sqls: list[str] = []
+    real = dg._batches
+    monkeypatch.setattr(dg, "_batches", lambda c, sql, p: (sqls.append(sql), real(c, sql, p))[1])
+    assert load(wh, write(tmp_path, "contacts.csv", text)).rows_new == 40
+    stored = wh.con.execute("SELECT pid FROM persons").fetchnumpy()["pid"]  # storage order: no ORDER BY
+    assert len(stored) == 40 and (np.diff(stored) > 0).all()
+    persons = [s for s in sqls if " FROM persons " in s]
+    assert persons and "ORDER BY" not in persons[-1]
+    sqls.clear()
+    assert audit.verify(wh.con).ok  # (verify digests every load's persons in one pass, as stored too)
+    assert any(" FROM persons" in s and "ORDER BY" not in s for s in sqls)

@@ -52,7 +52,8 @@ def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads
 
 
 @settings(max_examples=40, deadline=None)
-@given(batches=st.lists(st.lists(st.integers(0, 60), max_size=30), max_size=12), cap=st.sampled_from([8, 1 << 26]))
+@given(batches=st.lists(st.lists(st.integers(0, 60) | st.integers(2**64 - 4, 2**64 - 1), max_size=30), max_size=12),
+       cap=st.sampled_from([8, 1 << 26]))
 def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches, cap):
     """The row hashes of a file's earlier batches, kept as a few merged runs, answer exactly
     what one set of every earlier hash would (the cross-batch duplicate check of ingest),

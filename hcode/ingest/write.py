@@ -86,9 +86,24 @@ def _first_of_each(frame: pl.DataFrame, hashes: pl.Series, h: np.ndarray) -> pl.
 
 def _found(sorted_a: np.ndarray, sorted_b: np.ndarray) -> np.ndarray:
     """Which values of `sorted_b` are in `sorted_a` (both sorted: binary searches of sorted
-    keys run without random access)."""
-    at = np.minimum(np.searchsorted(sorted_a, sorted_b), max(sorted_a.size - 1, 0))
-    return sorted_a[at] == sorted_b if sorted_a.size else np.zeros(sorted_b.size, dtype=bool)
+    keys run without random access). In memory, Polars searches on every core (2M hashes in
+    32M: 0.12 s, numpy 0.26 s); a spilled run (mapped) is searched by numpy, which reads
+    only the pages it needs."""
+    if not sorted_a.size:
+        return np.zeros(sorted_b.size, dtype=bool)
+    if isinstance(sorted_a, np.memmap):
+        at = np.searchsorted(sorted_a, sorted_b)
+    else:
+        at = pl.Series(sorted_a).search_sorted(pl.Series(sorted_b), side="left").to_numpy()
+    found: np.ndarray = sorted_a[np.minimum(at, sorted_a.size - 1)] == sorted_b
+    return found
+
+
+def _merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two sorted runs as one: Polars' merge of sorted frames (16M + 16M hashes: 0.54 s,
+    against 1.18 s for numpy's "stable" sort, a timsort, of the two side by side, and 3.5 s
+    for its quicksort)."""
+    return pl.DataFrame({"h": a}).merge_sorted(pl.DataFrame({"h": b}), key="h").get_column("h").to_numpy()
 
 
 class WrittenHashes:
@@ -135,10 +150,7 @@ class WrittenHashes:
     def add(self, h: np.ndarray) -> None:
         run = h
         while self.runs and self.runs[-1].size <= run.size and self.runs[-1].size + run.size <= self.MERGE_CAP:
-            # Two sorted runs: numpy's "stable" sort of 8-byte integers is a timsort, which
-            # finds the two runs and merges them (2026-12-07: 0.07 s for 4M + 4M hashes, 0.9 s
-            # for 16M + 16M, where the default quicksort took 0.65 s and 3.5 s).
-            run = np.sort(np.concatenate([self.runs.pop(), run]), kind="stable")
+            run = _merged(self.runs.pop(), run)
         if 2 * run.size > self.MERGE_CAP:
             self._spill(run)
         else:

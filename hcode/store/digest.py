@@ -15,6 +15,14 @@ are three streams, so batch boundaries change nothing: the values (integers litt
 texts' UTF-8 bytes concatenated), the texts' byte lengths, and the positions of the nulls.
 The alternatives computed entirely in DuckDB, a SHA-256 per row then an ordered
 `string_agg` (whole, or in buckets), took 30 to 66 s for 10M rows against about 1.5 s.
+
+Two shortcuts give the same digests (`tests/test_digest.py` compares them with the
+definition). Rows already stored in canonical order are hashed as stored: when (key, first
+column) strictly increases along the stored rows, that is the order of every column (a
+load's new persons and a night's registrations are written in pid order). And a sort
+carries a text column of at most ENUM_MAX distinct values as an ENUM of them in byte order,
+which sorts as the text does: DuckDB sorts a text payload at about half the speed (the 50M
+NAT rows of 10M residents: 4.8 s against 8.5 s).
 """
 
 from __future__ import annotations
@@ -118,32 +126,102 @@ class Digester:
         return f"{self.rows}:{h.hexdigest()}"
 
 
-def _query(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str, tables: Schema | None
-           ) -> tuple[str, list[str], list[str]]:
+SORT_MIN = 1 << 16  # fewer rows are simply sorted: the shortcuts' own queries would cost more
+PROBE_ROWS = 4096  # the rows as stored looked at before all of them are read unsorted
+ENUM_MAX = 1024  # a text column with at most this many distinct values is sorted as an ENUM of them
+
+
+def _query(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str, params: list[Any],
+           tables: Schema | None, ordered: bool = True, enums: bool = False) -> tuple[str, list[str], list[str]]:
+    """(the SQL of the digested rows, the columns' names, their kinds). `ordered`: sorted by
+    every column, else as stored; `enums`: a text column of few distinct values sorted as an
+    ENUM of them."""
     cols = [(n, t) for n, t in (tables or schema(con))[table] if n != key]
     exprs = [_expr(n, t) for n, t in cols]
+    if ordered and enums:
+        cast = _enums(con, table, [n for n, t in cols if t.upper() == "VARCHAR"], where, params)
+        exprs = [(cast.get(n, e), k) for (n, _), (e, k) in zip(cols, exprs, strict=True)]
     select = ", ".join([f'"{key}"', *(e for e, _ in exprs)])
-    sql = f"SELECT {select} FROM {table}" + (f" WHERE {where}" if where else "") + " ORDER BY ALL"
+    sql = f"SELECT {select} FROM {table}" + (f" WHERE {where}" if where else "") + (" ORDER BY ALL" if ordered else "")
     return sql, [n for n, _ in cols], [k for _, k in exprs]
+
+
+def _enums(con: duckdb.DuckDBPyConnection, table: str, texts: list[str], where: str, params: list[Any]
+           ) -> dict[str, str]:
+    """For each text column of at most ENUM_MAX distinct values in these rows (nulls aside),
+    its cast to an ENUM of them in byte order. One query; DuckDB stops each column at its
+    LIMIT, so a column of many values costs little."""
+    if not texts:
+        return {}
+    cond = f" WHERE {where}" if where else ""
+    got = con.execute(" UNION ALL ".join(
+        f'(SELECT DISTINCT {i} AS i, "{n}" AS v FROM {table}{cond} LIMIT {ENUM_MAX + 1})'
+        for i, n in enumerate(texts)), params * len(texts)).fetchall()
+    seen: dict[int, list[str | None]] = {}
+    for i, v in got:
+        seen.setdefault(i, []).append(v)
+    out = {}
+    for i, values in seen.items():
+        distinct = sorted(v for v in values if v is not None)  # (code-point order: UTF-8's byte order)
+        if distinct and len(values) <= ENUM_MAX:
+            out[texts[i]] = (f'CAST("{texts[i]}" AS ENUM('
+                             + ", ".join("'" + v.replace("'", "''") + "'" for v in distinct) + "))")
+    return out
 
 
 def _batches(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> Iterator[Any]:
     yield from con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
 
 
+class _NotInOrder(Exception):
+    """The rows as stored are not strictly increasing in (key, first column)."""
+
+
 def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "",
             params: Iterable[Any] = (), tables: Schema | None = None) -> dict[str, str]:
     """The digest of each key's rows of `table` (one sorted pass over the table), keyed by
-    the key as text. `tables`: the `schema`, when the caller digests many tables."""
+    the key as text. `tables`: the `schema`, when the caller digests many tables.
+
+    From SORT_MIN rows on, two shortcuts. When the key and the first other column are
+    integers and (key, first column) strictly increases along the rows as stored (their
+    first rows are looked at first), that is already the order of every column: they are
+    hashed as stored, and at the first row out of order the pass stops and they are read
+    sorted. Sorted, a text column of at most ENUM_MAX values is carried as an ENUM."""
+    params = list(params)
+    tables = tables or schema(con)
+    cond = f" WHERE {where}" if where else ""
+    rows = con.execute(f"SELECT count(*) FROM {table}{cond}", params).fetchall()[0][0]
+    if not rows:
+        return {}
+    big = rows >= SORT_MIN
+    cols = [(n, t) for n, t in tables[table] if n != key]
+    key_type = next(t for n, t in tables[table] if n == key).upper()
+    if big and cols and _expr(*cols[0])[1] == "int" and key_type in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT"):
+        first = con.sql(f'SELECT "{key}", {_expr(*cols[0])[0]} FROM {table}{cond} LIMIT {PROBE_ROWS}',
+                        params=params).arrow().read_all()
+        try:
+            _check_increasing(first.column(0).combine_chunks(), first.column(1).combine_chunks(), None)
+            return _digest_rows(con, table, key, *_query(con, table, key, where, params, tables, ordered=False),
+                                params, check=True)
+        except _NotInOrder:
+            pass
+    return _digest_rows(con, table, key, *_query(con, table, key, where, params, tables, enums=big), params,
+                        check=False)
+
+
+def _digest_rows(con: duckdb.DuckDBPyConnection, table: str, key: str, sql: str, names: list[str],
+                 kinds: list[str], params: list[Any], check: bool) -> dict[str, str]:
     import pyarrow as pa
 
-    sql, names, kinds = _query(con, table, key, where, tables)
     out: dict[str, str] = {}
     current: tuple[str, Digester] | None = None
-    for batch in _batches(con, sql, list(params)):
+    last: tuple[int, int] | None = None  # (key, first column) of the row before this batch
+    for batch in _batches(con, sql, params):
         keys, arrays = batch.column(0), batch.columns[1:]
         if keys.null_count:
             raise ValueError(f"{table}.{key} holds nulls")
+        if check:
+            last = _check_increasing(keys, arrays[0], last)
         if pa.types.is_integer(keys.type):
             k = int_values(keys)
             cuts = [0, *(np.flatnonzero(k[1:] != k[:-1]) + 1).tolist(), len(k)]
@@ -163,6 +241,22 @@ def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "
     return out
 
 
+def _check_increasing(keys: Any, first: Any, last: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Raise `_NotInOrder` unless (key, first) strictly increases along the batch, after
+    `last`; returns the batch's last pair. A null in the first column counts as out of order."""
+    if not len(keys):
+        return last
+    if first.null_count:
+        raise _NotInOrder
+    k, f = int_values(keys).astype(np.int64), int_values(first).astype(np.int64)
+    if last is not None:
+        k, f = np.concatenate([[last[0]], k]), np.concatenate([[last[1]], f])
+    dk, df = np.diff(k), np.diff(f)
+    if not ((dk > 0) | ((dk == 0) & (df > 0))).all():
+        raise _NotInOrder
+    return int(k[-1]), int(f[-1])
+
+
 def digest(con: duckdb.DuckDBPyConnection, table: str, key: str, value: Any, tables: Schema | None = None) -> str:
     """The digest of the rows of `table` whose `key` is `value` (the empty digest when none).
     `tables`: the `schema`, when the caller digests many tables."""
@@ -180,5 +274,5 @@ def schema_of(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str
 
 def empty(con: duckdb.DuckDBPyConnection, table: str, key: str, tables: Schema | None = None) -> str:
     """The digest of no rows of `table`."""
-    _, names, kinds = _query(con, table, key, "", tables)
+    _, names, kinds = _query(con, table, key, "", [], tables, ordered=False)
     return Digester(names, kinds).hexdigest()

@@ -63,11 +63,12 @@ class PersonIndex:
             top = scalar(con, "SELECT coalesce(max(pid), 0) FROM (SELECT pid FROM persons UNION ALL "
                               f"SELECT pid FROM {into})" if into != "persons" else
                          "SELECT coalesce(max(pid), 0) FROM persons")
-            new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid"))
+            # written in pid order: a load's new persons are then digested as stored (store.digest)
+            new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid")).sort("pid")
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute(f"INSERT INTO {into} SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
-        self._known = pl.concat([self._known, mapped.select(id_key(pl.col("id_number")).alias("id_key"),
+        self._known = pl.concat([self._known, mapped.select(id_key(pl.col("id_number"), shaped=True).alias("id_key"),
                                                             pl.col("pid").cast(pl.Int32))], rechunk=False)
 
 
