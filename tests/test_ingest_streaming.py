@@ -52,18 +52,21 @@ def test_bytes_neither_utf8_nor_gbk_reject_the_file(wh, tmp_path, no_whole_reads
 
 
 @settings(max_examples=40, deadline=None)
-@given(batches=st.lists(st.lists(st.integers(0, 60) | st.integers(2**64 - 4, 2**64 - 1), max_size=30), max_size=12),
-       cap=st.sampled_from([8, 1 << 26]))
-def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches, cap):
+@given(batches=st.lists(st.lists(st.integers(0, 60).map(lambda v: v << 58 | v) | st.integers(2**64 - 4, 2**64 - 1),
+                                 max_size=30), max_size=12),
+       cap=st.sampled_from([8, 1 << 26]), filter_bits=st.sampled_from([2, 6]), filter_min=st.sampled_from([0, 10, 1 << 22]))
+def test_a_files_written_hashes_find_exactly_the_earlier_batches_rows(batches, cap, filter_bits, filter_min):
     """The row hashes of a file's earlier batches, kept as a few merged runs, answer exactly
     what one set of every earlier hash would (the cross-batch duplicate check of ingest),
-    whether runs reach the merge cap (and go to files) or not."""
+    whether runs reach the merge cap (and go to files) or not, and with a filter of the
+    hashes' leading bits from the start, from 10 hashes on, or never (2 bits: soon too full
+    for the filter, which is dropped)."""
     import numpy as np
 
     from hcode.ingest.write import WrittenHashes
 
     written, seen, added = WrittenHashes("k" * 32), set(), 0
-    written.MERGE_CAP = cap
+    written.MERGE_CAP, written.FILTER_BITS, written.FILTER_MIN = cap, filter_bits, filter_min
     for values in batches:
         h = np.sort(np.array(values, dtype=np.uint64))
         assert written.found(h).tolist() == [v in seen for v in h.tolist()]
