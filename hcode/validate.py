@@ -29,10 +29,6 @@ TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%
 COLOR_PATTERN = r"^[a-z][a-z0-9_-]*$"
 PLACE_PATTERN = r"^[A-Z0-9-]{1,32}$"
 
-# Which of some `idnumber.id_key`s (null: no key) were already found valid in this session
-# with the same clock (`store.persons.PersonIndex.known`): their ids are not checked again.
-Known = Callable[[pl.Series], pl.Series]
-
 
 @dataclass(frozen=True)
 class Validated:
@@ -40,7 +36,7 @@ class Validated:
 
     values: pl.DataFrame
     reasons: pl.DataFrame
-    ids: pl.Series | None = None  # person feeds: the distinct valid ids not `known`
+    ids: pl.Series | None = None  # person feeds: the distinct valid ids not among `known_ids`
 
     @property
     def bad(self) -> pl.Series:
@@ -173,7 +169,7 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
     return val.alias(col.name), _reasons(col.name, len(val), [(val.is_null(), "empty"), (~ok, what)])
 
 
-def _id(s: pl.Series, col: Column, now: dt.datetime, known: Known | None
+def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         ) -> tuple[pl.Series, pl.Series, pl.Series]:
     """(normalised ids, reasons, distinct valid ids whose `idnumber.id_key` is not in `known`).
     Every check runs on the distinct ids, and only on those not found valid before: the
@@ -191,8 +187,12 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: Known | None
         present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
         fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
         distinct = pl.concat([distinct, fixed])
-    if known is not None:  # (the session's index of `idnumber.id_key`s: 100M at 100M residents)
-        distinct = distinct.filter(~known(distinct.to_frame("id").select(idnumber.id_key(pl.col("id"))).to_series()))
+    if known is not None and known.len():  # (`known` holds `idnumber.id_key`s)
+        keyed = distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
+        # The session's known keys (100M at 100M residents) are probed against this batch's
+        # few: a join would build a hash table of every known key again each batch.
+        seen = known.filter(known.is_in(keyed.get_column("key").drop_nulls().implode()))
+        distinct = keyed.filter(~pl.col("key").is_in(seen.implode()).fill_null(False)).get_column("id")
     bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
     new = distinct.drop_nulls()
@@ -213,13 +213,14 @@ def _as_read(s: pl.Series) -> pl.Series:
 
 
 def validate_column(s: pl.Series, col: Column, now: dt.datetime,
-                    known: Known | None = None) -> tuple[pl.Series, pl.Series]:
-    """(normalised values, reasons) for one contract column. `known`: which ids were
-    already found valid in this session (`Known`)."""
+                    known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """(normalised values, reasons) for one contract column. `known_ids` are the
+    `idnumber.id_key`s of ids already found valid in this session (with the same clock):
+    they are not checked again."""
     s = _as_read(s)
     k = col.kind
     if k is Kind.ID_NUMBER:
-        return _id(s, col, now, known)[:2]
+        return _id(s, col, now, known_ids)[:2]
     if k is Kind.TIMESTAMP:
         return _timestamp(s, col, now)
     if k is Kind.ENUM:
@@ -243,11 +244,11 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
     raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
 
 
-def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known: Known | None = None) -> Validated:
+def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
     """Validate every contract column of `frame` (which holds exactly those columns)."""
     id_col = next((c for c in feed.columns if c.kind is Kind.ID_NUMBER), None)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the ids on a second core, the rest here
-        checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known)
+        checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
         done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
         ids = None
         if checking and id_col is not None:

@@ -207,7 +207,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
     read = loaded = n_bad = n_new = 0
     s = Stages(f"ingest {feed_name}")
-    people = people if people is not None else PersonIndex(wh.key)
+    people = people or PersonIndex(wh.key)
     people.begin()
     stage = Stage(contract)
     con = wh.con
@@ -218,7 +218,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             written = WrittenHashes(wh.key)  # row hashes of this load's earlier batches
             for raw, location in itertools.chain([first], batches):
                 s.tick("read")
-                checked = validate(raw, contract, now, people.known)
+                checked = validate(raw, contract, now, people.known_ids)
                 s.tick("validate")
                 bad = checked.bad
                 batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,

@@ -279,7 +279,7 @@ def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, r
         params = list(dedupe)
     with ExitStack() as views:
         if feed.has_person:
-            views.enter_context(view(con, "_hcode_pids", arrow(people.pairs(rows.get_column("id_key")))))
+            views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
         n = int(scalar(con, sql, params))
         if dedupe is not None and others and n < rows.height:  # (nothing dropped: nothing repeated)
