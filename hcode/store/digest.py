@@ -35,6 +35,7 @@ import duckdb
 import numpy as np
 
 BATCH_ROWS = 1 << 20
+INT_TYPES = ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT")  # (fit a BIGINT)
 
 
 def int_values(arr: Any) -> np.ndarray:
@@ -49,7 +50,7 @@ def _expr(name: str, sql_type: str) -> tuple[str, str]:
     """(the column's canonical SQL expression, 'int' or 'text')."""
     t = sql_type.upper()
     q = f'"{name}"'
-    if t in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT", "BOOLEAN", "UINTEGER", "USMALLINT", "UTINYINT"):
+    if t in INT_TYPES or t == "BOOLEAN":
         return f"CAST({q} AS BIGINT)", "int"
     if t in ("TIMESTAMP", "DATE"):
         return f"epoch_us({q})", "int"
@@ -196,8 +197,9 @@ def digests(con: duckdb.DuckDBPyConnection, table: str, key: str, where: str = "
     big = rows >= SORT_MIN
     cols = [(n, t) for n, t in tables[table] if n != key]
     key_type = next(t for n, t in tables[table] if n == key).upper()
-    if big and cols and _expr(*cols[0])[1] == "int" and key_type in ("INTEGER", "BIGINT", "SMALLINT", "TINYINT"):
-        first = con.sql(f'SELECT "{key}", {_expr(*cols[0])[0]} FROM {table}{cond} LIMIT {PROBE_ROWS}',
+    first_expr, first_kind = _expr(*cols[0]) if cols else ("", "")
+    if big and first_kind == "int" and key_type in INT_TYPES:
+        first = con.sql(f'SELECT "{key}", {first_expr} FROM {table}{cond} LIMIT {PROBE_ROWS}',
                         params=params).arrow().read_all()
         try:
             _check_increasing(first.column(0).combine_chunks(), first.column(1).combine_chunks(), None)
