@@ -95,3 +95,29 @@ def test_row_hashes_are_keyed():
     one, again, other = WrittenHashes("a" * 32), WrittenHashes("a" * 32), WrittenHashes("b" * 32)
     assert one.hash(rows).equals(again.hash(rows))
     assert not one.hash(rows).equals(other.hash(rows)) and not one.hash(rows).equals(rows.hash_rows())
+
+
+def test_a_file_unreadable_in_a_later_batch_is_rejected_whole(wh, tmp_path, no_whole_reads):
+    """Batches are read and validated on a thread one ahead of the writing: a parse error
+    there rejects the file as one in the first batch would, nothing of it is kept (rows,
+    persons, the session's map), and the thread does not outlive the file."""
+    import threading
+
+    from hcode.store.persons import PersonIndex
+
+    threads = threading.active_count()
+    people = PersonIndex(wh.key)
+    rows = [f"{ID_A},close,2022-06-10", f"{ID_B},close,2022-06-11", f"{ID_A},close,2022-06-12",
+            f"{ID_B},close,2022-06-11", f"{ID_B},close,2022-06-13,one,too,many"]
+    path = tmp_path / "contacts.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    r = ingest_file(wh, path, now=NOW, people=people)
+    assert r.rejected and "cannot read CSV" in r.error, r.error
+    assert threading.active_count() == threads
+    assert people.map.height == 0  # rolled back with the file
+    for table in ("feed_contacts", "persons", "loads", "quarantine"):
+        assert wh.con.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)], table
+    path.write_text(HEADER + "\n".join(rows[:4]) + "\n", encoding="utf-8")
+    r = ingest_file(wh, path, now=NOW, people=people)
+    assert (r.rows_read, r.rows_loaded, r.rejected) == (4, 4, False)
+    assert sorted(p for (p,) in wh.con.execute("SELECT pid FROM persons").fetchall()) == [1, 2]

@@ -86,7 +86,9 @@ def write_part(frame: pl.DataFrame, path: Path, group_rows: int = BATCH_ROWS) ->
     starts: list[int] = []
     at = 0
     aligned = frame.height > group_rows
-    with pq.ParquetWriter(path, table.schema, compression="lz4") as out:
+    # (read back by row group only: no statistics; no dictionaries, which cost a quarter of
+    # the write for the keys and explanations, 0.36 s against 0.49 s for 767,611 rows)
+    with pq.ParquetWriter(path, table.schema, compression="lz4", use_dictionary=False, write_statistics=False) as out:
         for n, district in zip(runs.get_column("len").to_list(), runs.get_column("value").to_list(), strict=True):
             rows = table.slice(at, n)
             districts[district] = (at, n, rows.nbytes)

@@ -16,14 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from hcode.config import DEFAULT_MAX_FILE_BYTES, load_config
 from hcode.errors import FileRejected, UsageError
-from hcode.feeds import FEEDS, feed_for_file
+from hcode.feeds import FEEDS, Feed, feed_for_file
 from hcode.ingest.read import read_export, scan_file
 from hcode.ingest.stage import Stage
 from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
@@ -33,7 +37,7 @@ from hcode.store.lake import keep_lake
 from hcode.store.persons import PersonIndex
 from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
-from hcode.validate import validate
+from hcode.validate import Validated, validate
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -157,6 +161,36 @@ def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = Non
                              on_file=on_file, max_bytes=max_bytes).files)
 
 
+def _validated_ahead(batches: Iterator[tuple[pl.DataFrame, pl.Series]], contract: Feed, now: dt.datetime,
+                     people: PersonIndex) -> Generator[tuple[pl.DataFrame, pl.Series, Validated], None, None]:
+    """(rows as read, their locations, `validate`'s verdict) of each batch, the next batch
+    read and validated on a thread while the caller writes this one: validation is Polars
+    work and writing is mostly DuckDB's, and each alone keeps two cores busy only part of
+    the time. The next batch is validated against the ids known before this one's persons
+    were added, so its new ids may include some of them: the caller filters them again
+    (`PersonIndex.unknown`). The reading thread stops with the generator.
+
+    No Polars object is used by both threads: the thread is handed the known ids as a Series
+    of its own, and the caller touches a batch only once the thread is done with it (two
+    threads calling one Polars frame can deadlock: pola-rs/polars#27472)."""
+
+    def next_validated(known: pl.Series) -> tuple[pl.DataFrame, pl.Series, Validated] | None:
+        item = next(batches, None)
+        if item is None:
+            return None
+        raw, location = item
+        return raw, location, validate(raw, contract, now, known)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hcode-validate") as pool:
+        pending = pool.submit(next_validated, people.known_ids)
+        try:
+            while (done := pending.result()) is not None:
+                pending = pool.submit(next_validated, people.known_ids)
+                yield done
+        finally:
+            pending.cancel()
+
+
 def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
                 batch_date: dt.date | None = None, operator: str | None = None,
                 people: PersonIndex | None = None, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
@@ -216,24 +250,23 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")  # (one writer: the lock)
             stage.create(con)
             written = WrittenHashes(wh.key)  # row hashes of this load's earlier batches
-            for raw, location in itertools.chain([first], batches):
-                s.tick("read")
-                checked = validate(raw, contract, now, people.known_ids)
-                s.tick("validate")
-                bad = checked.bad
-                batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
-                                             into=stage.quarantine)
-                good = checked.values.filter(~bad) if batch_bad else checked.values
-                ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
-                s.tick(f"quarantine ({batch_bad:,} rows; {0 if ids is None else ids.len():,} ids not seen before)")
-                if contract.has_person and ids is not None:  # a person feed always has ids
-                    people.add(con, ids, load_id, into=stage.persons)
-                s.tick("persons")
-                n_new += write_rows(con, people, good, stage, load_id, written)
-                s.tick("rows")
-                n_bad += batch_bad
-                read += raw.height
-                loaded += good.height
+            with closing(_validated_ahead(itertools.chain([first], batches), contract, now, people)) as checked_batches:
+                for raw, location, checked in checked_batches:
+                    s.tick("read, validate (waiting for it)")
+                    bad = checked.bad
+                    batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
+                                                 into=stage.quarantine)
+                    good = checked.values.filter(~bad) if batch_bad else checked.values
+                    ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
+                    s.tick(f"quarantine ({batch_bad:,} rows; {0 if ids is None else ids.len():,} ids not seen before)")
+                    if contract.has_person and ids is not None:  # a person feed always has ids
+                        people.add(con, people.unknown(ids), load_id, into=stage.persons)
+                    s.tick("persons")
+                    n_new += write_rows(con, people, good, stage, load_id, written)
+                    s.tick("rows")
+                    n_bad += batch_bad
+                    read += raw.height
+                    loaded += good.height
         with wh.transaction() as con:
             moved = stage.move(con)
             s.tick("move")

@@ -44,6 +44,16 @@ class PersonIndex:
         """`id_key` (`idnumber.id_key`), `pid` of every id mapped in this session."""
         return self._known
 
+    def unknown(self, ids: pl.Series) -> pl.Series:
+        """`ids` (distinct, valid, normalised) less those mapped in this session: the session's
+        keys are probed against these few, not the other way round (as `validate` does)."""
+        if not ids.len() or not self._known.height:
+            return ids
+        keys = ids.to_frame().select(id_key(pl.col(ids.name), shaped=True)).to_series()
+        known = self.known_ids
+        seen = known.filter(known.is_in(keys.implode()))
+        return ids.filter(~keys.is_in(seen.implode())) if seen.len() else ids
+
     def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series, load_id: int, into: str = "persons") -> None:
         """Map every id of `ids` (distinct, valid, normalised, none of `known_ids`) to its
         pid, creating the persons that are new to the warehouse (recorded as created by
