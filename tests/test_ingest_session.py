@@ -7,8 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
-from conftest import NOW
+from conftest import ID_A, ID_B, NOW
 from typer.testing import CliRunner
 
 from hcode.cli import app
@@ -85,3 +86,20 @@ def test_a_known_ids_misspelt_check_character_is_still_quarantined(wh: Warehouse
     assert (symptoms.rows_read, symptoms.rows_loaded, symptoms.rows_quarantined) == (2, 1, 1)
     assert wh.con.execute("SELECT line, errors FROM quarantine WHERE feed = 'symptoms'").fetchall() == [
         (3, [{"column": "id_number", "reason": "bad check character"}])]
+
+
+def test_unknown_probes_only_the_mappings_made_since_a_batch_was_validated(wh: Warehouse) -> None:
+    """A batch is validated one ahead of the writing, against the map as it was then
+    (`since` ids long): `unknown` removes the ids mapped after that, and trusts the
+    validation for the earlier ones rather than probing the whole session's map again."""
+    id_c = "110101199003071235"
+    people = PersonIndex(wh.key)
+    people.add(wh.con, pl.Series([ID_A]), 1)
+    validated_at = people.known_ids.len()  # the next batch is validated now, and sees ID_A
+    people.add(wh.con, pl.Series([ID_B]), 1)  # ... while this batch's new person is written
+    batch = pl.Series("id_number", [ID_B, id_c])
+    assert people.unknown(batch, since=validated_at).to_list() == [id_c]
+    assert people.unknown(batch).to_list() == [id_c]
+    # an id mapped before `since` is left to the validation that already removed it
+    assert people.unknown(pl.Series("id_number", [ID_A, id_c]), since=validated_at).to_list() == [ID_A, id_c]
+    assert people.unknown(pl.Series("id_number", [ID_A, id_c])).to_list() == [id_c]

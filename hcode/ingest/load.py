@@ -162,24 +162,25 @@ def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = Non
 
 
 def _validated_ahead(batches: Iterator[tuple[pl.DataFrame, pl.Series]], contract: Feed, now: dt.datetime,
-                     people: PersonIndex) -> Generator[tuple[pl.DataFrame, pl.Series, Validated], None, None]:
-    """(rows as read, their locations, `validate`'s verdict) of each batch, the next batch
-    read and validated on a thread while the caller writes this one: validation is Polars
-    work and writing is mostly DuckDB's, and each alone keeps two cores busy only part of
-    the time. The next batch is validated against the ids known before this one's persons
-    were added, so its new ids may include some of them: the caller filters them again
-    (`PersonIndex.unknown`). The reading thread stops with the generator.
+                     people: PersonIndex) -> Generator[tuple[pl.DataFrame, pl.Series, Validated, int], None, None]:
+    """(rows as read, their locations, `validate`'s verdict, how many ids the session had
+    mapped when it was validated) of each batch, the next batch read and validated on a
+    thread while the caller writes this one: validation is Polars work and writing is
+    mostly DuckDB's, and each alone keeps two cores busy only part of the time. The next
+    batch is validated against the ids mapped before this one's persons were added, so its
+    new ids may include some of them: the caller filters them again against the later
+    mappings (`PersonIndex.unknown`). The reading thread stops with the generator.
 
     No Polars object is used by both threads: the thread is handed the known ids as a Series
     of its own, and the caller touches a batch only once the thread is done with it (two
     threads calling one Polars frame can deadlock: pola-rs/polars#27472)."""
 
-    def next_validated(known: pl.Series) -> tuple[pl.DataFrame, pl.Series, Validated] | None:
+    def next_validated(known: pl.Series) -> tuple[pl.DataFrame, pl.Series, Validated, int] | None:
         item = next(batches, None)
         if item is None:
             return None
         raw, location = item
-        return raw, location, validate(raw, contract, now, known)
+        return raw, location, validate(raw, contract, now, known), known.len()
 
     with ThreadPoolExecutor(1, thread_name_prefix="hcode-validate") as pool:
         pending = pool.submit(next_validated, people.known_ids)
@@ -251,7 +252,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
             stage.create(con)
             written = WrittenHashes(wh.key)  # row hashes of this load's earlier batches
             with closing(_validated_ahead(itertools.chain([first], batches), contract, now, people)) as checked_batches:
-                for raw, location, checked in checked_batches:
+                for raw, location, checked, mapped in checked_batches:
                     s.tick("read, validate (waiting for it)")
                     bad = checked.bad
                     batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
@@ -260,7 +261,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                     ids = ids_of_good_rows(checked, bad, good) if batch_bad else checked.ids
                     s.tick(f"quarantine ({batch_bad:,} rows; {0 if ids is None else ids.len():,} ids not seen before)")
                     if contract.has_person and ids is not None:  # a person feed always has ids
-                        people.add(con, people.unknown(ids), load_id, into=stage.persons)
+                        people.add(con, people.unknown(ids, since=mapped), load_id, into=stage.persons)
                     s.tick("persons")
                     n_new += write_rows(con, people, good, stage, load_id, written)
                     s.tick("rows")

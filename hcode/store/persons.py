@@ -44,14 +44,16 @@ class PersonIndex:
         """`id_key` (`idnumber.id_key`), `pid` of every id mapped in this session."""
         return self._known
 
-    def unknown(self, ids: pl.Series) -> pl.Series:
-        """`ids` (distinct, valid, normalised) less those mapped in this session: the session's
-        keys are probed against these few, not the other way round (as `validate` does)."""
-        if not ids.len() or not self._known.height:
+    def unknown(self, ids: pl.Series, since: int = 0) -> pl.Series:
+        """`ids` (distinct, valid, normalised, none of the first `since` ids mapped in this
+        session) less those mapped after them: the ids of a batch validated against the map
+        as it was `since` ids ago. Only the later mappings are probed (a batch's new persons,
+        not the 100M ids of a province's session)."""
+        later = self.known_ids.slice(since)
+        if not ids.len() or not later.len():
             return ids
         keys = ids.to_frame().select(id_key(pl.col(ids.name), shaped=True)).to_series()
-        known = self.known_ids
-        seen = known.filter(known.is_in(keys.implode()))
+        seen = later.filter(later.is_in(keys.implode()))
         return ids.filter(~keys.is_in(seen.implode())) if seen.len() else ids
 
     def add(self, con: duckdb.DuckDBPyConnection, ids: pl.Series, load_id: int, into: str = "persons") -> None:
