@@ -118,8 +118,10 @@ def listed_order(district: pl.Series, person_key: pl.Series) -> pl.Series:
                                        default=districts.len(), return_dtype=pl.UInt64)  # (null: last)
         prefix = person_key.str.slice(0, 13).str.to_integer(base=16, dtype=pl.UInt64)
         sort_key = rank * (1 << (64 - RANK_BITS)) + prefix
-        if not sort_key.is_duplicated().any():
-            return sort_key.arg_sort()
+        order = sort_key.arg_sort()
+        ordered = sort_key.gather(order)  # a key shared is then a neighbour (a tenth of `is_duplicated`'s time)
+        if not (ordered.slice(1) == ordered.head(-1)).any():
+            return order
     return pl.DataFrame({"district_code": district, "person_key": person_key}).select(
         pl.arg_sort_by(list(LISTED_ORDER), nulls_last=True)).to_series()
 
