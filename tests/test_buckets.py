@@ -65,19 +65,19 @@ def test_bucket_count_is_the_setting_or_what_the_memory_needs(monkeypatch):
 
 
 def test_the_memory_limit_sets_ingest_batches(db, tmp_path, monkeypatch):
-    from hcode.ingest import load as load_mod
+    from hcode.ingest import ahead as ahead_mod  # (where files are opened and read)
 
     for limit, rows in (("1GiB", 306_783), ("12GiB", 3_681_400), ("100MB", 100_000), ("64GiB", 5_000_000)):
         monkeypatch.setenv("HCODE_MEMORY", limit)
         assert Config().ingest_batch_rows == rows
     seen = []
-    real = load_mod.read_export
+    real = ahead_mod.read_export
 
     def spy(*args, **kwargs):
         seen.append(kwargs["batch_rows"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(load_mod, "read_export", spy)
+    monkeypatch.setattr(ahead_mod, "read_export", spy)
     monkeypatch.setenv("HCODE_MEMORY", "1GiB")
     with Warehouse.open(db) as wh:
         ingest(wh, [sample_data_dir() / "cases.csv"], now=LOADED_AT)
@@ -240,6 +240,31 @@ def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path,
                                  tmp_path / f"{name}-{n}", "en")
                 for k, path in want.items():
                     assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
+
+
+def test_a_bucket_file_that_cannot_be_written_fails_the_diff_and_stops_its_thread(per_count, monkeypatch):
+    """A bucket's listed rows are written on a thread while the next bucket is compared: a
+    write that fails (a full disk) fails the diff, and the thread ends with it."""
+    import errno
+    import threading
+
+    from hcode.diff import buckets
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    real, calls = buckets.write_arrow_part, []
+
+    def full_disk_at_the_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(buckets, "write_arrow_part", full_disk_at_the_third)
+    threads = threading.active_count()
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh, \
+            pytest.raises(OSError, match="No space left"):
+        buckets.diff_runs(wh, 1, 2, "en", buckets=3)
+    assert len(calls) >= 3 and threading.active_count() == threads
 
 
 @pytest.mark.parametrize("n", [2, 3, 16])

@@ -20,6 +20,7 @@ each bucket's file and are read back in order by the writers (`hcode.diff.listed
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 import polars as pl
@@ -27,7 +28,7 @@ import polars as pl
 from hcode.colors import ABSENT
 from hcode.config import load_config
 from hcode.diff.changes import Diff, Side, by_changes, diff, merged_palette, rule_table
-from hcode.diff.listed import Listed, Part, SpillDir, write_part
+from hcode.diff.listed import Listed, Part, SpillDir, arrow_part, write_arrow_part
 from hcode.diff.sides import load_side
 from hcode.runs.store import pid_ranges
 from hcode.store.buckets import bucket_count, persons_in_warehouse
@@ -63,18 +64,26 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     # Both runs are read range of pids by range (a pid is the same person in both), and each
     # bucket's listed rows go to a file at once: held in memory, they would keep alive the
     # buffers of the bucket's sides that their texts were gathered from.
+    # A bucket's files are written on a thread while the next bucket is read and compared
+    # (the thread is handed Arrow tables only: `write_arrow_part`); one bucket's at most wait.
     spill = SpillDir()
     limit = int(load_config(wh.path).memory_limit * DIFF_SHARE)
     light: list[Diff] = []
-    parts: dict[str, list[Part]] = {name: [] for name in LISTED}
-    for b, pids in enumerate(pid_ranges(wh.con, [r for r in (before, after) if r is not None], n)):
-        d = diff(side(before, pids), side(after, pids), lang=lang)
-        for name in LISTED:
-            parts[name].append(write_part(getattr(d, name).frame(), spill.path / f"{name}.{b:05d}.parquet"))
-        light.append(replace(d, changes=Listed.empty(d.changes.schema), rule_changes=Listed.empty(d.rule_changes.schema)))
-        del d
+    parts: dict[str, list[Future[Part]]] = {name: [] for name in LISTED}
+    with ThreadPoolExecutor(1, thread_name_prefix="hcode-diff-parts") as pool:
+        for b, pids in enumerate(pid_ranges(wh.con, [r for r in (before, after) if r is not None], n)):
+            d = diff(side(before, pids), side(after, pids), lang=lang)
+            if b:
+                for name in LISTED:
+                    parts[name][-1].result()
+            for name in LISTED:
+                parts[name].append(pool.submit(write_arrow_part, *arrow_part(getattr(d, name).frame()),
+                                               spill.path / f"{name}.{b:05d}.parquet"))
+            light.append(replace(d, changes=Listed.empty(d.changes.schema),
+                                 rule_changes=Listed.empty(d.rule_changes.schema)))
+            del d
     schema = light[0].changes.schema
-    listed = {name: Listed.spilled(parts[name], schema, spill, limit) for name in LISTED}
+    listed = {name: Listed.spilled([f.result() for f in parts[name]], schema, spill, limit) for name in LISTED}
     return merge_diffs(light, listed["changes"], listed["rule_changes"])
 
 

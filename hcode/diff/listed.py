@@ -80,26 +80,41 @@ def write_part(frame: pl.DataFrame, path: Path, group_rows: int = BATCH_ROWS) ->
     without its neighbours; a smaller one (an ordinary night's) is one row group, as a
     hundred small groups cost more to write and read than they save (2026-12-07, a 10M next
     night's report: 2.5 s)."""
-    table = frame.to_arrow()
+    return write_arrow_part(*arrow_part(frame), path, group_rows)
+
+
+DistrictRuns = list[tuple[str | None, int]]  # (district, rows) of consecutive rows, in order
+
+
+def arrow_part(frame: pl.DataFrame) -> tuple[pa.Table, DistrictRuns]:
+    """What `write_arrow_part` needs of `frame`, made with Polars on the caller's thread: its
+    rows as Arrow and its runs of districts."""
     runs = frame.get_column("district_code").rle().struct.unnest()
+    return frame.to_arrow(), list(zip(runs.get_column("value").to_list(), runs.get_column("len").to_list(),
+                                      strict=True))
+
+
+def write_arrow_part(table: pa.Table, runs: DistrictRuns, path: Path, group_rows: int = BATCH_ROWS) -> Part:
+    """`write_part` of rows given as Arrow (`arrow_part`). Calls nothing of Polars, so it may
+    run on a thread of its own while the caller goes on (pola-rs/polars#27472)."""
     districts: dict[str | None, tuple[int, int, int]] = {}
     starts: list[int] = []
     at = 0
-    aligned = frame.height > group_rows
+    aligned = table.num_rows > group_rows
     # (read back by row group only: no statistics; no dictionaries, which cost a quarter of
     # the write for the keys and explanations, 0.36 s against 0.49 s for 767,611 rows)
     with pq.ParquetWriter(path, table.schema, compression="lz4", use_dictionary=False, write_statistics=False) as out:
-        for n, district in zip(runs.get_column("len").to_list(), runs.get_column("value").to_list(), strict=True):
+        for district, n in runs:
             rows = table.slice(at, n)
             districts[district] = (at, n, rows.nbytes)
             if aligned:
                 out.write_table(rows, row_group_size=group_rows)  # (a call's row groups are its own)
                 starts.extend(range(at, at + n, group_rows))
             at += n
-        if not aligned and frame.height:
+        if not aligned and table.num_rows:
             out.write_table(table, row_group_size=group_rows)
             starts.append(0)
-    return Part(path=path, rows=frame.height, districts=districts, group_starts=tuple(starts))
+    return Part(path=path, rows=table.num_rows, districts=districts, group_starts=tuple(starts))
 
 
 RANK_BITS = 12  # of `listed_order`'s sort key, for the district
