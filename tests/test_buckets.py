@@ -65,19 +65,19 @@ def test_bucket_count_is_the_setting_or_what_the_memory_needs(monkeypatch):
 
 
 def test_the_memory_limit_sets_ingest_batches(db, tmp_path, monkeypatch):
-    from hcode.ingest import ahead as ahead_mod  # (where files are opened and read)
+    from hcode.ingest import load as load_mod
 
     for limit, rows in (("1GiB", 306_783), ("12GiB", 3_681_400), ("100MB", 100_000), ("64GiB", 5_000_000)):
         monkeypatch.setenv("HCODE_MEMORY", limit)
         assert Config().ingest_batch_rows == rows
     seen = []
-    real = ahead_mod.read_export
+    real = load_mod.read_export
 
     def spy(*args, **kwargs):
         seen.append(kwargs["batch_rows"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ahead_mod, "read_export", spy)
+    monkeypatch.setattr(load_mod, "read_export", spy)
     monkeypatch.setenv("HCODE_MEMORY", "1GiB")
     with Warehouse.open(db) as wh:
         ingest(wh, [sample_data_dir() / "cases.csv"], now=LOADED_AT)

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from hcode.config import DEFAULT_MAX_FILE_BYTES, load_config
 from hcode.errors import FileRejected, UsageError
-from hcode.feeds import FEEDS
-from hcode.ingest.ahead import PRIOR_LOAD, ReadAhead, validated
+from hcode.feeds import FEEDS, Feed, feed_for_file
+from hcode.ingest.read import read_export, scan_file
 from hcode.ingest.stage import Stage
 from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine, write_rows
 from hcode.profiling import Stages
@@ -33,6 +37,7 @@ from hcode.store.lake import keep_lake
 from hcode.store.persons import PersonIndex
 from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
+from hcode.validate import Validated, validate
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")  # China Standard Time: UTC+8, no daylight saving since 1991
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -136,16 +141,14 @@ def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None
     people = PersonIndex(wh.key)
     keep_lake(wh.con, wh.path)
     results = []
-    files = expand(paths)
-    with closing(_reader(wh, files, people, feed, now, batch_date, max_bytes)) as reader:
-        for n, path in enumerate(files, start=1):
-            if on_file:
-                on_file(path)
-            result = _ingest_file_once(wh, path, reader, n - 1, feed=feed, now=now, batch_date=batch_date,
-                                       operator=operator)
-            results.append(result)
-            if on_loaded:
-                on_loaded(n, path, result)
+    for n, path in enumerate(expand(paths), start=1):
+        if on_file:
+            on_file(path)
+        result = ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people,
+                             max_bytes=max_bytes)
+        results.append(result)
+        if on_loaded:
+            on_loaded(n, path, result)
     return IngestResult(tuple(results))
 
 
@@ -158,10 +161,35 @@ def ingest(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None = Non
                              on_file=on_file, max_bytes=max_bytes).files)
 
 
-def _reader(wh: Warehouse, files: list[Path], people: PersonIndex, feed: str | None, now: dt.datetime,
-            batch_date: dt.date | None, max_bytes: int) -> ReadAhead:
-    return ReadAhead(wh.con, files, people, feed=feed, batch_date=batch_date or now.date(), now=now,
-                     max_bytes=max_bytes, batch_rows=load_config(wh.path).ingest_batch_rows)  # (the memory knob)
+def _validated_ahead(batches: Iterator[tuple[pl.DataFrame, pl.Series]], contract: Feed, now: dt.datetime,
+                     people: PersonIndex) -> Generator[tuple[pl.DataFrame, pl.Series, Validated, int], None, None]:
+    """(rows as read, their locations, `validate`'s verdict, how many ids the session had
+    mapped when it was validated) of each batch, the next batch read and validated on a
+    thread while the caller writes this one: validation is Polars work and writing is
+    mostly DuckDB's, and each alone keeps two cores busy only part of the time. The next
+    batch is validated against the ids mapped before this one's persons were added, so its
+    new ids may include some of them: the caller filters them again against the later
+    mappings (`PersonIndex.unknown`). The reading thread stops with the generator.
+
+    No Polars object is used by both threads: the thread is handed the known ids as a Series
+    of its own, and the caller touches a batch only once the thread is done with it (two
+    threads calling one Polars frame can deadlock: pola-rs/polars#27472)."""
+
+    def next_validated(known: pl.Series) -> tuple[pl.DataFrame, pl.Series, Validated, int] | None:
+        item = next(batches, None)
+        if item is None:
+            return None
+        raw, location = item
+        return raw, location, validate(raw, contract, now, known), known.len()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hcode-validate") as pool:
+        pending = pool.submit(next_validated, people.known_ids)
+        try:
+            while (done := pending.result()) is not None:
+                pending = pool.submit(next_validated, people.known_ids)
+                yield done
+        finally:
+            pending.cancel()
 
 
 def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.datetime,
@@ -170,14 +198,8 @@ def ingest_file(wh: Warehouse, path: Path, *, feed: str | None = None, now: dt.d
     """Load one file (see the module docstring). A rejected file leaves a `reject` entry in
     the audit log (file, feed, content hash, the reason, the batch date): the night's report
     derives its rejected-file warnings from them, so a rerun after a crash still names them."""
-    with closing(_reader(wh, [path], people or PersonIndex(wh.key), feed, now, batch_date, max_bytes)) as reader:
-        return _ingest_file_once(wh, path, reader, 0, feed=feed, now=now, batch_date=batch_date, operator=operator)
-
-
-def _ingest_file_once(wh: Warehouse, path: Path, reader: ReadAhead, i: int, *, feed: str | None, now: dt.datetime,
-                      batch_date: dt.date | None, operator: str | None) -> LoadResult:
-    """`ingest_file` of file i of a session's reader."""
-    result = _ingest_file(wh, path, reader, i, feed=feed, now=now, batch_date=batch_date, operator=operator)
+    result = _ingest_file(wh, path, feed=feed, now=now, batch_date=batch_date, operator=operator, people=people,
+                          max_bytes=max_bytes)
     if result.rejected:
         with wh.transaction() as con:
             audit.record(con, "reject", operator, {
@@ -188,33 +210,39 @@ def _ingest_file_once(wh: Warehouse, path: Path, reader: ReadAhead, i: int, *, f
     return result
 
 
-def _ingest_file(wh: Warehouse, path: Path, reader: ReadAhead, i: int, *, feed: str | None, now: dt.datetime,
-                 batch_date: dt.date | None, operator: str | None) -> LoadResult:
+def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetime, batch_date: dt.date | None,
+                 operator: str | None, people: PersonIndex | None, max_bytes: int) -> LoadResult:
     name = mask_ids(path.name)  # as stored in loads, quarantine and the audit log
-    opening = reader.opening(i)
-    feed_name = opening.feed
-    if opening.scan_error is not None or opening.scanned is None:
-        return LoadResult(feed_name, str(path), None, rejected=True, error=f"{name}: {opening.scan_error}")
-    sha = opening.scanned.sha256
+    feed_name = feed or feed_for_file(path.name)
+    try:
+        scanned = scan_file(path, max_bytes)
+    except FileRejected as exc:
+        return LoadResult(feed_name, str(path), None, rejected=True, error=f"{name}: {exc}")
+    sha = scanned.sha256
     if feed_name not in FEEDS:
         msg = (f"unknown feed {feed_name!r}" if feed else
                f"cannot tell the feed from the file name {name!r}: name it <feed>.csv "
                f"(one of {', '.join(FEEDS)}) or pass --feed")
         return LoadResult(feed_name, str(path), sha, rejected=True, error=msg)
     contract = FEEDS[feed_name]
-    # (checked again now: an earlier file of this session may have had the same bytes)
-    prior = opening.prior or (one(wh.con, PRIOR_LOAD, [sha, batch_date or now.date()]) or (None,))[0]
+    # The same bytes again are a duplicate, except a file without rows sent on another day:
+    # it says "nothing to send" for that day, and the feed is not late (docs/configuration.md).
+    prior = one(wh.con,
+        "SELECT load_id FROM loads WHERE sha256 = ? AND retracted_at IS NULL "
+        "AND (rows_read > 0 OR coalesce(batch_date, CAST(clock AS DATE)) = ?) ORDER BY load_id LIMIT 1",
+        [sha, batch_date or now.date()]
+    )
     if prior:
-        opening.close()
-        return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior)
-    if opening.first_error is not None or opening.first is None:  # the header/schema check: before any write
-        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {opening.first_error}")
-    people = reader.people
-    if opening.first.generation != people.generation:  # read before a file was rolled back: validated again
-        opening.first = validated(opening.first.raw, opening.first.location, contract, now, people.known_ids,
-                                  people.generation)
+        return LoadResult(feed_name, str(path), sha, duplicate=True, load_id=prior[0])
+    batches = read_export(path, scanned, contract, max_bytes=max_bytes,
+                          batch_rows=load_config(wh.path).ingest_batch_rows)  # the memory knob
+    try:
+        first = next(batches)  # the header/schema check happens here, before any write
+    except FileRejected as exc:
+        return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
     read = loaded = n_bad = n_new = 0
     s = Stages(f"ingest {feed_name}")
+    people = people or PersonIndex(wh.key)
     people.begin()
     stage = Stage(contract)
     con = wh.con
@@ -223,8 +251,8 @@ def _ingest_file(wh: Warehouse, path: Path, reader: ReadAhead, i: int, *, feed: 
             load_id = scalar(con, "SELECT coalesce(max(load_id), 0) + 1 FROM loads")  # (one writer: the lock)
             stage.create(con)
             written = WrittenHashes(wh.key)  # row hashes of this load's earlier batches
-            with closing(reader.batches(opening, contract)) as checked_batches:
-                for raw, location, checked, mapped, _ in checked_batches:
+            with closing(_validated_ahead(itertools.chain([first], batches), contract, now, people)) as checked_batches:
+                for raw, location, checked, mapped in checked_batches:
                     s.tick("read, validate (waiting for it)")
                     bad = checked.bad
                     batch_bad = write_quarantine(con, raw, checked, bad, location, contract, load_id, name,
@@ -240,7 +268,6 @@ def _ingest_file(wh: Warehouse, path: Path, reader: ReadAhead, i: int, *, feed: 
                     n_bad += batch_bad
                     read += raw.height
                     loaded += good.height
-        reader.ahead(i + 1)  # (the next file is opened while this one is moved and digested)
         with wh.transaction() as con:
             moved = stage.move(con)
             s.tick("move")

@@ -27,7 +27,6 @@ class PersonIndex:
         self._ipad, self._opad = _pads(key)
         self._known = EMPTY
         self._saved = EMPTY
-        self.generation = 0  # rollbacks so far: what was validated against the map before one is stale
 
     @property
     def known_ids(self) -> pl.Series:
@@ -39,7 +38,6 @@ class PersonIndex:
 
     def rollback(self) -> None:
         self._known = self._saved
-        self.generation += 1
 
     @property
     def map(self) -> pl.DataFrame:
