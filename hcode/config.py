@@ -105,14 +105,16 @@ class Config:
     @property
     def ingest_batch_rows(self) -> int:
         """The rows ingest validates and writes at a time: `INGEST_SHARE` of the memory limit
-        at `INGEST_ROW_BYTES` a row, between 100,000 and 5M rows (3.7M with a 12 GiB limit)."""
+        at `INGEST_ROW_BYTES` a row, between 100,000 and 5M rows (3.2M with a 12 GiB limit)."""
         rows = int(self.memory_limit * INGEST_SHARE // INGEST_ROW_BYTES)
         return max(100_000, min(5_000_000, rows))
 
 
 MEMORY_SHARE = 0.5  # of the machine's memory, when no limit is set
 INGEST_SHARE = 0.4  # of the memory limit for one ingest batch
-INGEST_ROW_BYTES = 1_400  # ingest's peak per row of a batch (a batch written while the next is read and validated)
+# ingest's peak per row of a batch: a batch is written while the next is read and validated,
+# and Polars' allocator keeps what a batch freed for the next (hcode.ALLOCATOR)
+INGEST_ROW_BYTES = 1_600
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
