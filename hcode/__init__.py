@@ -11,9 +11,10 @@ It does set one thing before any of them loads Polars: how long Polars' allocato
 (jemalloc) keeps freed memory for reuse (`ALLOCATOR`, unless `$_RJEM_MALLOC_CONF` is set).
 Polars ships it set to half a second, for notebooks; hcode frees and allocates a batch's
 memory again every few seconds, and pages handed back to the system are faulted in and
-zeroed again each time (a 10M first night: 10.5M page faults and 35-43 s of system time,
-against 5.7M and 22-24 s, the night 9 % faster; its peak 5.0 -> 5.3 GiB). Ten seconds is
-jemalloc's own default. See docs/configuration.md.
+zeroed again each time (a 10M first night: 10.5-10.8M page faults and 35-43 s of system
+time, against 5.6-6.0M and 22-29 s; its report 33-36 s against, mostly, 28-30 s). Ten seconds is
+jemalloc's own default; ingest's batches are sized for what it keeps (`INGEST_ROW_BYTES`).
+See docs/configuration.md and benchmarks/RESULTS.md.
 """
 
 import os
