@@ -1,8 +1,8 @@
 """Id numbers → person surrogates (`pid`) during one ingest session.
 
 Each distinct id is pseudonymised once per session, however many files and batches it
-appears in: the HMAC is computed inside DuckDB for ids not yet seen, looked up in
-`persons`, and new persons get the next pids. The id → pid map lives only in this
+appears in: the HMAC is computed (`pseudonym.person_keys`) for ids not yet seen, looked up
+in `persons`, and new persons get the next pids. The id → pid map lives only in this
 process's memory (a Polars frame), never in the warehouse, and holds each id as its
 `idnumber.id_key` (8 bytes; 1.2 GB with the pids for 100M residents, against 3.8 GB as
 text). A file whose transaction is rolled back rolls the map back too, so it never holds a
@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from hcode.idnumber import id_key
-from hcode.store.pseudonym import _pads, hmac_sql
+from hcode.store.pseudonym import person_keys
 from hcode.store.warehouse import arrow, scalar, to_polars, view
 
 EMPTY = pl.DataFrame(schema={"id_key": pl.Int64, "pid": pl.Int32})
@@ -24,7 +24,7 @@ EMPTY = pl.DataFrame(schema={"id_key": pl.Int64, "pid": pl.Int32})
 
 class PersonIndex:
     def __init__(self, key: str):
-        self._ipad, self._opad = _pads(key)
+        self._key = key
         self._known = EMPTY
         self._saved = EMPTY
 
@@ -62,13 +62,15 @@ class PersonIndex:
         load `load_id`), numbered in `person_key` order (so that a pid says nothing about
         the id number). New persons are written into `into` (a file's stage of `persons`,
         whose pids count as taken)."""
-        unseen = ids.to_frame("id_number")
-        if not unseen.height:
+        if not ids.len():
             return
-        with view(con, "_hcode_ids", arrow(unseen)):
-            mapped = to_polars(con.sql(
-                f"SELECT id_number, person_key, pid FROM (SELECT id_number, {hmac_sql('id_number')} AS person_key "
-                "FROM _hcode_ids) LEFT JOIN persons USING (person_key)", params=[self._opad, self._ipad]))
+        keys = person_keys(ids, self._key)
+        with view(con, "_hcode_keys", arrow(keys.to_frame())):  # (the keys only: no id reaches DuckDB)
+            stored = to_polars(con.sql("SELECT person_key, pid FROM persons "
+                                       "WHERE person_key IN (SELECT person_key FROM _hcode_keys)"))
+        mapped = pl.DataFrame([ids.alias("id_number"), keys])
+        mapped = (mapped.join(stored, on="person_key", how="left") if stored.height else
+                  mapped.with_columns(pl.lit(None, pl.Int32).alias("pid")))
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
@@ -80,8 +82,9 @@ class PersonIndex:
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute(f"INSERT INTO {into} SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
-        self._known = pl.concat([self._known, mapped.select(id_key(pl.col("id_number"), shaped=True).alias("id_key"),
-                                                            pl.col("pid").cast(pl.Int32))], rechunk=False)
+        self._known = pl.concat([self._known, mapped.lazy().select(
+            id_key(pl.col("id_number"), shaped=True).alias("id_key"), pl.col("pid").cast(pl.Int32)).collect().rechunk()],
+            rechunk=False)
 
 
 def _numbered(keys: pl.Series, first: int) -> pl.Series:

@@ -1,8 +1,10 @@
 """Keyed pseudonyms: `person_key` = lower-case hex HMAC-SHA256(key text, id number).
 
-Python's `hmac` module is the reference (`person_key`). The bulk path computes the same
-RFC 2104 construction inside DuckDB with two `sha256` calls per distinct id, which is
-about twice as fast as a `hashlib` loop and never leaves the database engine.
+Python's `hmac` module is the reference (`person_key`). The bulk path (`person_key_expr`)
+is polars-hash's `hmac_sha256`, Rust's `hmac` and `sha2` crates (SHA extensions where the
+CPU has them) on every core: 0.27 s for 2M ids on two cores, against 1.3 s for the same
+RFC 2104 construction written as two `sha256` calls in DuckDB SQL and 2.5 s for a
+`hashlib` loop.
 """
 
 from __future__ import annotations
@@ -10,12 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import duckdb
 import polars as pl
-
-from hcode.store.warehouse import to_polars, view
-
-BLOCK = 64  # SHA-256 block size in bytes
+from polars_hash import CryptographicHashingNameSpace
 
 
 def normalise_id(id_number: str) -> str:
@@ -23,38 +21,22 @@ def normalise_id(id_number: str) -> str:
     return id_number.strip(" \t\n\r\f\v").upper()
 
 
-def hmac_sql(column: str) -> str:
-    """The RFC 2104 HMAC-SHA256 of `column` as a DuckDB expression; its two parameters are
-    `pads(key)` in (opad, ipad) order."""
-    return f"sha256(?::BLOB || unhex(sha256(?::BLOB || {column}::BLOB)))"
-
-
 def person_key(id_number: str, key: str) -> str:
     """The reference: Python's `hmac` over one id number."""
     return hmac.new(key.encode("utf-8"), normalise_id(id_number).encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def _pads(key: str) -> tuple[bytes, bytes]:
-    k = key.encode("utf-8")
-    if len(k) > BLOCK:
-        k = hashlib.sha256(k).digest()
-    k = k.ljust(BLOCK, b"\0")
-    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+def person_key_expr(col: pl.Expr, key: str) -> pl.Expr:
+    """`person_key` of every (already normalised) id of `col`, vectorised; null stays null."""
+    return CryptographicHashingNameSpace(col).hmac_sha256(key=key)
 
 
-def person_keys(ids: pl.Series, key: str, con: duckdb.DuckDBPyConnection | None = None) -> pl.Series:
-    """HMAC every (already normalised) id of `ids`, vectorised in DuckDB; order kept."""
-    ipad, opad = _pads(key)
-    own = con is None
-    con = con or duckdb.connect()
-    try:
-        with view(con, "_hcode_ids", pl.DataFrame({"id": ids.cast(pl.String)})):
-            out = to_polars(con.sql(f"SELECT {hmac_sql('id')} AS person_key FROM _hcode_ids",
-                                    params=[opad, ipad]))["person_key"]
-    finally:
-        if own:
-            con.close()
-    return out.alias("person_key")
+def person_keys(ids: pl.Series, key: str) -> pl.Series:
+    """`person_key` of every (already normalised) id of `ids`, order kept, on every core
+    (the streaming engine hands the rows to the threads in morsels)."""
+    frame = ids.cast(pl.String).to_frame("id")
+    return frame.lazy().select(person_key_expr(pl.col("id"), key).alias("person_key")).collect(
+        engine="streaming").to_series()
 
 
 def mask_id(raw: str | None) -> str | None:
