@@ -67,7 +67,7 @@ def test_bucket_count_is_the_setting_or_what_the_memory_needs(monkeypatch):
 def test_the_memory_limit_sets_ingest_batches(db, tmp_path, monkeypatch):
     from hcode.ingest import load as load_mod
 
-    for limit, rows in (("1GiB", 268_435), ("12GiB", 3_221_225), ("100MB", 100_000), ("64GiB", 5_000_000)):
+    for limit, rows in (("1GiB", 238_609), ("12GiB", 2_863_311), ("100MB", 100_000), ("64GiB", 5_000_000)):
         monkeypatch.setenv("HCODE_MEMORY", limit)
         assert Config().ingest_batch_rows == rows
     seen = []
@@ -81,7 +81,7 @@ def test_the_memory_limit_sets_ingest_batches(db, tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_MEMORY", "1GiB")
     with Warehouse.open(db) as wh:
         ingest(wh, [sample_data_dir() / "cases.csv"], now=LOADED_AT)
-    assert seen == [268_435]
+    assert seen == [238_609]
 
 
 def test_engine_and_memory_settings_are_read_and_checked(tmp_path, monkeypatch):
