@@ -103,3 +103,22 @@ def test_unknown_probes_only_the_mappings_made_since_a_batch_was_validated(wh: W
     # an id mapped before `since` is left to the validation that already removed it
     assert people.unknown(pl.Series("id_number", [ID_A, id_c]), since=validated_at).to_list() == [ID_A, id_c]
     assert people.unknown(pl.Series("id_number", [ID_A, id_c])).to_list() == [id_c]
+
+
+def test_a_later_session_finds_the_persons_the_warehouse_holds(wh: Warehouse) -> None:
+    """A new session's index finds a known person's pid by person key (no id reaches DuckDB),
+    numbers only the new ones, after the stored pids and in person-key order."""
+    from hcode.store.pseudonym import person_key
+
+    id_c, id_d = "110101199003071235", "110101199003070011"
+    first = PersonIndex(wh.key)
+    first.add(wh.con, pl.Series([ID_A, id_c]), 1)
+    stored = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
+    assert set(stored) == {person_key(ID_A, wh.key), person_key(id_c, wh.key)}
+    later = PersonIndex(wh.key)
+    later.add(wh.con, pl.Series([id_d, id_c, ID_A]), 2)
+    pids = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
+    assert {k: pids[k] for k in stored} == stored  # the known persons keep their pids
+    assert pids[person_key(id_d, wh.key)] == 3
+    assert later.map.sort("pid").get_column("pid").to_list() == [1, 2, 3]
+    assert wh.con.execute("SELECT load_id FROM persons WHERE pid = 3").fetchall() == [(2,)]
