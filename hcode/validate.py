@@ -37,6 +37,7 @@ class Validated:
     values: pl.DataFrame
     reasons: pl.DataFrame
     ids: pl.Series | None = None  # person feeds: the distinct valid ids not among `known_ids`
+    known_at: pl.Series | None = None  # person feeds: where in `known_ids` are the ids among them
 
     @property
     def bad(self) -> pl.Series:
@@ -170,8 +171,10 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
 
 
 def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
-        ) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """(normalised ids, reasons, distinct valid ids whose `idnumber.id_key` is not in `known`).
+        ) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series | None]:
+    """(normalised ids, reasons, distinct valid ids whose `idnumber.id_key` is not in `known`,
+    the positions in `known` of the others: a batch's persons already mapped are then found
+    in the session's map without a search of the whole map).
     Every check runs on the distinct ids, and only on those not found valid before: the
     rows' ids are normalised only where their raw value is not already clean."""
     if s.dtype.is_integer():
@@ -187,18 +190,20 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
         fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
         distinct = pl.concat([distinct, fixed])
+    known_at = None
     if known is not None and known.len():  # (`known` holds `idnumber.id_key`s)
         keyed = distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
         # The session's known keys (100M at 100M residents) are probed against this batch's
         # few: a join would build a hash table of every known key again each batch.
-        seen = known.filter(known.is_in(keyed.get_column("key").drop_nulls().implode()))
+        known_at = known.is_in(keyed.get_column("key").drop_nulls().implode()).arg_true()
+        seen = known.gather(known_at)
         distinct = keyed.filter(~pl.col("key").is_in(seen.implode()).fill_null(False)).get_column("id")
     bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
     new = distinct.drop_nulls()
     if bad.height:
         new = new.filter(~new.is_in(bad.get_column("id").implode()))
-    return s.alias(col.name), reason.alias(col.name), new.alias(col.name)
+    return s.alias(col.name), reason.alias(col.name), new.alias(col.name), known_at
 
 
 def idnumber_normalise(s: pl.Series) -> pl.Series:
@@ -250,9 +255,9 @@ def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Se
     with ThreadPoolExecutor(max_workers=1) as pool:  # the ids on a second core, the rest here
         checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
         done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
-        ids = None
+        ids = known_at = None
         if checking and id_col is not None:
-            v, r, ids = checking.result()
+            v, r, ids, known_at = checking.result()
             done[id_col.name] = (v, r)
     if feed.ordered:
         start, end = feed.ordered
@@ -262,7 +267,7 @@ def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Se
             done[end] = (b, rb.scatter(before.fill_null(False).arg_true(), f"before {start}"))
     values = [done[c.name][0].alias(c.name) for c in feed.columns]
     reasons = [done[c.name][1].cast(pl.String).alias(c.name) for c in feed.columns]
-    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids)
+    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids, known_at)
 
 
 # Parquet physical types that can hold each kind of contract value (others reject the file).

@@ -122,3 +122,25 @@ def test_a_later_session_finds_the_persons_the_warehouse_holds(wh: Warehouse) ->
     assert pids[person_key(id_d, wh.key)] == 3
     assert later.map.sort("pid").get_column("pid").to_list() == [1, 2, 3]
     assert wh.con.execute("SELECT load_id FROM persons WHERE pid = 3").fetchall() == [(2,)]
+
+
+def test_a_row_whose_person_the_batch_map_lacks_fails_its_file_rather_than_vanishing(
+        wh: Warehouse, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are joined with the part of the map their batch needs (`PersonIndex.for_batch`):
+    were a person missing from it, the file's load fails whole, nothing of it is stored."""
+    monkeypatch.setattr(PersonIndex, "for_batch", lambda self, known_at, since: self.map.clear())
+    with pytest.raises(Exception, match="(?i)not null|null"):
+        load.ingest_paths(wh, [folder / "registrations.csv"], now=NOW)
+    assert wh.con.execute("SELECT count(*) FROM feed_registrations").fetchall() == [(0,)]
+    assert wh.con.execute("SELECT count(*) FROM loads").fetchall() == [(0,)]
+
+
+def test_a_batch_map_holds_the_known_persons_it_uses_and_those_mapped_since(wh: Warehouse) -> None:
+    id_c, id_d = "110101199003071235", "110101199003070011"
+    people = PersonIndex(wh.key)
+    people.add(wh.con, pl.Series([ID_A, id_c, id_d]), 1)
+    since = people.known_ids.len()
+    people.add(wh.con, pl.Series([ID_B]), 1)  # mapped after the batch was validated
+    part = people.for_batch(pl.Series([2], dtype=pl.UInt32), since)
+    assert part.equals(pl.concat([people.map[2], people.map[3]]))
+    assert people.for_batch(None, since).equals(people.map[3])

@@ -34,7 +34,7 @@ from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine
 from hcode.profiling import Stages
 from hcode.store import audit
 from hcode.store.lake import keep_lake
-from hcode.store.persons import PersonIndex
+from hcode.store.persons import EMPTY, PersonIndex
 from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
 from hcode.validate import Validated, validate
@@ -263,7 +263,8 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                     if contract.has_person and ids is not None:  # a person feed always has ids
                         people.add(con, people.unknown(ids, since=mapped), load_id, into=stage.persons)
                     s.tick("persons")
-                    n_new += write_rows(con, people, good, stage, load_id, written)
+                    pids = people.for_batch(checked.known_at, since=mapped) if contract.has_person else EMPTY
+                    n_new += write_rows(con, pids, good, stage, load_id, written)
                     s.tick("rows")
                     n_bad += batch_bad
                     read += raw.height

@@ -26,7 +26,6 @@ import polars as pl
 from hcode.feeds import Feed
 from hcode.idnumber import id_key
 from hcode.ingest.stage import Stage
-from hcode.store.persons import PersonIndex
 from hcode.store.pseudonym import mask_expr
 from hcode.store.schema import row_sha_sql
 from hcode.store.warehouse import arrow, one, scalar, view
@@ -204,7 +203,7 @@ class WrittenHashes:
         self.spilled.append(path)
 
 
-def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.DataFrame, stage: Stage, load_id: int,
+def write_rows(con: duckdb.DuckDBPyConnection, pids: pl.DataFrame, good: pl.DataFrame, stage: Stage, load_id: int,
                 written: WrittenHashes) -> int:
     """Insert the rows not already stored; returns how many were new.
 
@@ -216,7 +215,9 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     of its persons within its range: a night's increment is checked against the few rows it
     could repeat, not against the whole history, and the rows it drops because an earlier
     load stored them are recorded in `repeats`. `written` collects the row hashes of the
-    file's batches. Rows go to the file's `stage`, which holds its earlier batches."""
+    file's batches. Rows go to the file's `stage`, which holds its earlier batches. `pids`:
+    the `id_key`, `pid` of every id of `good` (`PersonIndex.for_batch`; empty for a feed
+    without persons)."""
     if good.is_empty():
         return 0
     feed = stage.feed
@@ -227,7 +228,7 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
     earlier = one(con, f"SELECT 1 FROM {feed.table} WHERE {t} BETWEEN ? AND ? AND load_id <> ? LIMIT 1",
                   [lo, hi, load_id])
     if earlier:
-        n = _insert(con, stage, people, good, feed, load_id, dedupe=(lo, hi), others=True)
+        n = _insert(con, stage, pids, good, feed, load_id, dedupe=(lo, hi), others=True)
     else:
         keep = _first_of_each(good, hashes, h)
         again = None
@@ -236,18 +237,18 @@ def write_rows(con: duckdb.DuckDBPyConnection, people: PersonIndex, good: pl.Dat
             if seen.size:
                 again = hashes.is_in(pl.Series(seen).implode())
         if again is None:
-            n = _insert(con, stage, people, good if keep is None else good.filter(keep), feed, load_id)
+            n = _insert(con, stage, pids, good if keep is None else good.filter(keep), feed, load_id)
         else:
             keep = ~again if keep is None else keep & ~again
-            n = _insert(con, stage, people, good.filter(keep), feed, load_id)
+            n = _insert(con, stage, pids, good.filter(keep), feed, load_id)
             rest = good.filter(again)
             r_lo, r_hi = rest.select(pl.col(t).min().alias("lo"), pl.col(t).max().alias("hi")).row(0)
-            n += _insert(con, stage, people, rest, feed, load_id, dedupe=(r_lo, r_hi))  # (no other load's rows there)
+            n += _insert(con, stage, pids, rest, feed, load_id, dedupe=(r_lo, r_hi))  # (no other load's rows there)
     written.add(h)
     return n
 
 
-def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, rows: pl.DataFrame, feed: Feed,
+def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, pids: pl.DataFrame, rows: pl.DataFrame, feed: Feed,
             load_id: int, dedupe: tuple[Any, ...] | None = None, others: bool = False) -> int:
     """INSERT `rows` (with `id_number` → `pid` joined inside DuckDB, by `idnumber.id_key`);
     with `dedupe` = (lo, hi), only those not already stored among the rows of the same persons with event times in
@@ -263,7 +264,9 @@ def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, r
         # 3.2M ids against 0.34 s for the same `with_columns` on the frame)
         rows = rows.lazy().with_columns(id_key(pl.col("id_number"), shaped=True).alias("id_key")).drop(
             "id_number").collect()
-        source = f"SELECT m.pid, {cols} FROM _hcode_good JOIN _hcode_pids m USING (id_key)"
+        # (a LEFT JOIN: a row whose id the map lacked would fail the stored NOT NULL pid
+        # loudly, never be dropped)
+        source = f"SELECT m.pid, {cols} FROM _hcode_good LEFT JOIN _hcode_pids m USING (id_key)"
         keycols, same_persons = f"pid, {cols}", "AND pid IN (SELECT pid FROM _hcode_pids WHERE id_key IN " \
                                                 "(SELECT id_key FROM _hcode_good))"
     else:
@@ -283,7 +286,7 @@ def _insert(con: duckdb.DuckDBPyConnection, stage: Stage, people: PersonIndex, r
         params = list(dedupe)
     with ExitStack() as views:
         if feed.has_person:
-            views.enter_context(view(con, "_hcode_pids", arrow(people.map)))
+            views.enter_context(view(con, "_hcode_pids", arrow(pids)))
         views.enter_context(view(con, "_hcode_good", arrow(rows)))
         n = int(scalar(con, sql, params))
         if dedupe is not None and others and n < rows.height:  # (nothing dropped: nothing repeated)

@@ -44,6 +44,16 @@ class PersonIndex:
         """`id_key` (`idnumber.id_key`), `pid` of every id mapped in this session."""
         return self._known
 
+    def for_batch(self, known_at: pl.Series | None, since: int) -> pl.DataFrame:
+        """The `id_key`, `pid` of the map that a batch validated against its first `since`
+        ids can need: those at `known_at` (its ids found there, `Validated.known_at`) and
+        every id mapped since (the batch's new persons among them). What the batch's rows are
+        joined with, instead of the whole map: a few million rows rather than 100M."""
+        later = self._known.slice(since)
+        if known_at is None or not known_at.len():
+            return later
+        return pl.concat([self._known.gather(known_at), later])
+
     def unknown(self, ids: pl.Series, since: int = 0) -> pl.Series:
         """`ids` (distinct, valid, normalised, none of the first `since` ids mapped in this
         session) less those mapped after them: the ids of a batch validated against the map
