@@ -78,9 +78,7 @@ class PersonIndex:
         with view(con, "_hcode_keys", arrow(keys.to_frame())):  # (the keys only: no id reaches DuckDB)
             stored = to_polars(con.sql("SELECT person_key, pid FROM persons "
                                        "WHERE person_key IN (SELECT person_key FROM _hcode_keys)"))
-        mapped = pl.DataFrame([ids.alias("id_number"), keys])
-        mapped = (mapped.join(stored, on="person_key", how="left") if stored.height else
-                  mapped.with_columns(pl.lit(None, pl.Int32).alias("pid")))
+        mapped = pl.DataFrame([ids.alias("id_number"), keys]).join(stored, on="person_key", how="left")
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
