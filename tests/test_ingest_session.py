@@ -144,3 +144,22 @@ def test_a_batch_map_holds_the_known_persons_it_uses_and_those_mapped_since(wh: 
     part = people.for_batch(pl.Series([2], dtype=pl.UInt32), since)
     assert part.equals(pl.concat([people.map[2], people.map[3]]))
     assert people.for_batch(None, since).equals(people.map[3])
+
+
+def test_a_session_searches_only_the_persons_stored_before_it(wh: Warehouse) -> None:
+    """The persons a session creates are in its map, so `add` searches only those stored
+    before it (pids up to `stored_before`): the bound does not move as the session creates
+    persons, and every person stored before is still found, whatever file brings it."""
+    from hcode.store.pseudonym import person_key
+
+    id_c, id_d = "110101199003071235", "110101199003070011"
+    PersonIndex(wh.key).add(wh.con, pl.Series([ID_A, ID_B]), 1)
+    (pid_b,), = wh.con.execute("SELECT pid FROM persons WHERE person_key = ?", [person_key(ID_B, wh.key)]).fetchall()
+    session = PersonIndex(wh.key)
+    assert session.stored_before is None
+    session.add(wh.con, pl.Series([id_c]), 2)
+    assert session.stored_before == 2
+    session.add(wh.con, pl.Series([id_d, ID_B]), 3)  # a later file: one new, one stored before
+    assert session.stored_before == 2
+    assert sorted(session.map.get_column("pid").to_list()) == sorted([3, 4, pid_b])  # ID_B keeps its pid
+    assert wh.con.execute("SELECT count(*), count(DISTINCT person_key) FROM persons").fetchall() == [(4, 4)]

@@ -2,7 +2,9 @@
 
 Each distinct id is pseudonymised once per session, however many files and batches it
 appears in: the HMAC is computed (`pseudonym.person_keys`) for ids not yet seen, looked up
-in `persons`, and new persons get the next pids. The id → pid map lives only in this
+among the persons stored before the session (the session's own are in its map), and new
+persons get the next pids. The session is the warehouse's one writer (the lock), so no
+person appears that the map does not hold. The id → pid map lives only in this
 process's memory (a Polars frame), never in the warehouse, and holds each id as its
 `idnumber.id_key` (8 bytes; 1.2 GB with the pids for 100M residents, against 3.8 GB as
 text). A file whose transaction is rolled back rolls the map back too, so it never holds a
@@ -27,6 +29,7 @@ class PersonIndex:
         self._key = key
         self._known = EMPTY
         self._saved = EMPTY
+        self._stored: int | None = None  # the highest pid stored before this session mapped an id
 
     @property
     def known_ids(self) -> pl.Series:
@@ -38,6 +41,12 @@ class PersonIndex:
 
     def rollback(self) -> None:
         self._known = self._saved
+
+    @property
+    def stored_before(self) -> int | None:
+        """The highest pid stored before this session first mapped an id: `add` searches the
+        persons up to it (None until then)."""
+        return self._stored
 
     @property
     def map(self) -> pl.DataFrame:
@@ -74,10 +83,16 @@ class PersonIndex:
         whose pids count as taken)."""
         if not ids.len():
             return
+        if self._stored is None:
+            self._stored = int(scalar(con, "SELECT coalesce(max(pid), 0) FROM persons"))
         keys = person_keys(ids, self._key)
+        # Only the persons stored before this session are searched: those it created since
+        # are all in the map (`ids` are not), and their pids are higher, so DuckDB skips
+        # their row groups unread (a province's first night: the 100M persons it creates
+        # are not scanned again for each batch of each later file).
         with view(con, "_hcode_keys", arrow(keys.to_frame())):  # (the keys only: no id reaches DuckDB)
-            stored = to_polars(con.sql("SELECT person_key, pid FROM persons "
-                                       "WHERE person_key IN (SELECT person_key FROM _hcode_keys)"))
+            stored = to_polars(con.sql(f"SELECT person_key, pid FROM persons WHERE pid <= {self._stored} "
+                                       "AND person_key IN (SELECT person_key FROM _hcode_keys)"))
         mapped = pl.DataFrame([ids.alias("id_number"), keys]).join(stored, on="person_key", how="left")
         n_new = mapped.get_column("pid").null_count()
         if n_new:
