@@ -97,9 +97,9 @@ class PersonIndex:
         n_new = mapped.get_column("pid").null_count()
         if n_new:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
-            top = scalar(con, "SELECT coalesce(max(pid), 0) FROM (SELECT pid FROM persons UNION ALL "
-                              f"SELECT pid FROM {into})" if into != "persons" else
-                         "SELECT coalesce(max(pid), 0) FROM persons")
+            # the highest pid taken: stored before the session, or given by it (all in the map,
+            # staged or committed; a rolled-back file's pids left the map with its stage)
+            top = max(self._stored, int(self._known.select(pl.col("pid").max().fill_null(0)).item()))
             # written in pid order: a load's new persons are then digested as stored (store.digest)
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid")).sort("pid")
             with view(con, "_hcode_new_persons", arrow(new)):
