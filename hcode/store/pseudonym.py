@@ -49,10 +49,10 @@ def mask_id(raw: str | None) -> str | None:
 
 
 def mask_expr(col: pl.Expr) -> pl.Expr:
-    """Vectorised `mask_id`."""
-    n = col.str.len_chars()
-    return (
-        pl.when(n <= 8)
-        .then(pl.lit("*").repeat_by(n).list.join(""))
-        .otherwise(col.str.head(6) + pl.lit("*").repeat_by(n - 8).list.join("") + col.str.tail(2))
-    )
+    """Vectorised `mask_id`. Both branches of a `when` are computed for every row, so the
+    count of hidden characters is never negative: `len_chars` is unsigned, and an empty id's
+    `len - 8` wrapped to 4,294,967,288 asterisks (Polars 2.2 allocates them: 24 GB)."""
+    n = col.str.len_chars().cast(pl.Int64)
+    short = n <= 8
+    stars = pl.lit("*").repeat_by(pl.when(short).then(n).otherwise(n - 8)).list.join("")
+    return pl.when(short).then(stars).otherwise(col.str.head(6) + stars + col.str.tail(2))
