@@ -10,7 +10,7 @@ from hcode.store.warehouse import Warehouse
 NOW = dt.datetime(2022, 6, 15, 6, 0, 0)
 # Valid ids (stdnum.cn.ric accepts them) used across tests.
 ID_A = "110101199003077758"
-ID_B = "31011519800101002X"
+ID_B = "310101198001010026"
 
 
 @pytest.fixture(autouse=True)

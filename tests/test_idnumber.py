@@ -112,3 +112,10 @@ def test_id_key_is_null_for_other_text() -> None:
              " 310101198008080609", None]
     keys = pl.DataFrame({"id": other}, schema={"id": pl.String}).select(id_key(pl.col("id"))).to_series()
     assert keys.null_count() == len(other)
+
+
+def test_the_shared_test_ids_are_valid():
+    from conftest import ID_A, ID_B
+
+    assert all(ric.is_valid(raw) for raw in (ID_A, ID_B))
+    assert invalid_reason(pl.Series([ID_A, ID_B]), NOW).to_list() == [None, None]
