@@ -19,7 +19,7 @@ from diff_fixtures import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcode.diff.changes import ABSENT, Side, diff, merged_palette
+from hcode.diff.changes import ABSENT, Side, diff, district_counts, merged_palette
 
 
 def explanation_of(d, name: str, frame: str = "changes") -> str:
@@ -295,3 +295,26 @@ def test_listed_order_of_sha256_keys_takes_the_integer_sort():
     district = pl.Series([["310101", "310104", None][i % 3] for i in range(500)])
     got = listed_order(district, pl.Series(keys)).to_list()
     assert got == sorted(range(500), key=lambda i: (district[i] is None, district[i] or "", keys[i]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["310101", "310115", None]),
+                          st.sampled_from(["green", "yellow", "red", "purple", None]),
+                          st.sampled_from(["green", "yellow", "red", "purple", None])), max_size=30))
+def test_district_counts_agree_with_a_count_by_hand(rows):
+    palette = ("green", "yellow", "red")  # "purple" is outside it: neither more nor less severe
+    rank = {c: i for i, c in enumerate(palette)}
+    expected: dict[str, list[int]] = {}
+    for district, before, after in rows:
+        c = expected.setdefault(district or "unknown", [0, 0, 0, 0, 0])
+        rb, ra = rank.get(before or ""), rank.get(after or "")
+        c[0] += 1
+        c[1] += rb is not None and ra is not None and ra > rb
+        c[2] += rb is not None and ra is not None and ra < rb
+        c[3] += before is None
+        c[4] += after is None
+    changes = pl.DataFrame(rows, schema={"district_code": pl.String, "before": pl.String, "after": pl.String},
+                           orient="row")
+    got = district_counts(changes, palette)
+    assert {r[0]: list(r[1:]) for r in got.iter_rows()} == expected
+    assert got.get_column("district_code").to_list() == sorted(expected, key=lambda d: (-expected[d][0], d))

@@ -54,7 +54,7 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
 
     def side(run_id: int | None, pids: tuple[int, int] | None) -> Side:
         if run_id is not None:
-            return load_side(wh, run_id, pid_range=pids)
+            return load_side(wh, run_id, pid_range=pids, explanations=False)
         if empty_before is None:
             raise ValueError("a diff without a before run needs empty_before")
         return empty_before()

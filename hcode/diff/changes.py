@@ -314,12 +314,17 @@ def rule_table(before: SideMeta, after: SideMeta, counts: pl.DataFrame, lang: st
 
 def district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataFrame:
     """Colour changes per district, split by direction (more or less severe, appeared, gone),
-    most changes first."""
-    rank = {c: i for i, c in enumerate(palette)}
-    rb = pl.col("before").replace_strict(rank, default=None, return_dtype=pl.Int32)
-    ra = pl.col("after").replace_strict(rank, default=None, return_dtype=pl.Int32)
+    most changes first. (Severity is the colour's position in `palette`, read as an Enum's
+    code: a first night's bucket of 767K changes in 0.03 s, against 0.19 s through a mapping
+    of the texts; a colour outside `palette` has none.)"""
+    colors = pl.Enum(palette)
+    rb, ra = pl.col("rb"), pl.col("ra")
     return (
-        changes.group_by(pl.col("district_code").fill_null("unknown"))
+        changes.lazy()
+        .select(pl.col("district_code").fill_null("unknown"), "before", "after",
+                rb=pl.col("before").cast(colors, strict=False).to_physical(),
+                ra=pl.col("after").cast(colors, strict=False).to_physical())
+        .group_by("district_code")
         .agg(
             changes=pl.len(),
             more_severe=(ra > rb).sum(),
@@ -328,6 +333,7 @@ def district_counts(changes: pl.DataFrame, palette: tuple[str, ...]) -> pl.DataF
             disappeared=pl.col("after").is_null().sum(),
         )
         .with_columns(pl.exclude("district_code").cast(pl.Int64))
+        .collect()
         .pipe(by_changes)
     )
 

@@ -31,12 +31,14 @@ def _side(wh: Warehouse, rs: Ruleset, as_of: dt.date, codes: pl.DataFrame, run_i
                 with_person_keys(wh.con, codes).drop("pid"))
 
 
-def load_side(wh: Warehouse, run_id: int, pid_range: tuple[int, int] | None = None) -> Side:
+def load_side(wh: Warehouse, run_id: int, pid_range: tuple[int, int] | None = None, *,
+              explanations: bool = True) -> Side:
     """A stored run as a diff side (its ruleset as stored with it); with `pid_range` =
-    (lo, hi), only the persons with lo <= pid < hi (one bucket of `hcode.diff.buckets`)."""
+    (lo, hi), only the persons with lo <= pid < hi (one bucket of `hcode.diff.buckets`);
+    `explanations` False: the codes' explanation texts left out (a diff does not read them)."""
     run = get_run(wh.con, run_id)
     rs = stored_ruleset(wh.con, run)
-    codes = run_codes(wh.con, run_id, ordered=False, pid_range=pid_range).drop("pid")
+    codes = run_codes(wh.con, run_id, ordered=False, pid_range=pid_range, explanation=explanations).drop("pid")
     return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
                 codes)
 
