@@ -118,3 +118,11 @@ def test_csv_safe_frame_is_the_one_cell_rule_on_every_cell(cells):
     out = textsafe.csv_safe_frame(frame)
     assert out["note"].to_list() == [None if c is None else textsafe.csv_safe(textsafe.mask_ids(c)) for c in cells]
     assert out["person_key"].to_list() == cells
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.none() | st.lists(st.none() | st.sampled_from(["HS-R-01", "r2", "", "中"]), max_size=3),
+                max_size=12))
+def test_joined_lists_is_list_join(lists):
+    s = pl.Series("rules", lists, dtype=pl.List(pl.String))
+    assert textsafe.joined_lists(s).equals(s.list.join(";"))

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from hcode.diff.changes import Diff
 from hcode.diff.listed import Listed
-from hcode.textsafe import csv_safe_frame
+from hcode.textsafe import csv_safe_frame, joined_lists
 
 PARQUET_AHEAD = 2  # batches handed to the Parquet thread and not yet written (each BATCH_ROWS rows)
 
@@ -98,7 +98,7 @@ def changes_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
     lists = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
     structs = [c for c, t in frame.schema.items() if isinstance(t, pl.Struct)]
     return frame.with_columns(
-        *[pl.col(c).list.join(";") for c in lists],
+        *[joined_lists(frame.get_column(c)) for c in lists],
         *[_override_text(c).alias(c) for c in structs],
     )
 

@@ -31,7 +31,7 @@ from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
 from hcode.store.buckets import equal_ranges, pid_span
 from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
-from hcode.textsafe import csv_safe_frame
+from hcode.textsafe import csv_safe_frame, joined_lists
 
 ALWAYS_READ = ("registrations", "overrides")
 
@@ -330,7 +330,7 @@ def write_codes(codes: pl.DataFrame, path: Path) -> Path:
     out = codes.select("person_key", "color", "rule", "matched_rules", "explanation").sort("person_key")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
-        csv_safe_frame(out.with_columns(pl.col("matched_rules").list.join(";"))).write_csv(path)
+        csv_safe_frame(out.with_columns(joined_lists(out.get_column("matched_rules")))).write_csv(path)
     elif path.suffix.lower() in (".parquet", ".pq"):
         out.write_parquet(path, compression="zstd", compression_level=1)
     else:
