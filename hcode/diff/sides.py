@@ -38,7 +38,7 @@ def load_side(wh: Warehouse, run_id: int, pid_range: tuple[int, int] | None = No
     `explanations` False: the codes' explanation texts left out (a diff does not read them)."""
     run = get_run(wh.con, run_id)
     rs = stored_ruleset(wh.con, run)
-    codes = run_codes(wh.con, run_id, ordered=False, pid_range=pid_range, explanation=explanations).drop("pid")
+    codes = run_codes(wh.con, run_id, ordered=False, pid_range=pid_range, explanations=explanations).drop("pid")
     return Side(f"run {run_id}", run_id, run.province, run.version, run.as_of, tuple(rs.palette), _titles(rs),
                 codes)
 

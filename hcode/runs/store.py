@@ -282,12 +282,12 @@ def _stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
 
 
 def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True,
-              pid_range: tuple[int, int] | None = None, explanation: bool = True) -> pl.DataFrame:
+              pid_range: tuple[int, int] | None = None, explanations: bool = True) -> pl.DataFrame:
     """A stored run's codes with each person's `person_key`, sorted by person_key unless
     `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly);
     `pids`: only these persons; `pid_range` = (lo, hi): only the persons with lo <= pid < hi
     (given to both sides of the join with `persons`, so that DuckDB skips the row groups of
-    every other range: `pid_ranges`); `explanation` False: without the codes' explanations
+    every other range: `pid_ranges`); `explanations` False: without the codes' explanations
     (a diff writes its own: a sixth of the read)."""
     where = "c.run_id = ?"
     params: list[Any] = [run_id]
@@ -297,7 +297,7 @@ def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | Non
     if pid_range is not None:
         where += " AND c.pid >= ? AND c.pid < ? AND p.pid >= ? AND p.pid < ?"
         params += [*pid_range, *pid_range]
-    columns = CODE_COLUMNS if explanation else CODE_COLUMNS.removesuffix(", c.explanation")
+    columns = CODE_COLUMNS if explanations else CODE_COLUMNS.removesuffix(", c.explanation")
     return to_polars(con.sql(f"SELECT {columns} {CODES_WITH_KEYS} WHERE {where}"
                              + (" ORDER BY p.person_key" if ordered else ""), params=params))
 
