@@ -90,5 +90,5 @@ def joined_lists(s: pl.Series, separator: str = ";") -> pl.Series:
     listed rows or a run's codes most are empty, and joining every row cost seven times as
     much (0.014 s against 0.002 s for 100,000 rows of which 2,536 match a rule)."""
     full = (s.list.len() > 0).arg_true()
-    out = pl.select(pl.when(s.is_not_null()).then(pl.lit("")).otherwise(pl.lit(None, pl.String))).to_series()
+    out = pl.select(pl.when(s.is_not_null()).then(pl.lit(""))).to_series()
     return (out.scatter(full, s.gather(full).list.join(separator)) if full.len() else out).alias(s.name)

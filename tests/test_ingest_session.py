@@ -163,3 +163,22 @@ def test_a_session_searches_only_the_persons_stored_before_it(wh: Warehouse) -> 
     assert session.stored_before == 2
     assert sorted(session.map.get_column("pid").to_list()) == sorted([3, 4, pid_b])  # ID_B keeps its pid
     assert wh.con.execute("SELECT count(*), count(DISTINCT person_key) FROM persons").fetchall() == [(4, 4)]
+
+
+def test_a_rolled_back_file_gives_its_pids_back(wh):
+    """A file whose transaction is rolled back leaves the map as it was, and the next new
+    person takes the first pid the rolled-back file had taken (its stage is gone with it)."""
+    id_c, id_d = "110101199003071235", "110101199003070011"
+    session = PersonIndex(wh.key)
+    session.begin()
+    session.add(wh.con, pl.Series([ID_A, ID_B]), 1)  # file 1: pids 1 and 2
+    session.begin()
+    wh.con.execute("CREATE TEMP TABLE _stage AS SELECT * FROM persons LIMIT 0")
+    session.add(wh.con, pl.Series([id_c]), 2, into="_stage")  # file 2 takes pid 3 ...
+    assert session.map.get_column("pid").max() == 3
+    session.rollback()  # ... and is rolled back
+    wh.con.execute("DROP TABLE _stage")
+    assert sorted(session.map.get_column("pid").to_list()) == [1, 2]
+    session.begin()
+    session.add(wh.con, pl.Series([id_d]), 3)
+    assert sorted(session.map.get_column("pid").to_list()) == [1, 2, 3]

@@ -30,6 +30,7 @@ class PersonIndex:
         self._known = EMPTY
         self._saved = EMPTY
         self._stored: int | None = None  # the highest pid stored before this session mapped an id
+        self._top = self._saved_top = 0  # the highest pid this session gave (0: none), saved with the map
 
     @property
     def known_ids(self) -> pl.Series:
@@ -37,10 +38,10 @@ class PersonIndex:
         return self._known.get_column("id_key")
 
     def begin(self) -> None:
-        self._saved = self._known
+        self._saved, self._saved_top = self._known, self._top
 
     def rollback(self) -> None:
-        self._known = self._saved
+        self._known, self._top = self._saved, self._saved_top
 
     @property
     def stored_before(self) -> int | None:
@@ -99,12 +100,13 @@ class PersonIndex:
             new = mapped if n_new == mapped.height else mapped.filter(pl.col("pid").is_null())
             # the highest pid taken: stored before the session, or given by it (all in the map,
             # staged or committed; a rolled-back file's pids left the map with its stage)
-            top = max(self._stored, int(self._known.select(pl.col("pid").max().fill_null(0)).item()))
+            top = max(self._stored, self._top)
             # written in pid order: a load's new persons are then digested as stored (store.digest)
             new = new.with_columns(_numbered(new.get_column("person_key"), top + 1).alias("pid")).sort("pid")
             with view(con, "_hcode_new_persons", arrow(new)):
                 con.execute(f"INSERT INTO {into} SELECT pid, person_key, ? FROM _hcode_new_persons", [load_id])
             mapped = new if n_new == mapped.height else pl.concat([mapped.filter(pl.col("pid").is_not_null()), new])
+            self._top = top + n_new  # (not the map's max read again each batch: 100M pids at 100M)
         self._known = pl.concat([self._known, mapped.lazy().select(
             id_key(pl.col("id_number"), shaped=True).alias("id_key"), pl.col("pid").cast(pl.Int32)).collect().rechunk()],
             rechunk=False)
