@@ -122,3 +122,39 @@ def test_the_parquet_thread_is_given_arrow_tables_and_calls_no_polars(tmp_path, 
         assert getattr(fn, "__self__", None).__class__ is pq.ParquetWriter and fn.__name__ == "write_table"
         assert [type(a) for a in args] == [pa.Table] and not kwargs
     assert pl.read_parquet(tmp_path / "changes.parquet").equals(rows)
+
+
+def test_an_override_cell_of_changes_csv_is_its_readable_text():
+    """changes.csv writes an override as one text (colour: authority / basis / operator, and
+    "(not applied)"), built for the rows that have one only: the same text, row by row, as the
+    rule written out in Python, and null where there is none (hypothesis, a few overrides
+    among many rows as in a report's batch)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from hcode.feeds import OVERRIDE
+    from hcode.report.files import changes_for_csv
+
+    text = st.none() | st.sampled_from(["red", "上海市卫健委", "=cmd", "", "a / b"])
+    override = st.none() | st.fixed_dictionaries({
+        "color": text, "authority": text, "basis": text, "operator": text, "reason": text,
+        "issued_at": st.none(), "expires_at": st.none(), "applied": st.none() | st.booleans()})
+
+    def expected(o: dict | None) -> str | None:
+        if o is None or o["color"] is None:
+            return None
+        return (f"{o['color']}: {o['authority'] if o['authority'] is not None else '?'} / "
+                f"{o['basis'] if o['basis'] is not None else '?'} / "
+                f"{o['operator'] if o['operator'] is not None else '?'}"
+                + (" (not applied)" if o["applied"] is False else ""))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(override, max_size=12), st.integers(0, 200))
+    def check(overrides: list, nulls: int) -> None:
+        rows = overrides + [None] * nulls
+        frame = pl.DataFrame({"override_after": pl.Series(rows, dtype=OVERRIDE)})
+        out = changes_for_csv(frame).get_column("override_after")
+        assert out.dtype == pl.String
+        assert out.to_list() == [expected(o) for o in rows]
+
+    check()
