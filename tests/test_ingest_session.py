@@ -10,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import ID_A, ID_B, NOW
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hcode.cli import app
@@ -182,3 +184,20 @@ def test_a_rolled_back_file_gives_its_pids_back(wh):
     session.begin()
     session.add(wh.con, pl.Series([id_d]), 3)
     assert sorted(session.map.get_column("pid").to_list()) == [1, 2, 3]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.text("0123456789abcdef", min_size=1, max_size=4), min_size=1, max_size=20, unique=True),
+       st.booleans())
+def test_new_persons_are_put_in_person_key_order(parts, shared):
+    """New persons are numbered in person-key order: the frame sorted by its keys' first 16
+    hex digits as integers, or by the whole keys when two share them (`shared`: keys that
+    differ only after the 16th digit)."""
+    from hcode.store.persons import _in_key_order
+
+    keys = list(dict.fromkeys(("f" * 16 + p if shared else p.ljust(16, "0")).ljust(64, "0") for p in parts))
+    frame = pl.DataFrame({"id_number": [f"id{i}" for i in range(len(keys))], "person_key": keys})
+    out = _in_key_order(frame.reverse())
+    assert out.columns == frame.columns
+    assert out.get_column("person_key").to_list() == sorted(keys)
+    assert out.equals(frame.sort("person_key"))
