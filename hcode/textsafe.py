@@ -23,6 +23,8 @@ from typing import Any
 
 import polars as pl
 
+from hcode.series import fix_where
+
 # 17 digits then a digit or X (either case): the shape of a resident id number
 ID_SHAPE = r"([0-9]{6})[0-9]{10}([0-9Xx]{2})"
 _ID_RE = re.compile(ID_SHAPE)
@@ -80,8 +82,7 @@ def csv_safe_frame(frame: pl.DataFrame) -> pl.DataFrame:
 def _masked(s: pl.Series) -> pl.Series:
     """`mask_ids_expr` on the values that hold an id-shaped run only: finding them is ten
     times cheaper than rewriting every value, and almost none do."""
-    found = s.str.contains(ID_SHAPE).arg_true()
-    return s.scatter(found, s.gather(found).str.replace_all(ID_SHAPE, _MASK_POLARS)) if found.len() else s
+    return fix_where(s, s.str.contains(ID_SHAPE), lambda found: found.str.replace_all(ID_SHAPE, _MASK_POLARS))
 
 
 def joined_lists(s: pl.Series, separator: str = ";") -> pl.Series:
@@ -89,6 +90,5 @@ def joined_lists(s: pl.Series, separator: str = ";") -> pl.Series:
     as "" and a null as null (`list.join`). Only the non-empty lists are joined: in a report's
     listed rows or a run's codes most are empty, and joining every row cost seven times as
     much (0.014 s against 0.002 s for 100,000 rows of which 2,536 match a rule)."""
-    full = (s.list.len() > 0).arg_true()
-    out = pl.select(pl.when(s.is_not_null()).then(pl.lit(""))).to_series()
-    return (out.scatter(full, s.gather(full).list.join(separator)) if full.len() else out).alias(s.name)
+    empty = pl.select(pl.when(s.is_not_null()).then(pl.lit(""))).to_series()
+    return fix_where(s, s.list.len() > 0, lambda full: full.list.join(separator), into=empty).alias(s.name)

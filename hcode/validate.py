@@ -13,7 +13,6 @@ Cheap paths first (docs/architecture.md, performance choices): a column that is 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from polars.expr.whenthen import ChainedThen, Then
 
 from hcode import idnumber
 from hcode.feeds import TIMESTAMP, Column, Feed, Kind
+from hcode.series import fix_where
 from hcode.textsafe import mask_ids_expr
 
 ASCII_WS = " \t\n\r\x0b\x0c"
@@ -95,19 +95,13 @@ def parse_timestamps(s: pl.Series) -> pl.Series:
     return out.alias(s.name)
 
 
-def _fix_where(s: pl.Series, dirty: pl.Series, fix: Callable[[pl.Series], pl.Series]) -> pl.Series:
-    """`s` with `fix` applied only to the rows flagged dirty (most columns are clean)."""
-    idx = dirty.arg_true()
-    return s.scatter(idx, fix(s.gather(idx))) if idx.len() else s
-
-
 def _timestamp(s: pl.Series, col: Column, now: dt.datetime) -> tuple[pl.Series, pl.Series]:
     if s.dtype == pl.String:
         val = parse_timestamps(s)
         failed = val.is_null() & s.is_not_null()
         if failed.any():  # trim white space (and blank → empty) only where the plain parse failed
-            raw = _fix_where(s, failed, _text)
-            val = _fix_where(val, failed, lambda _: parse_timestamps(raw.filter(failed)))
+            raw = fix_where(s, failed, _text)
+            val = fix_where(val, failed, lambda _: parse_timestamps(raw.filter(failed)))
         else:
             raw = s
         unparsed = raw.is_not_null() & val.is_null()
@@ -131,7 +125,7 @@ def _enum(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     values = list(col.values)
     known = s.is_in(values)
     if not known.all():  # nulls are ignored here (they stay null)
-        s = _fix_where(s, ~known, lambda x: _text(x).str.to_lowercase())
+        s = fix_where(s, ~known, lambda x: _text(x).str.to_lowercase())
         known = s.is_in(values)
     return s.alias(col.name), _reasons(col.name, len(s), [(s.is_null(), "empty"),
                                                           (~known, "not one of " + ", ".join(values))])
@@ -144,7 +138,7 @@ def _bool(s: pl.Series, col: Column) -> tuple[pl.Series, pl.Series]:
     text = s.cast(pl.String)
     known = text.is_in(list(tokens))
     if not known.all():
-        text = _fix_where(text, ~known, lambda x: _text(x).str.to_lowercase())
+        text = fix_where(text, ~known, lambda x: _text(x).str.to_lowercase())
         known = text.is_in(list(tokens))
     val = text.is_in([t for t, v in tokens.items() if v])  # null stays null
     unknown = (~known).arg_true()
@@ -165,7 +159,7 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
             x = _text(x)
             return x.str.to_uppercase() if case == "upper" else x.str.to_lowercase() if case == "lower" else x
 
-        val = _fix_where(val, ~ok.fill_null(True), fix)
+        val = fix_where(val, ~ok.fill_null(True), fix)
         ok = val.str.contains(pattern)
     return val.alias(col.name), _reasons(col.name, len(val), [(val.is_null(), "empty"), (~ok, what)])
 
@@ -184,7 +178,7 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
     clean = distinct.str.contains(idnumber.ID_PATTERN)
     if not clean.all():  # nulls are ignored here (they stay null)
         dirty = distinct.filter(~clean)
-        s = _fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
+        s = fix_where(s, s.is_in(dirty.implode()), lambda x: _empty_to_null(idnumber_normalise(x)))
         distinct = distinct.filter(clean.fill_null(True))
         fixed = _empty_to_null(idnumber_normalise(dirty)).unique()
         present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))

@@ -126,3 +126,29 @@ def test_csv_safe_frame_is_the_one_cell_rule_on_every_cell(cells):
 def test_joined_lists_is_list_join(lists):
     s = pl.Series("rules", lists, dtype=pl.List(pl.String))
     assert textsafe.joined_lists(s).equals(s.list.join(";"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.none() | st.text(max_size=4), max_size=12), st.lists(st.none() | st.booleans(), max_size=12),
+       st.booleans())
+def test_fix_where_is_a_when_then_on_the_flagged_rows(values, flags, into_nulls):
+    """`series.fix_where` (the fix computed on the flagged rows only, scattered back) gives
+    what a `when`/`then` over every row gives; a null flag counts as false."""
+    from hcode.series import fix_where
+
+    n = min(len(values), len(flags))
+    s = pl.Series("v", values[:n], dtype=pl.String)
+    where = pl.Series("w", flags[:n], dtype=pl.Boolean)
+    base = pl.Series("v", [None] * n, dtype=pl.String) if into_nulls else s
+    calls: list[int] = []
+
+    def fix(rows: pl.Series) -> pl.Series:
+        calls.append(rows.len())
+        return rows.str.to_uppercase() + "!"
+
+    out = fix_where(s, where, fix, into=base if into_nulls else None)
+    expected = pl.select(pl.when(pl.lit(where).fill_null(False)).then(pl.lit(s).str.to_uppercase() + "!")
+                         .otherwise(pl.lit(base))).to_series()
+    assert out.to_list() == expected.to_list()
+    assert calls == ([] if not where.fill_null(False).any() else [int(where.fill_null(False).sum())])
+    assert s.to_list() == values[:n] and base.to_list() == (values[:n] if not into_nulls else [None] * n)  # unchanged
