@@ -297,13 +297,13 @@ def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | Non
     if pid_range is not None:
         where += " AND c.pid >= ? AND c.pid < ? AND p.pid >= ? AND p.pid < ?"
         params += [*pid_range, *pid_range]
-    columns = CODE_COLUMNS if explanations else CODE_COLUMNS.removesuffix(", c.explanation")
+    columns = CODE_COLUMNS if explanations else LEAN_CODE_COLUMNS
     return to_polars(con.sql(f"SELECT {columns} {CODES_WITH_KEYS} WHERE {where}"
                              + (" ORDER BY p.person_key" if ordered else ""), params=params))
 
 
-CODE_COLUMNS = ("p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override, "
-                "c.explanation")
+LEAN_CODE_COLUMNS = "p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override"
+CODE_COLUMNS = LEAN_CODE_COLUMNS + ", c.explanation"  # (the lean read leaves the explanations out)
 CODES_WITH_KEYS = "FROM codes c JOIN persons p USING (pid)"
 
 
