@@ -238,11 +238,44 @@ def test_a_diff_computed_bucket_by_bucket_is_the_whole_diff(per_count, tmp_path,
                                    ("first", None, diff(empty(), load_side(wh, 2)))):
             assert base.n_changes > 2 * 7 and base.rules["started"].sum() > 0
             want = write_diff(base, tmp_path / f"{name}-whole", "en")
-            for n in (3, 16):
+            for n in (1, 3, 16):
                 got = write_diff(diff_runs(wh, before, 2, "en", buckets=n, empty_before=empty),
                                  tmp_path / f"{name}-{n}", "en")
                 for k, path in want.items():
                     assert got[k].read_bytes() == path.read_bytes(), (name, n, k)
+
+
+def test_two_runs_compared_by_pid_give_the_diff_of_their_whole_codes(per_count, monkeypatch):
+    """Sides by pid (read without keys, evidence or overrides, those fetched for the listed
+    persons) give the very diff of the sides read whole, in either direction and per range."""
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        for b, a in ((1, 2), (2, 1)):
+            whole = diff(load_side(wh, b), load_side(wh, a))
+            by_pid = diff(load_side(wh, b, by_pid=True), load_side(wh, a, by_pid=True))
+            assert by_pid.matrix == whole.matrix and by_pid.persons_compared == whole.persons_compared
+            assert by_pid.rules.equals(whole.rules) and by_pid.districts.equals(whole.districts)
+            for name in ("changes", "rule_changes"):
+                got, want = getattr(by_pid, name).frame(), getattr(whole, name).frame()
+                assert want.height > 0 and got.equals(want), name
+        # what a side by pid fetches, aligned with the pids asked (reversed, with one absent)
+        codes = runs.run_codes(wh.con, 2, ordered=False).sort("pid")
+        parts = [codes.filter(pl.col("override").is_not_null())["pid"].head(20),
+                 codes.filter(pl.col("evidence").list.len() > 0)["pid"].head(20),
+                 codes.filter(pl.col("rule").is_null())["pid"].head(5)]
+        assert all(part.len() > 0 for part in parts)
+        asked = pl.concat(parts).reverse()
+        details = load_side(wh, 2, by_pid=True).details
+        want = pl.DataFrame({"pid": asked}).join(codes, on="pid", how="left", maintain_order="left")
+        assert details.keys(asked).equals(want["person_key"], check_names=False)
+        assert details.evidence(asked).equals(want.select("evidence", "override"))
+        absent = details.evidence(pl.Series([asked[0], 10**9]))
+        assert absent["override"][1] is None and absent["evidence"].to_list()[1] == []
+        lo, hi = runs.pid_ranges(wh.con, [1, 2], 3)[1]
+        side = load_side(wh, 2, (lo, hi), by_pid=True)
+        assert side.codes["pid"].is_between(lo, hi, closed="left").all() and side.codes.height > 100
+        with pytest.raises(ValueError, match="by pid"):
+            diff(load_side(wh, 1), side)
 
 
 def test_a_bucket_file_that_cannot_be_written_fails_the_diff_and_stops_its_thread(per_count, monkeypatch):

@@ -53,8 +53,8 @@ def diff_runs(wh: Warehouse, before: int | None, after: int, lang: str = "en", *
     n = buckets or diff_bucket_count(wh)
 
     def side(run_id: int | None, pids: tuple[int, int] | None) -> Side:
-        if run_id is not None:
-            return load_side(wh, run_id, pid_range=pids, explanations=False)
+        if run_id is not None:  # two runs: by pid (a first night lists everyone: keys read at once)
+            return load_side(wh, run_id, pid_range=pids, explanations=False, by_pid=before is not None)
         if empty_before is None:
             raise ValueError("a diff without a before run needs empty_before")
         return empty_before()

@@ -284,7 +284,7 @@ def _stored_ruleset(con: duckdb.DuckDBPyConnection, run: RunInfo) -> Ruleset:
 def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | None = None, *, ordered: bool = True,
               pid_range: tuple[int, int] | None = None, explanations: bool = True) -> pl.DataFrame:
     """A stored run's codes with each person's `person_key`, sorted by person_key unless
-    `ordered` is False (a diff joins by key and needs no order: sorting 10M keys is costly);
+    `ordered` is False (a diff needs no order: sorting 10M keys is costly);
     `pids`: only these persons; `pid_range` = (lo, hi): only the persons with lo <= pid < hi
     (given to both sides of the join with `persons`, so that DuckDB skips the row groups of
     every other range: `pid_ranges`); `explanations` False: without the codes' explanations
@@ -300,6 +300,46 @@ def run_codes(con: duckdb.DuckDBPyConnection, run_id: int, pids: list[int] | Non
     columns = CODE_COLUMNS if explanations else LEAN_CODE_COLUMNS
     return to_polars(con.sql(f"SELECT {columns} {CODES_WITH_KEYS} WHERE {where}"
                              + (" ORDER BY p.person_key" if ordered else ""), params=params))
+
+
+def run_codes_by_pid(con: duckdb.DuckDBPyConnection, run_id: int,
+                     pid_range: tuple[int, int] | None = None) -> pl.DataFrame:
+    """A stored run's codes by pid, without person keys, evidence, overrides or explanations:
+    what a diff of two runs of the warehouse compares (a quarter of the read with keys, at
+    10M: `hcode.diff.changes`), fetching the rest for its listed persons (`person_keys`,
+    `code_evidence`); `pid_range` as in `run_codes`."""
+    where, params = "run_id = ?", [run_id]
+    if pid_range is not None:
+        where, params = where + " AND pid >= ? AND pid < ?", [run_id, *pid_range]
+    return to_polars(con.sql(f"SELECT pid, district_code, color, rule, matched_rules FROM codes WHERE {where}",
+                             params=params))
+
+
+def _by_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, table: str,
+             params: list[Any]) -> pl.DataFrame:
+    """`columns` of `table`'s rows (a WHERE clause on `params` included) for `pids`, aligned
+    with them (a row of nulls for a pid not there). DuckDB reads the pids' span only."""
+    wanted = pl.DataFrame({"pid": pids.cast(pl.Int32)})
+    if wanted.height == 0:
+        return to_polars(con.sql(f"SELECT {columns} FROM {table} AND false", params=params))
+    span = [wanted["pid"].min(), wanted["pid"].max()]
+    with view(con, "_hcode_pids", ArrowStream(wanted)):
+        got = to_polars(con.sql(f"SELECT pid, {columns} FROM {table} AND pid >= ? AND pid <= ? "
+                                "AND pid IN (SELECT pid FROM _hcode_pids)", params=[*params, *span]))
+    at = wanted.join(got.select("pid").with_row_index("_at"), on="pid", how="left", maintain_order="left")["_at"]
+    return got.drop("pid").rechunk()[at]
+
+
+def person_keys(con: duckdb.DuckDBPyConnection, pids: pl.Series) -> pl.Series:
+    """The person key of each pid of `pids`, aligned with them."""
+    return _by_pids(con, pids, "person_key", "persons WHERE true", [])["person_key"]
+
+
+def code_evidence(con: duckdb.DuckDBPyConnection, run_id: int, pids: pl.Series) -> pl.DataFrame:
+    """The evidence and override of each pid of `pids` in stored run `run_id`, aligned with
+    them, as the `codes` view gives them (a person without details: evidence [], no override)."""
+    got = _by_pids(con, pids, "evidence, override", "code_details WHERE run_id = ?", [run_id])
+    return got.with_columns(pl.col("evidence").fill_null(pl.lit([], got.schema["evidence"])))
 
 
 LEAN_CODE_COLUMNS = "p.person_key, c.pid, c.district_code, c.color, c.rule, c.matched_rules, c.evidence, c.override"
