@@ -37,8 +37,8 @@ def indexes(monkeypatch: pytest.MonkeyPatch) -> list[PersonIndex]:
     made: list[PersonIndex] = []
 
     class Counted(PersonIndex):
-        def __init__(self, key: str) -> None:
-            super().__init__(key)
+        def __init__(self, key: str, memory_limit: int | None = None) -> None:
+            super().__init__(key, memory_limit)
             made.append(self)
 
     monkeypatch.setattr(load, "PersonIndex", Counted)
@@ -107,9 +107,11 @@ def test_unknown_probes_only_the_mappings_made_since_a_batch_was_validated(wh: W
     assert people.unknown(pl.Series("id_number", [ID_A, id_c])).to_list() == [id_c]
 
 
-def test_a_later_session_finds_the_persons_the_warehouse_holds(wh: Warehouse) -> None:
+@pytest.mark.parametrize("memory_limit", [None, 0], ids=["table of stored persons", "searched in DuckDB"])
+def test_a_later_session_finds_the_persons_the_warehouse_holds(wh: Warehouse, memory_limit: int | None) -> None:
     """A new session's index finds a known person's pid by person key (no id reaches DuckDB),
-    numbers only the new ones, after the stored pids and in person-key order."""
+    numbers only the new ones, after the stored pids and in person-key order: from its table
+    of the persons stored before it, or (no room for that table) by DuckDB's search."""
     from hcode.store.pseudonym import person_key
 
     id_c, id_d = "110101199003071235", "110101199003070011"
@@ -117,13 +119,34 @@ def test_a_later_session_finds_the_persons_the_warehouse_holds(wh: Warehouse) ->
     first.add(wh.con, pl.Series([ID_A, id_c]), 1)
     stored = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
     assert set(stored) == {person_key(ID_A, wh.key), person_key(id_c, wh.key)}
-    later = PersonIndex(wh.key)
+    later = PersonIndex(wh.key, memory_limit)
     later.add(wh.con, pl.Series([id_d, id_c, ID_A]), 2)
     pids = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
     assert {k: pids[k] for k in stored} == stored  # the known persons keep their pids
     assert pids[person_key(id_d, wh.key)] == 3
     assert later.map.sort("pid").get_column("pid").to_list() == [1, 2, 3]
     assert wh.con.execute("SELECT load_id FROM persons WHERE pid = 3").fetchall() == [(2,)]
+
+
+def test_stored_persons_whose_key_hashes_collide_are_told_apart_by_their_keys(
+        wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table of stored persons matches a batch's keys by a 64-bit hash; a hash that two
+    keys share names both as candidates, and their keys decide. Here every key's hash is
+    made 0 or 1, so each search meets many strangers."""
+    from hcode.idnumber import check_char
+    from hcode.store import persons
+    from hcode.store.pseudonym import person_key
+
+    ids = [b + check_char(b) for b in (f"11010119900307{i:03d}" for i in range(12))]
+    PersonIndex(wh.key).add(wh.con, pl.Series(ids[:8]), 1)
+    before = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
+    monkeypatch.setattr(persons, "KEY_HASH", "hash(person_key) % 2")
+    later = PersonIndex(wh.key)
+    later.add(wh.con, pl.Series(ids[5:]), 2)  # three stored, four new
+    after = dict(wh.con.execute("SELECT person_key, pid FROM persons").fetchall())
+    assert len(after) == 12 and {k: after[k] for k in before} == before
+    assert sorted(later.map.get_column("pid")) == sorted([before[person_key(i, wh.key)] for i in ids[5:8]]
+                                                          + [9, 10, 11, 12])
 
 
 def test_a_row_whose_person_the_batch_map_lacks_fails_its_file_rather_than_vanishing(

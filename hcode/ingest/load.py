@@ -138,7 +138,7 @@ def ingest_paths(wh: Warehouse, paths: Iterable[str | Path], *, feed: str | None
     (`[ingest] max_file_bytes`), a symbolic link or a non-regular file is rejected unread."""
     now = now or now_cst()
     operator = operator or getpass.getuser()
-    people = PersonIndex(wh.key)
+    people = PersonIndex(wh.key, load_config(wh.path).memory_limit)
     keep_lake(wh.con, wh.path)
     results = []
     for n, path in enumerate(expand(paths), start=1):
@@ -242,7 +242,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
         return LoadResult(feed_name, str(path), sha, rejected=True, error=f"{name}: {exc}")
     read = loaded = n_bad = n_new = 0
     s = Stages(f"ingest {feed_name}")
-    people = people or PersonIndex(wh.key)
+    people = people or PersonIndex(wh.key, load_config(wh.path).memory_limit)
     people.begin()
     stage = Stage(contract)
     con = wh.con
