@@ -271,6 +271,8 @@ def test_two_runs_compared_by_pid_give_the_diff_of_their_whole_codes(per_count, 
         assert details.evidence(asked).equals(want.select("evidence", "override"))
         absent = details.evidence(pl.Series([asked[0], 10**9]))
         assert absent["override"][1] is None and absent["evidence"].to_list()[1] == []
+        none = pl.Series([], dtype=pl.Int32)
+        assert details.keys(none).len() == 0 and details.evidence(none).columns == ["evidence", "override"]
         lo, hi = runs.pid_ranges(wh.con, [1, 2], 3)[1]
         side = load_side(wh, 2, (lo, hi), by_pid=True)
         assert side.codes["pid"].is_between(lo, hi, closed="left").all() and side.codes.height > 100

@@ -315,16 +315,16 @@ def run_codes_by_pid(con: duckdb.DuckDBPyConnection, run_id: int,
                              params=params))
 
 
-def _by_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, table: str,
-             params: list[Any]) -> pl.DataFrame:
-    """`columns` of `table`'s rows (a WHERE clause on `params` included) for `pids`, aligned
-    with them (a row of nulls for a pid not there). DuckDB reads the pids' span only."""
+def _by_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, table: str, where: str = "true",
+             params: tuple[Any, ...] = ()) -> pl.DataFrame:
+    """`columns` of the rows of `table` (those meeting `where` on `params`) for `pids`,
+    aligned with them (a row of nulls for a pid not there). DuckDB reads the pids' span only."""
     wanted = pl.DataFrame({"pid": pids.cast(pl.Int32)})
     if wanted.height == 0:
-        return to_polars(con.sql(f"SELECT {columns} FROM {table} AND false", params=params))
-    span = [wanted["pid"].min(), wanted["pid"].max()]
+        return to_polars(con.sql(f"SELECT {columns} FROM {table} WHERE false"))
+    span = (wanted["pid"].min(), wanted["pid"].max())
     with view(con, "_hcode_pids", ArrowStream(wanted)):
-        got = to_polars(con.sql(f"SELECT pid, {columns} FROM {table} AND pid >= ? AND pid <= ? "
+        got = to_polars(con.sql(f"SELECT pid, {columns} FROM {table} WHERE {where} AND pid >= ? AND pid <= ? "
                                 "AND pid IN (SELECT pid FROM _hcode_pids)", params=[*params, *span]))
     at = wanted.join(got.select("pid").with_row_index("_at"), on="pid", how="left", maintain_order="left")["_at"]
     return got.drop("pid").rechunk()[at]
@@ -332,13 +332,13 @@ def _by_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, tabl
 
 def person_keys(con: duckdb.DuckDBPyConnection, pids: pl.Series) -> pl.Series:
     """The person key of each pid of `pids`, aligned with them."""
-    return _by_pids(con, pids, "person_key", "persons WHERE true", [])["person_key"]
+    return _by_pids(con, pids, "person_key", "persons")["person_key"]
 
 
 def code_evidence(con: duckdb.DuckDBPyConnection, run_id: int, pids: pl.Series) -> pl.DataFrame:
     """The evidence and override of each pid of `pids` in stored run `run_id`, aligned with
     them, as the `codes` view gives them (a person without details: evidence [], no override)."""
-    got = _by_pids(con, pids, "evidence, override", "code_details WHERE run_id = ?", [run_id])
+    got = _by_pids(con, pids, "evidence, override", "code_details", "run_id = ?", (run_id,))
     return got.with_columns(pl.col("evidence").fill_null(pl.lit([], got.schema["evidence"])))
 
 
