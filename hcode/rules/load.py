@@ -30,7 +30,7 @@ from hcode.rules.definitions import (
     fail,
     text_pair,
 )
-from hcode.rules.examples import check_example, to_date
+from hcode.rules.examples import check_examples, to_date
 from hcode.rules.ruleset import Ruleset
 from hcode.rules.yaml_lines import Located, load_located
 
@@ -119,8 +119,7 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     facts, types = check_facts(raw_facts, palette, errs)
     checked = [check_rule(r, f, ln, types, palette, errs) for r, f, ln in raw_rules]
     rule_ids = [str(r.get("id")) for r, _, _ in raw_rules]
-    checked_examples = [check_example(e, file, doc["examples"].line_at(i), palette, rule_ids, errs)
-                        for i, e in enumerate(doc.get("examples") or [])]
+    checked_examples = check_examples(doc["examples"], file, palette, rule_ids, errs) if doc.get("examples") else []
     errs.raise_if_any()
     rules = tuple(r for r in checked if r is not None)  # None only with an error, raised above
     examples = tuple(e for e in checked_examples if e is not None)
