@@ -194,6 +194,38 @@ def test_the_guard_verdict_does_not_depend_on_the_bucket_count(per_count):
         assert per_count[n]["verdicts"] == per_count[1]["verdicts"]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_guard_reads_a_buckets_span_of_the_previous_run_and_counts_the_same(per_count, seed, monkeypatch):
+    """`RunCodes.of_run(among=...)` reads the previous run between the bucket's least and
+    greatest pid (and, for scattered pids, those only): the persons changed are those counted
+    with the previous run cut to the bucket's persons exactly, for a range of pids (an
+    embedded bucket) as for a scattered set (a Spark bucket's)."""
+    import random
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    with Warehouse.open(per_count[1]["tmp"] / "w.duckdb", read_only=True) as wh:
+        whole = [guard.RunCodes.of_run(wh.con, i) for i in (1, 2)]
+        pids = whole[1].pids.to_list()
+        rng = random.Random(seed)
+        lo = rng.randrange(len(pids))
+        ranged = pids[lo:lo + rng.randrange(1, len(pids) // 2)]
+        scattered = sorted(rng.sample(pids, rng.randrange(1, len(pids) // 4)))
+        for among in (pl.Series(ranged, dtype=pl.Int32), pl.Series(scattered, dtype=pl.Int32)):
+
+            def cut(codes: guard.RunCodes) -> guard.RunCodes:
+                return guard.RunCodes(codes.pids.filter(codes.pids.is_in(among.implode())),
+                                      codes.details.filter(pl.col("pid").is_in(among.implode())),
+                                      codes.default_color, codes.default_rule)
+
+            after = cut(whole[1])
+            want = guard.changed_persons(cut(whole[0]), after)
+            assert guard.changed_persons(guard.RunCodes.of_run(wh.con, 1, among=among), after) == want
+            defaults = guard.RunCodes(after.pids, after.details, "red", "R")  # every other person changed too
+            assert guard.changed_persons(guard.RunCodes.of_run(wh.con, 1, among=among), defaults) == \
+                guard.changed_persons(cut(whole[0]), defaults) > 0
+        assert guard.RunCodes.of_run(wh.con, 1, among=pl.Series([], dtype=pl.Int32)).pids.len() == 0
+
+
 def test_codes_files_do_not_depend_on_the_bucket_count(per_count):
     base = per_count[1]["tmp"]
     for n in COUNTS[1:]:

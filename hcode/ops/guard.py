@@ -75,16 +75,25 @@ class RunCodes:
 
     @classmethod
     def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int, among: pl.Series | None = None) -> RunCodes:
-        """A stored run's codes; only of the persons `among` (pids) when given (one bucket)."""
+        """A stored run's codes; when `among` (pids: one bucket's persons) is given, of the
+        persons between its least and greatest pid, and of those only when they are scattered
+        (a Spark bucket's): `changed_persons` counts the persons of both runs, so the others
+        count for nothing. (A pid range is read without the rest of the run; DuckDB's semi-join
+        with a bucket of 7M pids took 0.74–0.97 s, the range 0.11 s.)"""
         with ExitStack() as stack:
-            where = ""
-            if among is not None:
-                name = stack.enter_context(view(con, "_hcode_guard_pids", ArrowStream(among.to_frame("pid"))))
-                where = f" AND pid IN (SELECT pid FROM {name})"
+            where, params = "", [run_id]
+            if among is not None and among.len():
+                lo, hi = int(among.min()), int(among.max())  # type: ignore[arg-type]
+                where, params = " AND pid >= ? AND pid <= ?", [run_id, lo, hi]
+                if hi - lo + 1 > 2 * among.len():
+                    name = stack.enter_context(view(con, "_hcode_guard_pids", ArrowStream(among.to_frame("pid"))))
+                    where += f" AND pid IN (SELECT pid FROM {name})"
+            elif among is not None:
+                where = " AND false"
             pids = pl.DataFrame(con.sql("SELECT p.pid FROM runs r JOIN population_rows p USING (population_id) "
-                                        f"WHERE r.run_id = ?{where} ORDER BY p.pid", params=[run_id]))["pid"]
+                                        f"WHERE r.run_id = ?{where} ORDER BY p.pid", params=params))["pid"]
             details = pl.DataFrame(con.sql(f"SELECT pid, color, rule FROM code_details WHERE run_id = ?{where}",
-                                           params=[run_id]))
+                                           params=params))
         row = one(con, "SELECT color, rule FROM code_defaults WHERE run_id = ?", [run_id])
         color, rule = row if row else ("", None)
         return cls(pids, details, color, rule)
