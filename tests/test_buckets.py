@@ -212,7 +212,7 @@ def test_the_guard_reads_a_buckets_span_of_the_previous_run_and_counts_the_same(
         scattered = sorted(rng.sample(pids, rng.randrange(1, len(pids) // 4)))
         for among in (pl.Series(ranged, dtype=pl.Int32), pl.Series(scattered, dtype=pl.Int32)):
 
-            def cut(codes: guard.RunCodes) -> guard.RunCodes:
+            def cut(codes: guard.RunCodes, among: pl.Series = among) -> guard.RunCodes:
                 return guard.RunCodes(codes.pids.filter(codes.pids.is_in(among.implode())),
                                       codes.details.filter(pl.col("pid").is_in(among.implode())),
                                       codes.default_color, codes.default_rule)

@@ -121,6 +121,31 @@ def test_an_override_for_a_person_not_registered_is_reported(tmp_path):
     assert "Overrides for persons not registered" in md and "notice 7" in md
 
 
+def test_unregistered_overrides_are_each_persons_latest_in_force_at_the_cut_off(tmp_path):
+    """Of a person outside the population, the latest override in force at the cut-off (an
+    expired or later one does not count, nor does one for a registered person)."""
+    from hcode.ops.overrides import unregistered
+    from hcode.runs.store import get_run
+
+    warehouse.init(tmp_path / "w.duckdb")
+    box = inbox(tmp_path)
+    (box / "cases.csv").unlink()
+    (box / "overrides.csv").write_text(HEAD + "".join(f"{i},{c},office,{b},op1,test,{at},{until}\n" for i, c, b, at, until in [
+        (ID_A, "red", "notice A", "2022-06-13 09:00:00", ""),  # registered: its code carries it
+        (IDS[7], "yellow", "notice 7a", "2022-06-10 09:00:00", ""),
+        (IDS[7], "red", "notice 7b", "2022-06-13 09:00:00", ""),  # 7's latest
+        (IDS[8], "red", "notice 8", "2022-06-01 09:00:00", "2022-06-05 00:00:00"),  # expired
+        (IDS[9], "red", "notice 9", "2022-06-15 08:00:00", ""),  # after the cut-off
+        (IDS[6], "green", "notice 6a", "2022-06-12 09:00:00", "2022-06-13 00:00:00"),  # expired ...
+        (IDS[6], "yellow", "notice 6b", "2022-06-11 09:00:00", ""),  # ... so 6's latest in force
+    ]), encoding="utf-8")
+    res = run_nightly(tmp_path / "w.duckdb", box, "shanghai", DATE, operator="t", now=NOW, reports=tmp_path / "r")
+    assert res.published
+    with warehouse.Warehouse.open(tmp_path / "w.duckdb", read_only=True) as wh:
+        got = unregistered(wh.con, get_run(wh.con, res.run_id))
+    assert [(e.color, e.basis) for e in got] == [("yellow", "notice 6b"), ("red", "notice 7b")]
+
+
 def test_a_failed_report_step_still_exits_as_published_and_hcode_report_writes_it(tmp_path, monkeypatch):
     db = tmp_path / "w.duckdb"
     warehouse.init(db)

@@ -93,15 +93,22 @@ class OverridesReport:
 
 def unregistered(con: duckdb.DuckDBPyConnection, run: RunInfo) -> tuple[OverrideEntry, ...]:
     """Overrides in force at the run's cut-off (each person's latest, from the loads the run
-    saw) for persons outside the run's population: no code carries them."""
+    saw) for persons outside the run's population: no code carries them. (The few overrides
+    are looked up in the population, not the population's 10M pids gathered to rule them
+    out: 0.05 s against 0.31–0.65 s at 10M.)"""
     rows = con.execute(
         """
+        WITH latest AS (
+            SELECT * FROM feed_overrides
+            WHERE issued_at < ? AND (expires_at IS NULL OR expires_at >= ?) AND load_id <= ?
+            QUALIFY issued_at = max(issued_at) OVER (PARTITION BY pid)),
+        registered AS (
+            SELECT pid FROM population_rows
+            WHERE population_id = (SELECT population_id FROM runs WHERE run_id = ?)
+              AND pid IN (SELECT pid FROM latest))
         SELECT p.person_key, o.color, o.authority, o.basis, o.operator, o.reason, o.issued_at, o.expires_at
-        FROM feed_overrides o JOIN persons p USING (pid)
-        WHERE o.issued_at < ? AND (o.expires_at IS NULL OR o.expires_at >= ?) AND o.load_id <= ?
-          AND o.pid NOT IN (SELECT pid FROM population_rows
-                            WHERE population_id = (SELECT population_id FROM runs WHERE run_id = ?))
-        QUALIFY o.issued_at = max(o.issued_at) OVER (PARTITION BY o.pid)
+        FROM latest o JOIN persons p USING (pid)
+        WHERE o.pid NOT IN (SELECT pid FROM registered)
         ORDER BY o.issued_at, p.person_key, o.color
         """, [run.cutoff, run.cutoff, run.max_load_id, run.run_id]).fetchall()
     return tuple(OverrideEntry(k, c, "(no code)", (), False, a, b, op, r, i, x,
