@@ -107,6 +107,27 @@ rules:
     assert "extends testland@2022.01.01" in rs.source_text
 
 
+def test_a_ruleset_loaded_again_is_the_same_until_it_or_its_parent_changes(tmp_path, parent):
+    """Loading is kept per process by (file, text, parent): the same files give the very
+    ruleset loaded before; a change to the file or to its parent is read anew."""
+    child = write(tmp_path, "2022.02.01", HEAD.format(version="2022.02.01", date="2022-02-01") + """\
+extends: 2022.01.01
+rules:
+  - {id: T-4, color: yellow, title: {zh: 四, en: four}, trigger: case_at}
+""")
+    first = load_ruleset(child)
+    assert load_ruleset(child) is first
+    write(tmp_path, "2022.01.01", PARENT.format(version="2022.01.01", date="2022-01-01").replace("one}", "uno}"))
+    changed = load_ruleset(child)
+    assert changed.rule("T-1").title["en"] == "uno" and changed.content_hash != first.content_hash
+    child.write_text(child.read_text(encoding="utf-8").replace("four}", "vier}"), encoding="utf-8")
+    assert load_ruleset(child).rule("T-4").title["en"] == "vier"
+    broken = child.read_text(encoding="utf-8").replace("trigger: case_at", "trigger: nothing_at")
+    child.write_text(broken, encoding="utf-8")
+    with pytest.raises(RulesetError, match="nothing_at"):
+        load_ruleset(child)
+
+
 def test_extends_cycle_is_an_error(tmp_path):
     write(tmp_path, "a", HEAD.format(version="a", date="2022-01-01") + "extends: b\n")
     b = write(tmp_path, "b", HEAD.format(version="b", date="2022-01-01") + "extends: a\n")

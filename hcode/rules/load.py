@@ -109,6 +109,9 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     parent = _parent(doc, path, stack, errs) if "extends" in doc else None
     if structural or ("extends" in doc and parent is None):
         errs.raise_if_any()
+    key = (file, text, parent.content_hash if parent is not None else None)
+    if key in _LOADED and not errs.items:
+        return _LOADED[key]
     if parent is not None and parent.province != str(doc["province"]):
         errs.add(file, doc.line_of("extends"), f"extends a ruleset of another province ({parent.province})")
     palette = _palette(doc, parent, file, errs)
@@ -136,7 +139,18 @@ def _load(path: Path, stack: tuple[Path, ...]) -> Ruleset:
     object.__setattr__(rs, "content_hash", digest)
     object.__setattr__(rs, "_raw_facts", raw_facts)
     object.__setattr__(rs, "_raw_rules", raw_rules)
+    if len(_LOADED) >= _LOADED_HELD:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = rs
     return rs
+
+
+# Rulesets loaded in this process, by (file, its text, the parent's content hash): a ruleset is
+# a function of these, and immutable. `find_ruleset(province)` loads every version of the
+# province, each later one loading its parent again, and the nightly batch and its report
+# load the one they use again: 0.1-0.2 s each time.
+_LOADED: dict[tuple[str, str, str | None], Ruleset] = {}
+_LOADED_HELD = 32
 
 
 def parent_raw_facts(parent: Ruleset | None) -> Iterable[tuple[str, tuple[Any, str, int]]]:
