@@ -10,10 +10,10 @@ carry the person's `id_number`, as an export does: it is checked, then dropped (
 is one person), and never echoed in a message.
 
 A file's examples are walked twice: once to gather every cell they hold, which are then
-validated together (`Cells`: one `validate_column` per feed, column and cut-off, where one a
-feed's rows of each example cost about a millisecond each: 0.45 s of loading
-shanghai@2022.05.23's 42 examples, and of every command that loads it), then to build the
-examples from the results, finding the same problems in the same order.
+validated together (`Cells`: one `validate_column` per feed, column and cut-off of the file,
+where each example's rows of a feed took one call per column, about a millisecond each:
+0.45 s of loading shanghai@2022.05.23's 42 examples, in every command that loads it), then
+to build the examples from the results, finding the same problems in the same order.
 """
 
 from __future__ import annotations
