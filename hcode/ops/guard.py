@@ -34,7 +34,7 @@ import polars as pl
 
 from hcode.config import GuardConfig
 from hcode.engine.evaluate import Evaluation, registered
-from hcode.store.warehouse import ArrowStream, one, view
+from hcode.store.warehouse import ArrowStream, one, scalar, view
 
 TOP_RULES = 3  # how many moving rules a reason names
 DEFAULT_RULE = "(no rule)"  # the deciding "rule" of persons with the palette's first colour and no rule
@@ -76,16 +76,19 @@ class RunCodes:
     @classmethod
     def of_run(cls, con: duckdb.DuckDBPyConnection, run_id: int, among: pl.Series | None = None) -> RunCodes:
         """A stored run's codes; when `among` (pids: one bucket's persons) is given, of the
-        persons between its least and greatest pid, and of those only when they are scattered
-        (a Spark bucket's): `changed_persons` counts the persons of both runs, so the others
-        count for nothing. (A pid range is read without the rest of the run; DuckDB's semi-join
-        with a bucket of 7M pids took 0.74–0.97 s, the range 0.11 s.)"""
+        persons between its least and greatest pid, and of those only when the run has more
+        than twice as many there (a Spark bucket's persons are scattered over every pid):
+        `changed_persons` counts the persons of both runs, so the others count for nothing.
+        (A pid range is read without the rest of the run; DuckDB's semi-join with a bucket of
+        7M pids took 0.74–0.97 s, the range 0.11 s.)"""
         with ExitStack() as stack:
             where, params = "", [run_id]
             if among is not None and among.len():
                 lo, hi = int(among.min()), int(among.max())  # type: ignore[arg-type]
                 where, params = " AND pid >= ? AND pid <= ?", [run_id, lo, hi]
-                if hi - lo + 1 > 2 * among.len():
+                there = scalar(con, "SELECT count(*) FROM runs r JOIN population_rows p USING (population_id) "
+                                    f"WHERE r.run_id = ?{where}", params)
+                if there > 2 * among.len():
                     name = stack.enter_context(view(con, "_hcode_guard_pids", ArrowStream(among.to_frame("pid"))))
                     where += f" AND pid IN (SELECT pid FROM {name})"
             elif among is not None:
