@@ -312,6 +312,29 @@ def test_two_runs_compared_by_pid_give_the_diff_of_their_whole_codes(per_count, 
             diff(load_side(wh, 1), side)
 
 
+def test_runs_of_two_populations_compared_by_pid_give_the_whole_diff(per_count, tmp_path, monkeypatch):
+    """Persons in one run only (registered between the two as-of dates) are listed alike by
+    pid and by key, as appeared one way and gone the other, bucket by bucket too."""
+    from hcode.diff.buckets import diff_runs
+
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    db = _copy(per_count[1]["tmp"] / "w.duckdb", tmp_path)
+    with Warehouse.open(db) as wh:
+        _, early = bucketed.evaluate_run(wh, find_ruleset("shanghai@2022.05.23"), dt.date(2022, 6, 1), operator="t")
+        for b, a in ((early, 1), (1, early)):
+            whole = diff(load_side(wh, b), load_side(wh, a))
+            assert whole.only_before + whole.only_after > 10
+            by_pid = diff(load_side(wh, b, by_pid=True), load_side(wh, a, by_pid=True))
+            assert (by_pid.matrix, by_pid.only_before, by_pid.only_after) == \
+                (whole.matrix, whole.only_before, whole.only_after)
+            assert by_pid.changes.frame().equals(whole.changes.frame())
+            assert by_pid.rule_changes.frame().equals(whole.rule_changes.frame())
+            want = write_diff(whole, tmp_path / f"whole-{b}-{a}", "en")
+            got = write_diff(diff_runs(wh, b, a, "en", buckets=3), tmp_path / f"by-pid-{b}-{a}", "en")
+            for k, path in want.items():
+                assert got[k].read_bytes() == path.read_bytes(), k
+
+
 def test_a_bucket_file_that_cannot_be_written_fails_the_diff_and_stops_its_thread(per_count, monkeypatch):
     """A bucket's listed rows are written on a thread while the next bucket is compared: a
     write that fails (a full disk) fails the diff, and the thread ends with it."""
