@@ -18,12 +18,12 @@ from hcode.runs.store import (
     code_evidence,
     evaluate_warehouse,
     get_run,
-    person_keys,
     run_codes,
     run_codes_by_pid,
     stored_ruleset,
     with_person_keys,
 )
+from hcode.store.persons import stored_keys
 from hcode.store.warehouse import Warehouse
 
 
@@ -50,7 +50,7 @@ class StoredDetails:
     run_id: int
 
     def keys(self, pids: pl.Series) -> pl.Series:
-        return person_keys(self.con, pids)
+        return stored_keys(self.con, pids)
 
     def evidence(self, pids: pl.Series) -> pl.DataFrame:
         return code_evidence(self.con, self.run_id, pids)

@@ -27,6 +27,7 @@ import polars as pl
 
 from hcode.errors import RulesetError, RulesetProblem
 from hcode.feeds import FEEDS, Column, Feed, Kind
+from hcode.rules.definitions import LoadErrors
 from hcode.rules.ruleset import Example
 from hcode.rules.yaml_lines import Located
 from hcode.textsafe import mask_ids
@@ -124,9 +125,7 @@ class Cells:
         if self.gathering:
             self._asked.setdefault(key, (col, set()))[1].update(cells)
             return [None] * len(cells), [None] * len(cells)
-        done = self._done.get(key)
-        if done is None or any(c not in done for c in cells):  # (not gathered: checked here)
-            return _validated(col, cutoff, cells)
+        done = self._done[key]  # (the walk that builds asks what the gathering walk asked)
         return [done[c][0] for c in cells], [done[c][1] for c in cells]
 
     def validate(self) -> None:
@@ -235,11 +234,6 @@ def check_example(e: object, file: str, line: int, palette: tuple[str, ...], rul
                    expect.get("rule"), file, line, tuple(others))
 
 
-class _Ignored:
-    def add(self, file: str, line: int, msg: str, rule: str | None = None, fact: str | None = None) -> None:
-        pass
-
-
 def check_examples(examples: Located.List, file: str, palette: tuple[str, ...], rule_ids: Iterable[str],
                    errs: Problems) -> list[Example | None]:
     """`check_example` of each of a file's `examples`, their cells validated together (`Cells`):
@@ -247,7 +241,7 @@ def check_examples(examples: Located.List, file: str, palette: tuple[str, ...], 
     ids = list(rule_ids)
     checked = Cells()
     for i, e in enumerate(examples):
-        check_example(e, file, examples.line_at(i), palette, ids, _Ignored(), checked)
+        check_example(e, file, examples.line_at(i), palette, ids, LoadErrors(), checked)  # (told again below)
     checked.validate()
     return [check_example(e, file, examples.line_at(i), palette, ids, errs, checked) for i, e in enumerate(examples)]
 

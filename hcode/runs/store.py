@@ -30,7 +30,16 @@ from hcode.profiling import Stages
 from hcode.rules.ruleset import Ruleset
 from hcode.store import audit
 from hcode.store.buckets import equal_ranges, pid_span
-from hcode.store.warehouse import ArrowStream, Warehouse, one, scalar, to_polars, unordered_inserts, view
+from hcode.store.warehouse import (
+    ArrowStream,
+    Warehouse,
+    one,
+    rows_of_pids,
+    scalar,
+    to_polars,
+    unordered_inserts,
+    view,
+)
 from hcode.textsafe import csv_safe_frame, joined_lists
 
 ALWAYS_READ = ("registrations", "overrides")
@@ -306,7 +315,7 @@ def run_codes_by_pid(con: duckdb.DuckDBPyConnection, run_id: int,
                      pid_range: tuple[int, int] | None = None) -> pl.DataFrame:
     """A stored run's codes by pid, without person keys, evidence, overrides or explanations:
     what a diff of two runs of the warehouse compares (a quarter of the read with keys, at
-    10M: `hcode.diff.changes`), fetching the rest for its listed persons (`person_keys`,
+    10M: `hcode.diff.changes`), fetching the rest for its listed persons (`store.persons.stored_keys`,
     `code_evidence`); `pid_range` as in `run_codes`."""
     where, params = "run_id = ?", [run_id]
     if pid_range is not None:
@@ -315,30 +324,10 @@ def run_codes_by_pid(con: duckdb.DuckDBPyConnection, run_id: int,
                              params=params))
 
 
-def _by_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, table: str, where: str = "true",
-             params: tuple[Any, ...] = ()) -> pl.DataFrame:
-    """`columns` of the rows of `table` (those meeting `where` on `params`) for `pids`,
-    aligned with them (a row of nulls for a pid not there). DuckDB reads the pids' span only."""
-    wanted = pl.DataFrame({"pid": pids.cast(pl.Int32)})
-    if wanted.height == 0:
-        return to_polars(con.sql(f"SELECT {columns} FROM {table} WHERE false"))
-    span = (wanted["pid"].min(), wanted["pid"].max())
-    with view(con, "_hcode_pids", ArrowStream(wanted)):
-        got = to_polars(con.sql(f"SELECT pid, {columns} FROM {table} WHERE {where} AND pid >= ? AND pid <= ? "
-                                "AND pid IN (SELECT pid FROM _hcode_pids)", params=[*params, *span]))
-    at = wanted.join(got.select("pid").with_row_index("_at"), on="pid", how="left", maintain_order="left")["_at"]
-    return got.drop("pid").rechunk()[at]
-
-
-def person_keys(con: duckdb.DuckDBPyConnection, pids: pl.Series) -> pl.Series:
-    """The person key of each pid of `pids`, aligned with them."""
-    return _by_pids(con, pids, "person_key", "persons")["person_key"]
-
-
 def code_evidence(con: duckdb.DuckDBPyConnection, run_id: int, pids: pl.Series) -> pl.DataFrame:
     """The evidence and override of each pid of `pids` in stored run `run_id`, aligned with
     them, as the `codes` view gives them (a person without details: evidence [], no override)."""
-    got = _by_pids(con, pids, "evidence, override", "code_details", "run_id = ?", (run_id,))
+    got = rows_of_pids(con, pids, "evidence, override", "code_details", "run_id = ?", (run_id,))
     return got.with_columns(pl.col("evidence").fill_null(pl.lit([], got.schema["evidence"])))
 
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from hcode.idnumber import id_key
 from hcode.store.pseudonym import person_keys
-from hcode.store.warehouse import arrow, scalar, to_polars, view
+from hcode.store.warehouse import arrow, rows_of_pids, scalar, to_polars, view
 
 EMPTY = pl.DataFrame(schema={"id_key": pl.Int64, "pid": pl.Int32})
 STORED_SHARE = 0.1  # of the memory limit, at most, for the table of the persons stored before a session
@@ -141,10 +141,13 @@ class PersonIndex:
             hashed = to_polars(con.sql(f"SELECT i, {KEY_HASH} AS h FROM _hcode_keys"))
         found = hashed.join(self._table, on="h", how="inner")
         found = found.select(keys.gather(found.get_column("i")), "pid")
-        with view(con, "_hcode_found", arrow(found.select(pl.col("pid").unique()))):
-            stored = to_polars(con.sql("SELECT person_key, pid FROM persons "
-                                       "WHERE pid IN (SELECT pid FROM _hcode_found)"))
-        return stored.join(found, on=["person_key", "pid"], how="semi")  # (a hash shared by two keys: not them)
+        # a hash that two keys share names both: each candidate's stored key decides
+        return found.filter(stored_keys(con, found.get_column("pid")) == found.get_column("person_key"))
+
+
+def stored_keys(con: duckdb.DuckDBPyConnection, pids: pl.Series) -> pl.Series:
+    """The person key of each pid of `pids`, aligned with them (null for a pid not stored)."""
+    return rows_of_pids(con, pids, "person_key", "persons").get_column("person_key")
 
 
 def _in_key_order(frame: pl.DataFrame) -> pl.DataFrame:

@@ -255,6 +255,25 @@ def view(con: duckdb.DuckDBPyConnection, name: str, data: object) -> Iterator[st
             con.unregister(name)
 
 
+def rows_of_pids(con: duckdb.DuckDBPyConnection, pids: pl.Series, columns: str, table: str, where: str = "true",
+                 params: tuple[Any, ...] = ()) -> pl.DataFrame:
+    """`columns` of the rows of `table` (those meeting `where` on `params`) for `pids`,
+    aligned with them (a row of nulls for a pid not there; a pid at most once in `table`'s
+    rows). DuckDB reads the pids' span only, and the other columns of the matching rows only
+    (93 pids' keys among 14M persons: 0.02 s, where a join that reads every key takes 0.65 s)."""
+    import polars as pl
+
+    wanted = pl.DataFrame({"pid": pids.cast(pl.Int32)})
+    if wanted.height == 0:
+        return to_polars(con.sql(f"SELECT {columns} FROM {table} WHERE false"))
+    span = (wanted["pid"].min(), wanted["pid"].max())
+    with view(con, "_hcode_pids", ArrowStream(wanted)):
+        got = to_polars(con.sql(f"SELECT pid, {columns} FROM {table} WHERE {where} AND pid >= ? AND pid <= ? "
+                                "AND pid IN (SELECT pid FROM _hcode_pids)", params=[*params, *span]))
+    at = wanted.join(got.select("pid").with_row_index("_at"), on="pid", how="left", maintain_order="left")["_at"]
+    return got.drop("pid").rechunk()[at]
+
+
 @contextmanager
 def unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let DuckDB write the rows of the INSERTs in the block in any order, on every core
