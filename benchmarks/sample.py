@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hcode.sample import DEFAULT_SCANS
 from hcode.sample import night as sample
 
 
@@ -30,7 +31,7 @@ def main() -> None:
     ap.add_argument("--residents", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--format", default="parquet", choices=sample.FORMATS)
-    ap.add_argument("--scans-per-day", type=float, default=sample.DEFAULT_SCANS)
+    ap.add_argument("--scans-per-day", type=float, default=DEFAULT_SCANS)
     ap.add_argument("--block", type=int, default=sample.BLOCK, help="residents generated at a time")
     ap.add_argument("--keep", type=Path, help="write here instead of a temporary folder")
     args = ap.parse_args()

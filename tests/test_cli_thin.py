@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,6 +78,31 @@ def test_cli_loops_only_render(path: Path) -> None:
                 if _root(call.func) in library:
                     bad.append((loop.lineno, ast.unparse(call.func)))
     assert not bad, f"{path.name}: loops calling the library (line, call): {bad}: give the library the loop"
+
+
+ENGINES = ("polars", "duckdb", "pyarrow", "numpy", "yaml", "hcode.store.warehouse", "hcode.feeds")
+
+
+def test_the_command_line_starts_without_the_engines() -> None:
+    """Building the command (what `hcode --help`, `--version` and shell completion do) imports
+    none of the library's engines: each command imports what it runs when it runs, so a
+    command starts in a fifth of a second rather than a second (benchmarks/startup.py)."""
+    code = ("import sys, hcode.cli.app; "
+            f"print(','.join(m for m in {ENGINES!r} if m in sys.modules))")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert got == "", f"building the command line imported {got}: import it inside the command that needs it"
+
+
+def test_a_command_still_finds_its_library(tmp_path: Path) -> None:
+    """The imports moved into the commands are there when a command runs: `hcode init` then
+    `hcode runs --json` in a fresh process each."""
+    import json
+
+    db = tmp_path / "w.duckdb"
+    hcode = [sys.executable, "-c", "from hcode.cli import app; app()"]
+    subprocess.run([*hcode, "init", "--db", str(db)], check=True, capture_output=True)
+    runs = subprocess.run([*hcode, "runs", "--db", str(db), "--json"], check=True, capture_output=True, text=True)
+    assert json.loads(runs.stdout) == {"runs": []}
 
 
 def test_the_rule_catches_what_it_should() -> None:

@@ -6,16 +6,16 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from hcode.cli.common import DbOption, JsonOption, LangOption, err, handle_errors, out, parse_date, print_json
-from hcode.runs.backtest import Backtest, backtest, date_range
-from hcode.store.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from hcode.runs.backtest import Backtest
 
 
 @contextlib.contextmanager
@@ -24,6 +24,8 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[dt.date], None] | N
     if quiet or not err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("backtest {task.fields[day]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("days", total=total, day="")
@@ -62,6 +64,8 @@ def register(app: typer.Typer) -> None:
         """
         from hcode.cli.runs import pick_ruleset
         from hcode.colors import check_lang
+        from hcode.runs.backtest import backtest, date_range
+        from hcode.store.warehouse import Warehouse
 
         check_lang(lang)
         first, last = parse_date(start, "--from"), parse_date(end, "--to")

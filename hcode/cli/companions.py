@@ -12,7 +12,6 @@ from rich.table import Table
 
 from hcode.cli.common import DbOption, JsonOption, handle_errors, out, print_json, t_
 from hcode.errors import UsageError
-from hcode.store.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from hcode.ops.companions import CompanionsResult
@@ -50,6 +49,7 @@ def register(app: typer.Typer) -> None:
             hcode companions --run 2 --window 10m --json
         """
         from hcode.ops.companions import companions
+        from hcode.store.warehouse import Warehouse
 
         with Warehouse.open(db, read_only=True) as wh:
             res = companions(wh, run, parse_window(window))

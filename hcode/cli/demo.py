@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,8 +11,9 @@ from hcode.cli.common import LangOption, err, handle_errors, out, t_
 from hcode.cli.companions import render_companions
 from hcode.cli.nightly import ADVICE
 from hcode.colors import check_lang
-from hcode.ops.demo import StationScene, run_demo
-from hcode.report.terminal import print_diff
+
+if TYPE_CHECKING:
+    from hcode.ops.demo import StationScene
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,9 @@ def register(app: typer.Typer) -> None:
 
             hcode demo --dir /tmp/hcode-demo
         """
+        from hcode.ops.demo import run_demo
+        from hcode.report.terminal import print_diff
+
         check_lang(lang)
         res = run_demo(dir, residents=residents, seed=seed, lang=lang, notify=lambda m: err.print(m))
         n = res.nightly

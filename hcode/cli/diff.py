@@ -20,11 +20,7 @@ from hcode.cli.common import (
     parse_date,
     print_json,
 )
-from hcode.diff.changes import diff
 from hcode.errors import UsageError
-from hcode.report.files import summary_dict, write_diff
-from hcode.report.terminal import print_diff
-from hcode.store.warehouse import Warehouse
 
 
 def register(app: typer.Typer) -> None:
@@ -61,8 +57,12 @@ def register(app: typer.Typer) -> None:
         from hcode.cli.runs import pick_ruleset
         from hcode.colors import check_lang
         from hcode.diff.buckets import diff_runs
+        from hcode.diff.changes import diff
         from hcode.diff.sides import evaluate_side
+        from hcode.report.files import summary_dict, write_diff
+        from hcode.report.terminal import print_diff
         from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
+        from hcode.store.warehouse import Warehouse
 
         check_lang(lang)
         by_runs = run_a is not None or run_b is not None

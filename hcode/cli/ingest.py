@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hcode.cli.common import (
@@ -20,13 +19,7 @@ from hcode.cli.common import (
     print_json,
     t_,
 )
-from hcode.config import load_config
 from hcode.errors import UsageError
-from hcode.feeds import FEEDS
-from hcode.ingest import load as ingest_mod
-from hcode.ingest import quarantine as quarantine_mod
-from hcode.store.lock import warehouse_lock
-from hcode.store.warehouse import Warehouse, db_path
 
 
 def register(app: typer.Typer) -> None:
@@ -51,6 +44,14 @@ def register(app: typer.Typer) -> None:
 
             hcode ingest --db hcode.duckdb sample_data/ --now 2022-06-15T06:00:00
         """
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from hcode.config import load_config
+        from hcode.feeds import FEEDS
+        from hcode.ingest import load as ingest_mod
+        from hcode.store.lock import warehouse_lock
+        from hcode.store.warehouse import Warehouse, db_path
+
         if feed is not None and feed not in FEEDS:
             raise UsageError(f"--feed {feed!r} is not a feed; feeds: {', '.join(FEEDS)}")
         files = ingest_mod.expand(paths)
@@ -96,6 +97,9 @@ def register(app: typer.Typer) -> None:
 
             hcode quarantine --file nat_results.csv
         """
+        from hcode.ingest import quarantine as quarantine_mod
+        from hcode.store.warehouse import Warehouse
+
         with Warehouse.open(db, read_only=True) as wh:
             groups = quarantine_mod.summary(wh.con, file)
         if json_out:
@@ -117,6 +121,9 @@ def register(app: typer.Typer) -> None:
 
             hcode loads --json
         """
+        from hcode.ingest import quarantine as quarantine_mod
+        from hcode.store.warehouse import Warehouse
+
         with Warehouse.open(db, read_only=True) as wh:
             rows = quarantine_mod.loads(wh.con)
         if json_out:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
@@ -24,7 +24,10 @@ from hcode.cli.common import (
     t_,
 )
 from hcode.colors import check_lang
-from hcode.ops.nightly import NightlyResult, report_run, run_nightly
+from hcode.errors import UsageError
+
+if TYPE_CHECKING:
+    from hcode.ops.nightly import NightlyResult
 
 # The next step the batch suggests, in this command's flags.
 ADVICE = {"recompute": " (use --rerun to compute it again)",
@@ -54,6 +57,8 @@ def register(app: typer.Typer) -> None:
 
             hcode report 12 --reports /data/reports
         """
+        from hcode.ops.nightly import report_run
+
         check_lang(lang)
         folder, state = report_run(db, run, reports, lang)
         if json_out:
@@ -100,10 +105,10 @@ def register(app: typer.Typer) -> None:
             hcode nightly --db /data/hcode.duckdb --inbox /data/inbox --ruleset shanghai --date 2022-06-14
             hcode nightly --inbox /data/inbox --ruleset shanghai --engine spark --spark-master yarn
         """
+        from hcode.ops.nightly import run_nightly
+
         check_lang(lang)
         if not inbox.is_dir():
-            from hcode.errors import UsageError
-
             raise UsageError(f"--inbox {inbox}: not a folder")
         day = parse_date(date, "--date") if date else None
         clock = parse_timestamp(now)

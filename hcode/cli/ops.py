@@ -26,9 +26,7 @@ from hcode.cli.common import (
     t_,
 )
 from hcode.errors import HcodeError
-from hcode.store import audit as audit_mod
 from hcode.store.lock import warehouse_lock
-from hcode.store.warehouse import Warehouse, db_path
 
 OperatorOption = Annotated[str | None, typer.Option("--operator", help="Who does it (default: the login name).")]
 
@@ -62,6 +60,7 @@ def register(app: typer.Typer) -> None:
             hcode retract 7 --reason "lab sent yesterday's file twice under a new name"
         """
         from hcode.ops.retract import retract
+        from hcode.store.warehouse import Warehouse, db_path
 
         if not reason.strip():
             raise HcodeError("a retraction needs a reason (--reason): it is kept in the load history and audit log")
@@ -97,6 +96,7 @@ def register(app: typer.Typer) -> None:
             hcode export --run 1 --out push_20220614.parquet
         """
         from hcode.runs.export import export
+        from hcode.store.warehouse import Warehouse
 
         with Warehouse.open(db, read_only=True) as wh:
             res = export(wh.con, run, out_file)
@@ -123,6 +123,7 @@ def register(app: typer.Typer) -> None:
             hcode overrides --run 1 --json
         """
         from hcode.ops import overrides as ov
+        from hcode.store.warehouse import Warehouse
 
         with Warehouse.open(db, read_only=True) as wh:
             if run is not None:
@@ -175,6 +176,7 @@ def register(app: typer.Typer) -> None:
             hcode history --id-file - < id.txt
         """
         from hcode.runs.history import person_history
+        from hcode.store.warehouse import Warehouse
 
         id_number = read_id(id_number, id_file)
         with Warehouse.open(db, read_only=True) as wh:
@@ -215,6 +217,9 @@ def register(app: typer.Typer) -> None:
 
             hcode audit verify --db /data/hcode.duckdb --head reports/2022-06-14/audit-head.json
         """
+        from hcode.store import audit as audit_mod
+        from hcode.store.warehouse import Warehouse
+
         anchor = audit_mod.Head.read(head) if head is not None else None
         with Warehouse.open(db, read_only=True) as wh:
             v = audit_mod.verify(wh.con, anchor)
@@ -246,6 +251,7 @@ def register(app: typer.Typer) -> None:
             hcode audit log --action retract --limit 10
         """
         from hcode.store.audit_log import audit_log
+        from hcode.store.warehouse import Warehouse
 
         with Warehouse.open(db, read_only=True) as wh:
             log = audit_log(wh.con, action, limit)
@@ -278,6 +284,7 @@ def register(app: typer.Typer) -> None:
             hcode purge --before 2022-05-01 --dry-run
         """
         from hcode.ops.purge import purge
+        from hcode.store.warehouse import Warehouse, db_path
 
         day = parse_date(before, "--before")
         with warehouse_lock(db_path(db), _command(), notify=err.print), Warehouse.open(db) as wh:
@@ -315,6 +322,7 @@ def register(app: typer.Typer) -> None:
         """
         from hcode.config import load_config
         from hcode.ops.freshness import check, late_feeds, report_json
+        from hcode.store.warehouse import Warehouse, db_path
 
         day = parse_date(date, "--date") or dt.date.today()
         cfg = load_config(db_path(db))
@@ -355,6 +363,7 @@ def register(app: typer.Typer) -> None:
         """
         from hcode.config import load_config
         from hcode.ops.guard import check_run
+        from hcode.store.warehouse import Warehouse, db_path
 
         cfg = load_config(db_path(db))
         with Warehouse.open(db, read_only=True) as wh:

@@ -7,10 +7,7 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import JsonOption, err, handle_errors, out, parse_date, print_json, t_
-from hcode.engine.examples import check_failure_json, check_ruleset
 from hcode.errors import HcodeError, RulesetError, RulesetProblem
-from hcode.rules.catalogue import catalogue, catalogue_json
-from hcode.rules.load import find_ruleset
 
 AsOfOption = Annotated[str | None, typer.Option(
     "--as-of", help="With a bare province: the version in force on this date (YYYY-MM-DD); with a version "
@@ -30,6 +27,8 @@ def register(app: typer.Typer) -> None:
 
             hcode rules list --json
         """
+        from hcode.rules.catalogue import catalogue, catalogue_json
+
         entries = catalogue()
         items = [e.as_json() for e in entries]
         if json_out:
@@ -63,6 +62,9 @@ def register(app: typer.Typer) -> None:
         if json_out:
             _check_json(ruleset, as_of)
             return
+        from hcode.engine.examples import check_ruleset
+        from hcode.rules.load import find_ruleset
+
         rs = find_ruleset(ruleset, parse_date(as_of))
         check = check_ruleset(rs, parse_date(as_of))
         for warning in check.warnings:
@@ -87,6 +89,9 @@ def register(app: typer.Typer) -> None:
 def _check_json(spec: str, as_of: str | None) -> None:
     """`rules check --json`: one JSON object on stdout whatever the failure (a file that does
     not parse or does not exist, a bad `extends`, a wrong date, a failing example)."""
+    from hcode.engine.examples import check_failure_json, check_ruleset
+    from hcode.rules.load import find_ruleset
+
     try:
         day = parse_date(as_of)
         check = check_ruleset(find_ruleset(spec, day), day)

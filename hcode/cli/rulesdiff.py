@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from hcode.cli.common import JsonOption, handle_errors, out, print_json
-from hcode.rules.diff import rules_diff, rules_diff_dict
 
 
 def _rules_group(app: typer.Typer) -> typer.Typer | None:
@@ -41,6 +40,7 @@ def register(app: typer.Typer) -> None:
             hcode rules diff shanghai@2022.05.23 shanghai@2022.06.28
         """
         from hcode.report.rules import print_rules_diff
+        from hcode.rules.diff import rules_diff, rules_diff_dict
         from hcode.rules.load import find_ruleset
 
         rd = rules_diff(find_ruleset(before), find_ruleset(after))

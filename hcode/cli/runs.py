@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -28,14 +28,10 @@ from hcode.cli.common import (
 )
 from hcode.colors import check_lang
 from hcode.errors import UsageError
-from hcode.rules.load import find_ruleset
-from hcode.rules.ruleset import Ruleset
-from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
-from hcode.runs import explain as explain_mod
-from hcode.runs import store as runs_mod
-from hcode.runs.compute import compute_run
 from hcode.store.lock import warehouse_lock
-from hcode.store.warehouse import Warehouse, db_path
+
+if TYPE_CHECKING:
+    from hcode.rules.ruleset import Ruleset
 
 RulesetOption = Annotated[str, typer.Option("--ruleset", help="province@version, a bare province (the version in "
                                              "force on the as-of date), or a path to a ruleset file.")]
@@ -46,6 +42,9 @@ AsOfOption = Annotated[str, typer.Option("--as-of", help="The as-of date D (even
 def pick_ruleset(spec: str, as_of: dt.date, quiet: bool = False) -> Ruleset:
     """The ruleset named by `spec` for `as_of`: says which version a bare province picked
     (unless `quiet`), and warns on stderr, always, when a version is not in force yet."""
+    from hcode.rules.load import find_ruleset
+    from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
+
     rs = find_ruleset(spec, as_of=as_of)
     if "@" not in spec and "/" not in spec and not spec.endswith((".yaml", ".yml")) and not quiet:
         err.print(f"using {rs.name} (in force on {as_of}: effective from {rs.effective_from})")
@@ -83,6 +82,9 @@ def register(app: typer.Typer) -> None:
             hcode evaluate --ruleset shanghai@2022.05.23 --as-of 2022-06-14 --out codes.parquet
             hcode evaluate --ruleset shanghai --as-of 2022-06-14 --engine spark --spark-master yarn
         """
+        from hcode.runs.compute import compute_run
+        from hcode.store.warehouse import Warehouse, db_path
+
         day = parse_date(as_of)
         rs = pick_ruleset(ruleset, day, quiet=json_out)
         check_lang(lang)
@@ -115,6 +117,9 @@ def register(app: typer.Typer) -> None:
 
             hcode runs --json
         """
+        from hcode.runs import store as runs_mod
+        from hcode.store.warehouse import Warehouse
+
         with Warehouse.open(db, read_only=True) as wh:
             runs = runs_mod.list_runs(wh.con)
         if json_out:
@@ -152,6 +157,10 @@ def register(app: typer.Typer) -> None:
             hcode explain 310101198008080019 --ruleset shanghai --as-of 2022-06-14 --lang zh
             hcode explain --id-file - --run 1 < id.txt
         """
+        from hcode.rules.ruleset import not_in_force_all as ruleset_warnings
+        from hcode.runs import explain as explain_mod
+        from hcode.store.warehouse import Warehouse
+
         id_number = read_id(id_number, id_file)
         check_lang(lang)
         day = parse_date(as_of) if as_of else None

@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from hcode.cli.common import JsonOption, err, handle_errors, parse_date, print_json
 from hcode.errors import UsageError
-from hcode.feeds import FEEDS
-from hcode.sample import night as sample
+from hcode.sample import DEFAULT_AS_OF, DEFAULT_SCANS
 
 
 def _encodings(items: list[str]) -> dict[str, str]:
@@ -34,14 +32,14 @@ def register(app: typer.Typer) -> None:
         = 10_000,
         seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same bytes.")] = 1,
         as_of: Annotated[str, typer.Option("--as-of", help="The date D the night is for (YYYY-MM-DD).")]
-        = sample.DEFAULT_AS_OF.isoformat(),
+        = DEFAULT_AS_OF.isoformat(),
         fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
         encoding: Annotated[list[str] | None, typer.Option(
             "--encoding", help="FEED=ENCODING for a CSV file: utf-8 (default), utf-8-sig (with BOM) or gbk; "
                                "repeatable.")] = None,
         scans_per_day: Annotated[float, typer.Option(
             "--scans-per-day", help="Place-code scans per resident per day (0: no place feeds at all).")]
-        = sample.DEFAULT_SCANS,
+        = DEFAULT_SCANS,
         json_out: JsonOption = False,
     ) -> None:
         """Write a synthetic night of department exports: one file per feed plus planted.json.
@@ -60,6 +58,11 @@ def register(app: typer.Typer) -> None:
             hcode sample --out night/ --format parquet --json
             hcode sample --out night/ --scans-per-day 0
         """
+        from rich.progress import Progress
+
+        from hcode.feeds import FEEDS
+        from hcode.sample import night as sample
+
         day = parse_date(as_of)
         encodings = _encodings(encoding or [])
         if err.is_terminal and not json_out:

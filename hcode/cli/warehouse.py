@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from hcode.cli.common import DbOption, JsonOption, err, handle_errors, print_json
-from hcode.store import warehouse
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +19,8 @@ def register(app: typer.Typer) -> None:
 
             hcode init --db /data/hcode.duckdb
         """
+        from hcode.store import warehouse
+
         res = warehouse.init(db)
         if json_out:
             print_json(res.as_json())

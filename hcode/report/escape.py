@@ -20,8 +20,6 @@ import re
 
 from rich.markup import escape as _rich_escape
 
-from hcode.textsafe import mask_ids
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _HTML_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _HEX = re.compile(r"[0-9a-f]*")
@@ -29,6 +27,8 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\|*_`[]<>#"})
 
 
 def _text(value: object) -> str:
+    from hcode.textsafe import mask_ids  # (imports Polars: not at the start of every command)
+
     return mask_ids("" if value is None else str(value))
 
 

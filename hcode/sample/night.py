@@ -33,7 +33,7 @@ import polars as pl
 
 from hcode.errors import UsageError
 from hcode.feeds import FEEDS, PLACE_FEEDS, Kind
-from hcode.sample import defects
+from hcode.sample import DEFAULT_AS_OF, DEFAULT_SCANS, defects
 from hcode.sample.defects import BadRow
 from hcode.sample.places import GENERATORS as PLACE_GENERATORS
 from hcode.sample.places import place_ids, place_persons, scene
@@ -41,8 +41,6 @@ from hcode.sample.planted import RULESETS, manifest_persons, planted_ids, plante
 from hcode.sample.random_events import GENERATORS, Context
 from hcode.sample.writers import FeedWriter
 
-DEFAULT_AS_OF = dt.date(2022, 6, 14)
-DEFAULT_SCANS = 3.0  # place scans a resident a day
 FORMATS = ("csv", "parquet")
 ENCODINGS = ("utf-8", "utf-8-sig", "gbk")
 MANIFEST = "planted.json"
