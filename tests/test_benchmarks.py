@@ -81,3 +81,11 @@ def test_diff_reads_benchmark_reads_every_person_both_ways(tmp_path):
     assert [r[0] for r in rows] == ["split", "ranges"]
     assert [r[-2] for r in rows] == ["3", "3"]  # buckets
     assert rows[0][-1] == rows[1][-1] and int(rows[0][-1].replace(",", "")) > 700  # every person, both ways
+
+
+@pytest.mark.slow
+def test_startup_benchmark_times_every_command(tmp_path):
+    out = bench("startup.py", "--repeat", "1", "--work", str(tmp_path / "w"), cwd=tmp_path)
+    for name in ("floor", "engines", "eager", "hcode --version", "hcode --help", "hcode rules list",
+                 "hcode runs --json", "hcode evaluate --dry-run"):
+        assert f"\n{name}" in out, out

@@ -95,6 +95,8 @@ def test_spark_gives_exactly_the_embedded_codes_and_a_run_like_any_other(spark_s
         assert regs["bucket"].n_unique() == 3 and "id_number" not in regs.columns
         assert "person_key" in regs.columns
     assert (tmp_path / "spark.csv").read_bytes() == (tmp_path / "embedded.csv").read_bytes()
+    # the tasks' result files went with the job
+    assert not any(p.is_file() for p in (lake / spark_mod.JOBS).rglob("*"))
 
 
 @pytest.mark.spark
@@ -118,7 +120,7 @@ def test_a_lake_given_as_a_url_is_read_by_the_executors(spark_session, loaded, t
 def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
     monkeypatch.setenv("HCODE_KEY", KEY)
 
-    def failing(rs, as_of, lang, feeds, lake, max_load_id, seeds=None):
+    def failing(rs, as_of, lang, feeds, lake, max_load_id, seeds=None, out=""):
         def run(batches):
             raise RuntimeError("an executor died")
         return run
@@ -130,6 +132,56 @@ def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monke
             bucketed.evaluate_run(wh, find_ruleset(RULESET), AS_OF, engine="spark", buckets=2,
                                   spark_master="local[2]")
         assert _counts(wh) == before
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_bucket_that_never_came_back_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
+    """A job whose tasks all succeed but whose result for one bucket is missing (a lost file,
+    a task that returned nothing) fails: a run is never stored without that bucket's persons."""
+    monkeypatch.setenv("HCODE_KEY", KEY)
+    real = spark_mod.evaluate_buckets
+
+    def dropping_bucket_1(*args, **kwargs):
+        inner = real(*args, **kwargs)
+
+        def run(batches):
+            for returned in inner(batches):
+                if returned.column(0)[0].as_py() != 1:
+                    yield returned
+        return run
+
+    monkeypatch.setattr(spark_mod, "evaluate_buckets", dropping_bucket_1)
+    with Warehouse.open(_copy(loaded, tmp_path)) as wh:
+        before = _counts(wh)
+        with pytest.raises(spark_mod.SparkFailed, match="incomplete, nothing stored: missing buckets 1$"):
+            bucketed.evaluate_run(wh, find_ruleset(RULESET), AS_OF, engine="spark", buckets=3,
+                                  spark_master="local[2]")
+        assert _counts(wh) == before
+    assert not any(p.is_file() for p in (tmp_path / "w.duckdb.lake" / spark_mod.JOBS).rglob("*"))
+
+
+def test_the_driver_takes_each_buckets_file_once():
+    rows = [(2, "c", 5), (0, "a", 7), (1, "b", 1)]
+    assert spark_mod.returned_files(rows, 3) == ["a", "b", "c"]
+    for bad, n, what in [([(0, "a", 1), (2, "c", 1)], 3, "missing buckets 1"),
+                         ([(0, "a", 1), (1, "b", 1), (1, "b2", 1)], 2, "buckets returned twice 1"),
+                         ([(0, "a", 1), (1, "b", 1), (5, "x", 1)], 2, "unknown buckets 5")]:
+        with pytest.raises(spark_mod.SparkFailed, match=f"nothing stored: {what}$"):
+            spark_mod.returned_files(bad, n)
+
+
+def test_results_a_dead_driver_left_are_removed_by_the_next_job(tmp_path):
+    from hcode.store.lake import Lake
+
+    old, new = tmp_path / spark_mod.JOBS / "dead" / "bucket=0" / "x.parquet", tmp_path / spark_mod.JOBS / "live" / "y"
+    for f in (old, new):
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"rows")
+    stale = os.path.getmtime(old) - spark_mod.STALE_SECONDS - 60
+    os.utime(old, (stale, stale))
+    spark_mod._remove_stale_jobs(Lake.at(tmp_path))
+    assert not old.exists() and new.exists()
 
 
 @pytest.mark.spark

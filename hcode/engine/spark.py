@@ -5,19 +5,30 @@ rows as Parquet, one folder per feed, bucket and load), then runs one Spark task
 bucket: `mapInArrow` over the bucket numbers (`spark.range(buckets)`, one per partition)
 hands each to `evaluate_buckets`, which reads that bucket's files of the loads the run saw
 with Polars (the global tables whole: the broadcast) and runs `engine.evaluate.evaluate` on
-them, exactly as the embedded engine does (one implementation of the rule semantics). Each bucket's result comes back as rows of one
-Arrow schema (its details, its population and one row of totals), written by Spark as
-Parquet partitioned by bucket; the driver reads it back bucket by bucket as `Evaluation`s,
-which become a run like any other (runs/bucketed.py).
+them, exactly as the embedded engine does (one implementation of the rule semantics). Each
+bucket's result (its details, its population and one row of totals, in one Arrow schema) is
+written by the task itself as a Parquet file in the job's folder of the lake
+(`_hcode_spark/<job>/`), through the same `pyarrow.fs` filesystem it reads the lake with,
+and the task returns one row naming the file. The driver collects those rows, checks that
+every bucket came back exactly once, reads the files bucket by bucket as `Evaluation`s,
+which become a run like any other (runs/bucketed.py), and removes the folder.
+
+Why the tasks write their results rather than Spark: the results then go where the driver
+can read them on any cluster, since every node reaches the lake already (Spark's own
+writer resolves a bare folder against the cluster's default filesystem, or each node's
+disk, which the driver might not see); and the rows are not turned from Arrow into Spark's
+rows and back (measured in benchmarks/RESULTS.md). A bucket whose row is missing fails
+the job: a run is never stored with a bucket left out.
 
 Why `mapInArrow` over buckets rather than `groupBy("bucket").applyInArrow` on the lake read
 by Spark: the lake is bucketed already, so a shuffle would only move rows to where they
 are; and `applyInArrow` needs one frame, so the feeds had to be unioned into one sparse row
 of every feed's columns, sorted by bucket in the JVM and converted to Arrow. At 1M
 residents that took 35 s of a 45 s evaluate on `local[2]`; reading the bucket's files
-directly takes a fraction of it (benchmarks/RESULTS.md). The price: executors read the
-lake themselves, so on a cluster it must be where every node reaches it: a folder every
-node mounts, or a URL (`s3://`, `hdfs://`, ...) that each opens with `pyarrow.fs`.
+directly takes a fraction of it (benchmarks/RESULTS.md). The price: executors read (and
+write their results into) the lake themselves, so on a cluster it must be where every node
+reaches it: a folder every node mounts, or a URL (`s3://`, `hdfs://`, ...) that each opens
+with `pyarrow.fs`.
 
 The driver sets what executors need: `PYSPARK_PYTHON` (this interpreter) and `PYTHONPATH`
 (where `hcode` is imported from), so that `--engine spark` needs nothing else from a user.
@@ -31,7 +42,8 @@ import json
 import os
 import shutil
 import sys
-import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,11 +59,9 @@ from hcode.rules.ruleset import Ruleset
 from hcode.store.lake import Lake, lake_files, read_manifest
 
 DEFAULT_MASTER = "local[*]"
-OUT_SCHEMA = (
-    "bucket int, kind string, pid int, district int, color string, rule string, matched_rules array<string>, "
-    "evidence array<struct<rule:string,feed:string,time:timestamp_ntz,detail:string>>, "
-    "override struct<color:string,authority:string,basis:string,operator:string,reason:string,"
-    "issued_at:timestamp_ntz,expires_at:timestamp_ntz,applied:boolean>, explanation string, info string")
+JOBS = "_hcode_spark"  # the lake's folder of the jobs' results (a leading "_": readers of the lake skip it)
+STALE_SECONDS = 24 * 3600  # a job's results left this long (a driver that died) are removed by the next job
+RETURNED = "bucket int, file string, rows long"  # what a task returns per bucket: the file its result is in
 OUT_COLUMNS: dict[str, Any] = {"bucket": pl.Int32, "kind": pl.String, "pid": pl.Int32, "district": pl.Int32,
                **{c: t for c, t in CODES_SCHEMA.items() if c not in ("pid", "district_code")}, "info": pl.String}
 
@@ -137,11 +147,13 @@ def bucket_frames(lake: str, feeds: list[str], bucket: int, max_load_id: int) ->
 
 
 def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], lake: str, max_load_id: int,
-                     seeds: Mapping[str, pl.DataFrame] | None = None) -> Callable[[Iterator[Any]], Iterator[Any]]:
+                     seeds: Mapping[str, pl.DataFrame] | None = None, out: str = ""
+                     ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function Spark runs per task (`mapInArrow` over the bucket numbers): for each
-    bucket, its rows read from the lake by Polars, `evaluate` on them, the evaluation out as
-    Arrow rows of OUT_SCHEMA. `seeds` are the companions' seed scans (evaluate.all_seeds, read
-    by the driver from every person's rows), shipped with the function."""
+    bucket, its rows read from the lake by Polars, `evaluate` on them, the evaluation written
+    into the job's folder `out` (`write_result`) and one row of RETURNED naming the file.
+    `seeds` are the companions' seed scans (evaluate.all_seeds, read by the driver from every
+    person's rows), shipped with the function."""
 
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
@@ -150,9 +162,28 @@ def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], l
             for b in batch.column(0).to_pylist():
                 source = FrameSource(bucket_frames(lake, feeds, int(b), max_load_id), cutoff_of(as_of), seeds)
                 ev = evaluate(rs, source, as_of, lang=lang)
-                yield from pack(ev, int(b)).to_arrow().cast(_arrow_schema(pa)).to_batches()
+                file, rows = write_result(out, int(b), pack(ev, int(b)))
+                yield pa.RecordBatch.from_pydict({"bucket": [int(b)], "file": [file], "rows": [rows]},
+                                                 schema=pa.schema([("bucket", pa.int32()), ("file", pa.string()),
+                                                                   ("rows", pa.int64())]))
 
     return run
+
+
+def write_result(out: str, bucket: int, packed: pl.DataFrame) -> tuple[str, int]:
+    """Write one bucket's packed result into the job's folder `out` (a lake path or URL) under
+    a name of its own, so that a task run twice (a retry, a speculative copy) never writes
+    over the file the driver is told of; returns (the file's path in the lake's filesystem,
+    its rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    where = Lake.at(out)
+    folder = where.path(f"bucket={bucket}")
+    where.fs.create_dir(folder, recursive=True)
+    file = f"{folder}/{uuid.uuid4().hex}.parquet"
+    pq.write_table(packed.to_arrow().cast(_arrow_schema(pa)), file, filesystem=where.fs, compression="lz4")
+    return file, packed.height
 
 
 def pack(ev: Evaluation, bucket: int) -> pl.DataFrame:
@@ -200,31 +231,64 @@ def unpack(frame: pl.DataFrame, rs: Ruleset, as_of: dt.date) -> Evaluation:
 def evaluate_on_spark(lake: Path | Lake, rs: Ruleset, as_of: dt.date, buckets: int, lang: str, master: str,
                       max_load_id: int, seeds: Mapping[str, pl.DataFrame] | None = None) -> Iterator[Evaluation]:
     """Run the evaluation of every bucket of the lake (its loads up to `max_load_id`) on
-    Spark, then yield the buckets' Evaluations one at a time (read back from the job's
-    Parquet output). The job finishes (or fails, raising SparkFailed) before the first is
-    yielded."""
+    Spark, then yield the buckets' Evaluations one at a time (read back from the files the
+    tasks wrote into the job's folder of the lake, which goes afterwards). The job finishes,
+    and every bucket is found to have come back once, before the first is yielded; else
+    SparkFailed is raised."""
     spark = session(master)
     lake = Lake.at(lake)
     held = (read_manifest(lake) or {}).get("loads", {})
     feeds = [f for f in _feeds(rs) if any(int(n) for n in held.get(f, {}).values())]
     if not feeds:
         raise SparkFailed(f"the lake {lake} holds no rows")
+    _remove_stale_jobs(lake)
+    job = f"{JOBS}/{uuid.uuid4().hex}"
+    out = f"{lake.url.rstrip('/')}/{job}"
     tasks = spark.range(0, buckets, 1, numPartitions=buckets)  # one task per bucket
-    out = Path(tempfile.mkdtemp(prefix="hcode-spark-"))
     try:
         try:
-            (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, lake.url, max_load_id, seeds),
-                              OUT_SCHEMA)
-             .write.mode("overwrite").partitionBy("bucket").parquet(str(out / "codes")))
+            returned = (tasks.mapInArrow(evaluate_buckets(rs, as_of, lang, feeds, lake.url, max_load_id, seeds,
+                                                          out=out), RETURNED).collect())
         except Exception as exc:  # py4j and pyspark errors: no run is stored
             raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc
-        for b in range(buckets):
-            files = sorted((out / "codes" / f"bucket={b}").glob("*.parquet"))
-            if files:
-                yield unpack(pl.read_parquet(files, hive_partitioning=False)
-                             .with_columns(pl.lit(b, pl.Int32).alias("bucket")), rs, as_of)
+        files = returned_files([(r["bucket"], r["file"], r["rows"]) for r in returned], buckets)
+        import pyarrow.parquet as pq
+
+        for file in files:
+            yield unpack(pl.DataFrame(pq.read_table(file, filesystem=lake.fs)), rs, as_of)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        if lake.exists(job):
+            lake.fs.delete_dir(lake.path(job))
+
+
+def returned_files(returned: list[tuple[int, str, int]], buckets: int) -> list[str]:
+    """The file of each bucket 0..buckets-1, from the rows the job's tasks returned; raises
+    SparkFailed unless every bucket came back exactly once (a bucket left out would store a
+    run without its persons)."""
+    got: dict[int, list[str]] = {}
+    for bucket, file, _ in returned:
+        got.setdefault(int(bucket), []).append(file)
+    missing = [b for b in range(buckets) if b not in got]
+    twice = sorted(b for b, files in got.items() if len(files) > 1)
+    strange = sorted(b for b in got if not 0 <= b < buckets)
+    if missing or twice or strange:
+        what = "; ".join(f"{label} {', '.join(map(str, bs[:10]))}" for label, bs in
+                         (("missing buckets", missing), ("buckets returned twice", twice),
+                          ("unknown buckets", strange)) if bs)
+        raise SparkFailed(f"the Spark job's results are incomplete, nothing stored: {what}")
+    return [got[b][0] for b in range(buckets)]
+
+
+def _remove_stale_jobs(lake: Lake) -> None:
+    """Remove the results of jobs whose driver died before removing them (files older than
+    STALE_SECONDS; a running job's are newer)."""
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(lake.path(JOBS), recursive=True, allow_not_found=True)
+    limit = time.time() - STALE_SECONDS
+    for info in lake.fs.get_file_info(selector):
+        if info.type == pafs.FileType.File and info.mtime is not None and info.mtime.timestamp() < limit:
+            lake.fs.delete_file(info.path)
 
 
 __all__ = ["evaluate_on_spark", "check_spark", "SparkUnavailable", "SparkFailed", "DEFAULT_MASTER", "TS"]
