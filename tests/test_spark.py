@@ -115,46 +115,40 @@ def test_a_lake_given_as_a_url_is_read_by_the_executors(spark_session, loaded, t
     assert (tmp_path / "url-lake" / "_hcode_lake.json").exists() and not (tmp_path / "w.duckdb.lake").exists()
 
 
+def _failing(*args, **kwargs):
+    """An `evaluate_buckets` whose tasks die."""
+    def run(batches):
+        raise RuntimeError("an executor died")
+    return run
+
+
+def _dropping_bucket_1(*args, **kwargs):
+    """An `evaluate_buckets` whose tasks all succeed, but bucket 1's result never comes back
+    (a lost file, a task that returned nothing)."""
+    inner = REAL_EVALUATE_BUCKETS(*args, **kwargs)
+
+    def run(batches):
+        for returned in inner(batches):
+            if returned.column(0)[0].as_py() != 1:
+                yield returned
+    return run
+
+
+REAL_EVALUATE_BUCKETS = spark_mod.evaluate_buckets
+
+
 @pytest.mark.spark
 @pytest.mark.slow
-def test_a_failed_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
+@pytest.mark.parametrize("broken, error", [(_failing, "the Spark job failed, nothing stored"),
+                                           (_dropping_bucket_1, "incomplete, nothing stored: missing buckets 1$")],
+                         ids=["failed", "incomplete"])
+def test_a_failed_or_incomplete_spark_job_stores_no_run(spark_session, loaded, tmp_path, monkeypatch, broken, error):
+    """A run is never stored without every bucket's persons; the job's result files go too."""
     monkeypatch.setenv("HCODE_KEY", KEY)
-
-    def failing(rs, as_of, lang, feeds, lake, max_load_id, seeds=None, out=""):
-        def run(batches):
-            raise RuntimeError("an executor died")
-        return run
-
-    monkeypatch.setattr(spark_mod, "evaluate_buckets", failing)
+    monkeypatch.setattr(spark_mod, "evaluate_buckets", broken)
     with Warehouse.open(_copy(loaded, tmp_path)) as wh:
         before = _counts(wh)
-        with pytest.raises(spark_mod.SparkFailed, match="nothing stored"):
-            bucketed.evaluate_run(wh, find_ruleset(RULESET), AS_OF, engine="spark", buckets=2,
-                                  spark_master="local[2]")
-        assert _counts(wh) == before
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_a_bucket_that_never_came_back_stores_no_run(spark_session, loaded, tmp_path, monkeypatch):
-    """A job whose tasks all succeed but whose result for one bucket is missing (a lost file,
-    a task that returned nothing) fails: a run is never stored without that bucket's persons."""
-    monkeypatch.setenv("HCODE_KEY", KEY)
-    real = spark_mod.evaluate_buckets
-
-    def dropping_bucket_1(*args, **kwargs):
-        inner = real(*args, **kwargs)
-
-        def run(batches):
-            for returned in inner(batches):
-                if returned.column(0)[0].as_py() != 1:
-                    yield returned
-        return run
-
-    monkeypatch.setattr(spark_mod, "evaluate_buckets", dropping_bucket_1)
-    with Warehouse.open(_copy(loaded, tmp_path)) as wh:
-        before = _counts(wh)
-        with pytest.raises(spark_mod.SparkFailed, match="incomplete, nothing stored: missing buckets 1$"):
+        with pytest.raises(spark_mod.SparkFailed, match=error):
             bucketed.evaluate_run(wh, find_ruleset(RULESET), AS_OF, engine="spark", buckets=3,
                                   spark_master="local[2]")
         assert _counts(wh) == before
