@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import polars as pl
 from polars.expr.whenthen import ChainedThen, Then
@@ -30,6 +31,20 @@ COLOR_PATTERN = r"^[a-z][a-z0-9_-]*$"
 PLACE_PATTERN = r"^[A-Z0-9-]{1,32}$"
 
 
+class KnownIds(Protocol):
+    """The ids an ingest session has validated and mapped to persons so far, as the
+    validation of a batch sees them (`store.persons.PersonIndex.known_ids`)."""
+
+    @property
+    def size(self) -> int:
+        """How many ids the session had mapped."""
+        ...
+
+    def find(self, keys: pl.Series) -> pl.DataFrame:
+        """`id_key`, `pid` of those of `keys` (distinct `idnumber.id_key`s) that are mapped."""
+        ...
+
+
 @dataclass(frozen=True)
 class Validated:
     """Normalised contract columns (`values`) and per-column reasons (`reasons`, null = good)."""
@@ -37,7 +52,7 @@ class Validated:
     values: pl.DataFrame
     reasons: pl.DataFrame
     ids: pl.Series | None = None  # person feeds: the distinct valid ids not among `known_ids`
-    known_at: pl.Series | None = None  # person feeds: where in `known_ids` are the ids among them
+    known: pl.DataFrame | None = None  # person feeds: `id_key`, `pid` of the ids among `known_ids`
 
     @property
     def bad(self) -> pl.Series:
@@ -164,11 +179,11 @@ def _pattern(s: pl.Series, col: Column, pattern: str, what: str, case: str | Non
     return val.alias(col.name), _reasons(col.name, len(val), [(val.is_null(), "empty"), (~ok, what)])
 
 
-def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
-        ) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series | None]:
+def _id(s: pl.Series, col: Column, now: dt.datetime, known: KnownIds | None
+        ) -> tuple[pl.Series, pl.Series, pl.Series, pl.DataFrame | None]:
     """(normalised ids, reasons, distinct valid ids whose `idnumber.id_key` is not in `known`,
-    the positions in `known` of the others: a batch's persons already mapped are then found
-    in the session's map without a search of the whole map).
+    the `id_key`, `pid` of the others: a batch's persons already mapped are then joined with
+    its rows without a search of the whole map).
     Every check runs on the distinct ids, and only on those not found valid before: the
     rows' ids are normalised only where their raw value is not already clean."""
     if s.dtype.is_integer():
@@ -184,20 +199,19 @@ def _id(s: pl.Series, col: Column, now: dt.datetime, known: pl.Series | None
         present = distinct.filter(distinct.is_in(fixed.implode(), nulls_equal=True))
         fixed = fixed.filter(~fixed.is_in(present.implode(), nulls_equal=True))
         distinct = pl.concat([distinct, fixed])
-    known_at = None
-    if known is not None and known.len():  # (`known` holds `idnumber.id_key`s)
+    found = None
+    if known is not None and known.size:
         keyed = distinct.to_frame("id").with_columns(idnumber.id_key(pl.col("id")).alias("key"))
-        # The session's known keys (100M at 100M residents) are probed against this batch's
-        # few: a join would build a hash table of every known key again each batch.
-        known_at = known.is_in(keyed.get_column("key").drop_nulls().implode()).arg_true()
-        seen = known.gather(known_at)
+        # (searched by the batch's keys, not the session's 100M at 100M residents: `find`)
+        found = known.find(keyed.get_column("key").drop_nulls())
+        seen = found.get_column("id_key")
         distinct = keyed.filter(~pl.col("key").is_in(seen.implode()).fill_null(False)).get_column("id")
     bad = idnumber.bad_ids(distinct, now)
     reason = idnumber.reasons_for(s, bad)
     new = distinct.drop_nulls()
     if bad.height:
         new = new.filter(~new.is_in(bad.get_column("id").implode()))
-    return s.alias(col.name), reason.alias(col.name), new.alias(col.name), known_at
+    return s.alias(col.name), reason.alias(col.name), new.alias(col.name), found
 
 
 def idnumber_normalise(s: pl.Series) -> pl.Series:
@@ -212,10 +226,9 @@ def _as_read(s: pl.Series) -> pl.Series:
 
 
 def validate_column(s: pl.Series, col: Column, now: dt.datetime,
-                    known_ids: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
-    """(normalised values, reasons) for one contract column. `known_ids` are the
-    `idnumber.id_key`s of ids already found valid in this session (with the same clock):
-    they are not checked again."""
+                    known_ids: KnownIds | None = None) -> tuple[pl.Series, pl.Series]:
+    """(normalised values, reasons) for one contract column. `known_ids` are the ids already
+    found valid in this session (with the same clock): they are not checked again."""
     s = _as_read(s)
     k = col.kind
     if k is Kind.ID_NUMBER:
@@ -243,15 +256,15 @@ def validate_column(s: pl.Series, col: Column, now: dt.datetime,
     raise ValueError(f"no validator for column kind {k}")  # pragma: no cover
 
 
-def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Series | None = None) -> Validated:
+def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: KnownIds | None = None) -> Validated:
     """Validate every contract column of `frame` (which holds exactly those columns)."""
     id_col = next((c for c in feed.columns if c.kind is Kind.ID_NUMBER), None)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the ids on a second core, the rest here
         checking = id_col and pool.submit(_id, _as_read(frame.get_column(id_col.name)), id_col, now, known_ids)
         done = {c.name: validate_column(frame.get_column(c.name), c, now) for c in feed.columns if c is not id_col}
-        ids = known_at = None
+        ids = known = None
         if checking and id_col is not None:
-            v, r, ids, known_at = checking.result()
+            v, r, ids, known = checking.result()
             done[id_col.name] = (v, r)
     if feed.ordered:
         start, end = feed.ordered
@@ -261,7 +274,7 @@ def validate(frame: pl.DataFrame, feed: Feed, now: dt.datetime, known_ids: pl.Se
             done[end] = (b, rb.scatter(before.fill_null(False).arg_true(), f"before {start}"))
     values = [done[c.name][0].alias(c.name) for c in feed.columns]
     reasons = [done[c.name][1].cast(pl.String).alias(c.name) for c in feed.columns]
-    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids, known_at)
+    return Validated(pl.DataFrame(values), pl.DataFrame(reasons), ids, known)
 
 
 # Parquet physical types that can hold each kind of contract value (others reject the file).

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from hcode.cli import app
+from hcode.idnumber import id_key as id_key_expr
 from hcode.ingest import load
 from hcode.paths import sample_data_dir
 from hcode.store.persons import PersonIndex
@@ -97,7 +98,7 @@ def test_unknown_probes_only_the_mappings_made_since_a_batch_was_validated(wh: W
     id_c = "110101199003071235"
     people = PersonIndex(wh.key)
     people.add(wh.con, pl.Series([ID_A]), 1)
-    validated_at = people.known_ids.len()  # the next batch is validated now, and sees ID_A
+    validated_at = people.known_ids.size  # the next batch is validated now, and sees ID_A
     people.add(wh.con, pl.Series([ID_B]), 1)  # ... while this batch's new person is written
     batch = pl.Series("id_number", [ID_B, id_c])
     assert people.unknown(batch, since=validated_at).to_list() == [id_c]
@@ -160,15 +161,24 @@ def test_a_row_whose_person_the_batch_map_lacks_fails_its_file_rather_than_vanis
     assert wh.con.execute("SELECT count(*) FROM loads").fetchall() == [(0,)]
 
 
+def id_key(id_number: str) -> int:
+    return int(pl.select(id_key_expr(pl.lit(id_number))).item())
+
+
 def test_a_batch_map_holds_the_known_persons_it_uses_and_those_mapped_since(wh: Warehouse) -> None:
     id_c, id_d = "110101199003071235", "110101199003070011"
     people = PersonIndex(wh.key)
     people.add(wh.con, pl.Series([ID_A, id_c, id_d]), 1)
-    since = people.known_ids.len()
+    snapshot = people.known_ids  # the batch is validated against the map as it is now
+    since = snapshot.size
     people.add(wh.con, pl.Series([ID_B]), 1)  # mapped after the batch was validated
-    part = people.for_batch(pl.Series([2], dtype=pl.UInt32), since)
-    assert part.equals(pl.concat([people.map[2], people.map[3]]))
-    assert people.for_batch(None, since).equals(people.map[3])
+    keys = pl.Series([id_key(id_d), id_key(ID_B)], dtype=pl.Int64)
+    found = snapshot.find(keys)  # (ID_B is not in the snapshot)
+    pid = dict(people.map.iter_rows())
+    assert found.rows() == [(id_key(id_d), pid[id_key(id_d)])]
+    part = people.for_batch(found, since)
+    assert sorted(part.rows()) == sorted([(id_key(id_d), pid[id_key(id_d)]), (id_key(ID_B), pid[id_key(ID_B)])])
+    assert people.for_batch(None, since).rows() == [(id_key(ID_B), pid[id_key(ID_B)])]
 
 
 def test_a_session_searches_only_the_persons_stored_before_it(wh: Warehouse) -> None:
@@ -224,3 +234,36 @@ def test_new_persons_are_put_in_person_key_order(parts, shared):
     assert out.columns == frame.columns
     assert out.get_column("person_key").to_list() == sorted(keys)
     assert out.equals(frame.sort("person_key"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 400), unique=True, max_size=30), max_size=14),
+       st.sampled_from([3, 16, 1 << 24]))
+def test_the_maps_runs_find_what_a_dictionary_finds(batches, cap):
+    """The map kept as sorted runs (merged as a binary counter, capped at `RUN_CAP` entries)
+    answers each batch's search as a dictionary of every id mapped before it would, and
+    gives the entries mapped since a snapshot, whatever the batches' sizes and order."""
+    from hcode.store import persons
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(persons, "RUN_CAP", cap)
+        people = PersonIndex("key")
+        mapped: dict[int, int] = {}
+        largest = 0  # the largest batch of new entries: a run holds one batch, or merged ones within the cap
+        for i, batch in enumerate(batches):
+            snapshot = people.known_ids
+            probe = pl.Series("id_key", sorted(set(batch) | {401, 402}), dtype=pl.Int64)
+            found = snapshot.find(probe.sample(fraction=1.0, shuffle=True, seed=i))
+            assert sorted(found.rows()) == sorted((k, mapped[k]) for k in probe.to_list() if k in mapped)
+            new = [k for k in batch if k not in mapped]
+            entries = pl.DataFrame({"id_key": new, "pid": range(len(mapped) + 1, len(mapped) + 1 + len(new))},
+                                   schema={"id_key": pl.Int64, "pid": pl.Int32})
+            people._append(entries)
+            mapped.update(entries.iter_rows())
+            largest = max(largest, entries.height)
+            assert sorted(people.for_batch(found, snapshot.size).rows()) == sorted(
+                [*found.rows(), *entries.rows()])
+            assert people.known_ids.size == len(mapped) == people.map.height
+            assert dict(people.map.iter_rows()) == mapped
+            assert all(run.get_column("id_key").is_sorted() and 0 < run.height <= max(cap, largest)
+                       for run in people.known_ids.runs)

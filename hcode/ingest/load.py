@@ -34,7 +34,7 @@ from hcode.ingest.write import WrittenHashes, ids_of_good_rows, write_quarantine
 from hcode.profiling import Stages
 from hcode.store import audit
 from hcode.store.lake import keep_lake
-from hcode.store.persons import EMPTY, PersonIndex
+from hcode.store.persons import EMPTY, KnownRuns, PersonIndex
 from hcode.store.warehouse import Warehouse, one, private_files, scalar
 from hcode.textsafe import mask_ids
 from hcode.validate import Validated, validate
@@ -171,16 +171,16 @@ def _validated_ahead(batches: Iterator[tuple[pl.DataFrame, pl.Series]], contract
     new ids may include some of them: the caller filters them again against the later
     mappings (`PersonIndex.unknown`). The reading thread stops with the generator.
 
-    No Polars object is used by both threads: the thread is handed the known ids as a Series
-    of its own, and the caller touches a batch only once the thread is done with it (two
+    No Polars object is used by both threads: the thread is handed the known ids as frames of
+    its own (`PersonIndex.known_ids`, clones of the map's runs), and the caller touches a batch only once the thread is done with it (two
     threads calling one Polars frame can deadlock: pola-rs/polars#27472)."""
 
-    def next_validated(known: pl.Series) -> tuple[pl.DataFrame, pl.Series, Validated, int] | None:
+    def next_validated(known: KnownRuns) -> tuple[pl.DataFrame, pl.Series, Validated, int] | None:
         item = next(batches, None)
         if item is None:
             return None
         raw, location = item
-        return raw, location, validate(raw, contract, now, known), known.len()
+        return raw, location, validate(raw, contract, now, known), known.size
 
     with ThreadPoolExecutor(1, thread_name_prefix="hcode-validate") as pool:
         pending = pool.submit(next_validated, people.known_ids)
@@ -263,7 +263,7 @@ def _ingest_file(wh: Warehouse, path: Path, *, feed: str | None, now: dt.datetim
                     if contract.has_person and ids is not None:  # a person feed always has ids
                         people.add(con, people.unknown(ids, since=mapped), load_id, into=stage.persons)
                     s.tick("persons")
-                    pids = people.for_batch(checked.known_at, since=mapped) if contract.has_person else EMPTY
+                    pids = people.for_batch(checked.known, since=mapped) if contract.has_person else EMPTY
                     n_new += write_rows(con, pids, good, stage, load_id, written)
                     s.tick("rows")
                     n_bad += batch_bad
