@@ -89,3 +89,9 @@ def test_startup_benchmark_times_every_command(tmp_path):
     for name in ("floor", "engines", "eager", "hcode --version", "hcode --help", "hcode rules list",
                  "hcode runs --json", "hcode evaluate --dry-run"):
         assert f"\n{name}" in out, out
+
+
+def test_id_map_benchmark_compares_probing_and_runs(tmp_path):
+    out = bench("id_map.py", "--persons", "30000", "--batch-ids", "4000", "--new", "1000", cwd=tmp_path)
+    [row] = [line.split() for line in out.splitlines() if line.strip().startswith("30,000")]
+    assert row[1] == "30" and row[-1].endswith("x")  # 30 batches; the same pids found both ways (asserted inside)

@@ -66,10 +66,10 @@ class KnownRuns:
 class PersonIndex:
     """The ingest session's map of id numbers to pids (see the module docstring).
 
-    The map is kept as runs sorted by `id_key`, at most log2(batches) + 1 of them: a batch's
-    new entries are one run, merged with the last runs while they hold no more batches (a
-    binary counter), and merges stop at `RUN_CAP` entries so that a merge's copies stay
-    small. A batch's ids are then found by binary searches: probing every entry of the map
+    The map is kept as runs sorted by `id_key`: a batch's new entries are one run, merged
+    with the last runs while they hold no more batches (a binary counter: log2(batches) + 1
+    runs at most), and merges stop at `RUN_CAP` entries so that a merge's copies stay small
+    (a 100M session: six runs of the cap, and the counter's below them). A batch's ids are then found by binary searches: probing every entry of the map
     for each batch (`is_in`) made a session quadratic in its batches (10M persons: 0.18 s a
     batch of 400,000 ids at the end of the NAT file, 0.56 s for 2M ids; 100M: seconds)."""
 
