@@ -187,9 +187,9 @@ class PersonIndex:
         self._size += entries.height
         run, batches = entries.sort("id_key"), 1
         while self._runs and self._batches[-1] <= batches and self._runs[-1].height + run.height <= RUN_CAP:
-            run = pl.concat([self._runs.pop(), run]).sort("id_key")
+            run = pl.concat([self._runs.pop(), run], rechunk=False).sort("id_key")  # (one copy: the sort's)
             batches += self._batches.pop()
-        self._runs.append(run.rechunk())
+        self._runs.append(run)
         self._batches.append(batches)
 
 
