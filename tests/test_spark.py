@@ -156,11 +156,11 @@ def test_a_failed_or_incomplete_spark_job_stores_no_run(spark_session, loaded, t
 
 
 def test_the_driver_takes_each_buckets_file_once():
-    rows = [(2, "c", 5), (0, "a", 7), (1, "b", 1)]
+    rows = [(2, "c"), (0, "a"), (1, "b")]
     assert spark_mod.returned_files(rows, 3) == ["a", "b", "c"]
-    for bad, n, what in [([(0, "a", 1), (2, "c", 1)], 3, "missing buckets 1"),
-                         ([(0, "a", 1), (1, "b", 1), (1, "b2", 1)], 2, "buckets returned twice 1"),
-                         ([(0, "a", 1), (1, "b", 1), (5, "x", 1)], 2, "unknown buckets 5")]:
+    for bad, n, what in [([(0, "a"), (2, "c")], 3, "missing buckets 1"),
+                         ([(0, "a"), (1, "b"), (1, "b2")], 2, "buckets returned twice 1"),
+                         ([(0, "a"), (1, "b"), (5, "x")], 2, "unknown buckets 5")]:
         with pytest.raises(spark_mod.SparkFailed, match=f"nothing stored: {what}$"):
             spark_mod.returned_files(bad, n)
 

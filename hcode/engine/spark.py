@@ -61,7 +61,7 @@ from hcode.store.lake import Lake, lake_files, read_manifest
 DEFAULT_MASTER = "local[*]"
 JOBS = "_hcode_spark"  # the lake's folder of the jobs' results (a leading "_": readers of the lake skip it)
 STALE_SECONDS = 24 * 3600  # a job's results left this long (a driver that died) are removed by the next job
-RETURNED = "bucket int, file string, rows long"  # what a task returns per bucket: the file its result is in
+RETURNED = "bucket int, file string"  # what a task returns per bucket: the file its result is in
 OUT_COLUMNS: dict[str, Any] = {"bucket": pl.Int32, "kind": pl.String, "pid": pl.Int32, "district": pl.Int32,
                **{c: t for c, t in CODES_SCHEMA.items() if c not in ("pid", "district_code")}, "info": pl.String}
 
@@ -162,19 +162,16 @@ def evaluate_buckets(rs: Ruleset, as_of: dt.date, lang: str, feeds: list[str], l
             for b in batch.column(0).to_pylist():
                 source = FrameSource(bucket_frames(lake, feeds, int(b), max_load_id), cutoff_of(as_of), seeds)
                 ev = evaluate(rs, source, as_of, lang=lang)
-                file, rows = write_result(out, int(b), pack(ev, int(b)))
-                yield pa.RecordBatch.from_pydict({"bucket": [int(b)], "file": [file], "rows": [rows]},
-                                                 schema=pa.schema([("bucket", pa.int32()), ("file", pa.string()),
-                                                                   ("rows", pa.int64())]))
+                file = write_result(out, int(b), pack(ev, int(b)))
+                yield pa.RecordBatch.from_pydict({"bucket": pa.array([int(b)], pa.int32()), "file": [file]})
 
     return run
 
 
-def write_result(out: str, bucket: int, packed: pl.DataFrame) -> tuple[str, int]:
+def write_result(out: str, bucket: int, packed: pl.DataFrame) -> str:
     """Write one bucket's packed result into the job's folder `out` (a lake path or URL) under
     a name of its own, so that a task run twice (a retry, a speculative copy) never writes
-    over the file the driver is told of; returns (the file's path in the lake's filesystem,
-    its rows)."""
+    over the file the driver is told of; returns the file's path in the lake's filesystem."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -183,7 +180,7 @@ def write_result(out: str, bucket: int, packed: pl.DataFrame) -> tuple[str, int]
     where.fs.create_dir(folder, recursive=True)
     file = f"{folder}/{uuid.uuid4().hex}.parquet"
     pq.write_table(packed.to_arrow().cast(_arrow_schema(pa)), file, filesystem=where.fs, compression="lz4")
-    return file, packed.height
+    return file
 
 
 def pack(ev: Evaluation, bucket: int) -> pl.DataFrame:
@@ -251,7 +248,7 @@ def evaluate_on_spark(lake: Path | Lake, rs: Ruleset, as_of: dt.date, buckets: i
                                                           out=out), RETURNED).collect())
         except Exception as exc:  # py4j and pyspark errors: no run is stored
             raise SparkFailed(f"the Spark job failed, nothing stored: {str(exc).splitlines()[0][:500]}") from exc
-        files = returned_files([(r["bucket"], r["file"], r["rows"]) for r in returned], buckets)
+        files = returned_files([(r["bucket"], r["file"]) for r in returned], buckets)
         import pyarrow.parquet as pq
 
         for file in files:
@@ -261,12 +258,12 @@ def evaluate_on_spark(lake: Path | Lake, rs: Ruleset, as_of: dt.date, buckets: i
             lake.fs.delete_dir(lake.path(job))
 
 
-def returned_files(returned: list[tuple[int, str, int]], buckets: int) -> list[str]:
+def returned_files(returned: list[tuple[int, str]], buckets: int) -> list[str]:
     """The file of each bucket 0..buckets-1, from the rows the job's tasks returned; raises
     SparkFailed unless every bucket came back exactly once (a bucket left out would store a
     run without its persons)."""
     got: dict[int, list[str]] = {}
-    for bucket, file, _ in returned:
+    for bucket, file in returned:
         got.setdefault(int(bucket), []).append(file)
     missing = [b for b in range(buckets) if b not in got]
     twice = sorted(b for b, files in got.items() if len(files) > 1)

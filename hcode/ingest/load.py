@@ -172,8 +172,9 @@ def _validated_ahead(batches: Iterator[tuple[pl.DataFrame, pl.Series]], contract
     mappings (`PersonIndex.unknown`). The reading thread stops with the generator.
 
     No Polars object is used by both threads: the thread is handed the known ids as frames of
-    its own (`PersonIndex.known_ids`, clones of the map's runs), and the caller touches a batch only once the thread is done with it (two
-    threads calling one Polars frame can deadlock: pola-rs/polars#27472)."""
+    its own (`PersonIndex.known_ids`, clones of the map's runs), and the caller touches a
+    batch only once the thread is done with it (two threads calling one Polars frame can
+    deadlock: pola-rs/polars#27472)."""
 
     def next_validated(known: KnownRuns) -> tuple[pl.DataFrame, pl.Series, Validated, int] | None:
         item = next(batches, None)

@@ -69,9 +69,10 @@ class PersonIndex:
     The map is kept as runs sorted by `id_key`: a batch's new entries are one run, merged
     with the last runs while they hold no more batches (a binary counter: log2(batches) + 1
     runs at most), and merges stop at `RUN_CAP` entries so that a merge's copies stay small
-    (a 100M session: six runs of the cap, and the counter's below them). A batch's ids are then found by binary searches: probing every entry of the map
-    for each batch (`is_in`) made a session quadratic in its batches (10M persons: 0.18 s a
-    batch of 400,000 ids at the end of the NAT file, 0.56 s for 2M ids; 100M: seconds)."""
+    (a 100M session: six runs of the cap, and the counter's below them). A batch's ids are
+    then found by binary searches: probing every entry of the map for each batch (`is_in`)
+    made a session quadratic in its batches (10M persons: 0.18 s a batch of 400,000 ids at
+    the end of the NAT file, 0.56 s for 2M ids; 100M: seconds)."""
 
     def __init__(self, key: str, memory_limit: int | None = None):
         """`memory_limit`: the table of stored persons is read when it fits within
@@ -116,7 +117,7 @@ class PersonIndex:
     @property
     def map(self) -> pl.DataFrame:
         """`id_key` (`idnumber.id_key`), `pid` of every id mapped in this session, by id_key."""
-        return pl.concat([EMPTY, *self._runs]).sort("id_key")
+        return self._later(0).sort("id_key")
 
     def _later(self, since: int) -> pl.DataFrame:
         """The entries mapped after the map held `since` (0: every entry)."""
@@ -141,7 +142,7 @@ class PersonIndex:
         those mapped after them: the ids of a batch validated against the map as it was
         `since` entries ago. Only the later mappings are probed (a batch's new persons, not
         the 100M ids of a province's session)."""
-        if not ids.len() or since == self._size:
+        if not ids.len():
             return ids
         later = self._later(since).get_column("id_key")
         if not later.len():
@@ -191,7 +192,6 @@ class PersonIndex:
             batches += self._batches.pop()
         self._runs.append(run)
         self._batches.append(batches)
-
 
     def _stored_among(self, con: duckdb.DuckDBPyConnection, keys: pl.Series) -> pl.DataFrame:
         """`person_key`, `pid` of the persons among `keys` stored before this session. Only
